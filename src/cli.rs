@@ -1,0 +1,153 @@
+//! The command line as the user types it (clap derive). Nothing here is used past
+//! `config`, which turns it into checked settings. Environment variables read by
+//! batchinfer are the `env = ...` attributes in this file, and only those.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::EXIT_CODES_HELP;
+use crate::source::Format;
+
+/// Offline batch inference: Parquet or CSV in, ONNX model on every core, Parquet out,
+/// with a throughput and cost summary.
+#[derive(Debug, Parser)]
+#[command(name = "batchinfer", version, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Score inputs with a model and write the predictions next to the kept columns.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Score(ScoreArgs),
+    /// Show a model's inputs, outputs and operators; with --input, the mapping plan.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// ONNX model file.
+    #[arg(long, short = 'm')]
+    pub model: PathBuf,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Output file: `.parquet` (the default format) or `.csv`; `-` writes CSV to stdout.
+    #[arg(long, short = 'o')]
+    pub output: String,
+
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+
+    /// Rows per batch; one batch is one task for a worker. Default: 8192.
+    #[arg(long, env = "BATCHINFER_BATCH_SIZE")]
+    pub batch_size: Option<usize>,
+
+    /// Scoring threads. Default: the available cores.
+    #[arg(long, env = "BATCHINFER_THREADS")]
+    pub threads: Option<usize>,
+
+    /// Machine price in USD per hour: the summary then shows the run's cost and the cost per million rows.
+    #[arg(long, env = "BATCHINFER_PRICE_PER_HOUR", value_name = "USD")]
+    pub price_per_hour: Option<f64>,
+
+    /// Also write the summary as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+
+    /// Where the text summary goes: `stderr` (default), `-` for stdout, or `none`.
+    #[arg(long, default_value = "stderr", value_name = "WHERE")]
+    pub summary: String,
+
+    /// Replace an existing output.
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// What a bad row does: `fail` stops the run naming file, row and column (the only policy yet).
+    #[arg(long, default_value = "fail", value_parser = ["fail"])]
+    pub on_error: String,
+
+    /// No progress bar or progress lines.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// ONNX model file.
+    pub model: PathBuf,
+
+    /// Data to plan the mapping against (files, directories, globs).
+    #[arg(long, short = 'i', num_args = 1..)]
+    pub input: Vec<String>,
+
+    #[command(flatten)]
+    pub csv: CsvArgs,
+
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// Input: a Parquet or CSV file, a directory, a glob (quoted), or `-` for CSV on stdin. Repeatable.
+    #[arg(long, short = 'i', required = true, num_args = 1..)]
+    pub input: Vec<String>,
+
+    #[command(flatten)]
+    pub csv: CsvArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CsvArgs {
+    /// Input format when the file name does not say (`.parquet`, `.pq`, `.csv`, `.tsv`).
+    #[arg(long, value_enum)]
+    pub input_format: Option<Format>,
+
+    /// CSV field delimiter (one byte; `\t` for tab). Default: `,`.
+    #[arg(long, default_value = ",")]
+    pub delimiter: String,
+
+    /// CSV quote character. Default: `"`.
+    #[arg(long, default_value = "\"")]
+    pub quote: String,
+
+    /// CSV spellings of null, comma-separated; an empty item is the empty field. Default: `,NA` (empty and NA).
+    #[arg(long, default_value = ",NA", allow_hyphen_values = true)]
+    pub null_values: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MappingArgs {
+    /// Columns feeding a model with one [N, F] input, in order (comma-separated).
+    #[arg(long, value_delimiter = ',', conflicts_with = "input_map")]
+    pub features: Option<Vec<String>>,
+
+    /// Columns feeding a named model input: NAME=col1,col2. Repeatable.
+    #[arg(long, value_name = "NAME=COLS")]
+    pub input_map: Vec<String>,
+
+    /// Columns copied to the output before the predictions, types unchanged (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub keep: Vec<String>,
+
+    /// Keep every input column.
+    #[arg(long, conflicts_with = "keep")]
+    pub keep_all: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

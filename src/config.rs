@@ -1,0 +1,124 @@
+//! Parsed arguments turned, once, into checked settings. Defaults live here.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{CsvArgs, MappingArgs, ScoreArgs};
+use crate::mapping::MappingRequest;
+use crate::sink::OutputTarget;
+use crate::source::{expand_inputs, CsvOptions, InputFile};
+
+/// Rows per batch. MEASURED.md: splitting batches below ~1,024 rows across threads
+/// wastes CPU, and tract's throughput per model family is flat from 1,024 to 8,192
+/// rows; 8,192 rows of 30 float32 features (1 MiB) keep a batch in L2 while giving
+/// each of 2 workers many tasks on inputs of 100k rows and up.
+pub const DEFAULT_BATCH_SIZE: usize = 8192;
+
+/// Where the text summary goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SummaryTo {
+    Stderr,
+    Stdout,
+    Nowhere,
+}
+
+/// Settings of a scoring run.
+#[derive(Debug)]
+pub struct ScoreConfig {
+    pub model: PathBuf,
+    pub inputs: Vec<InputFile>,
+    pub csv: CsvOptions,
+    pub output: OutputTarget,
+    pub mapping: MappingRequest,
+    pub batch_size: usize,
+    pub threads: usize,
+    pub price_per_hour: Option<f64>,
+    pub summary_json: Option<PathBuf>,
+    pub summary: SummaryTo,
+    pub quiet: bool,
+}
+
+fn one_byte(what: &str, s: &str) -> Result<u8> {
+    let s = if s == "\\t" { "\t" } else { s };
+    match s.as_bytes() {
+        [b] => Ok(*b),
+        _ => bail!("--{what} must be one byte, got {s:?}"),
+    }
+}
+
+pub fn csv_options(args: &CsvArgs) -> Result<CsvOptions> {
+    Ok(CsvOptions {
+        delimiter: one_byte("delimiter", &args.delimiter)?,
+        quote: one_byte("quote", &args.quote)?,
+        null_values: args.null_values.split(',').map(str::to_owned).collect(),
+    })
+}
+
+pub fn mapping_request(args: &MappingArgs) -> Result<MappingRequest> {
+    let mut input_map = vec![];
+    for item in &args.input_map {
+        let (name, cols) = item
+            .split_once('=')
+            .with_context(|| format!("--input-map {item:?}: expected NAME=col1,col2"))?;
+        let cols: Vec<String> = cols
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if name.is_empty() || cols.is_empty() {
+            bail!("--input-map {item:?}: expected NAME=col1,col2");
+        }
+        input_map.push((name.to_owned(), cols));
+    }
+    Ok(MappingRequest {
+        features: args.features.clone(),
+        input_map,
+        keep: args.keep.clone(),
+        keep_all: args.keep_all,
+    })
+}
+
+/// Usage errors (exit 2) come out of here; nothing is opened but the inputs' names.
+pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
+    let threads = match args.threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    };
+    let batch_size = match args.batch_size {
+        Some(0) => bail!("--batch-size must be at least 1"),
+        Some(n) => n,
+        None => DEFAULT_BATCH_SIZE,
+    };
+    if let Some(p) = args.price_per_hour {
+        if !(p.is_finite() && p >= 0.0) {
+            bail!("--price-per-hour must be a non-negative number of USD, got {p}");
+        }
+    }
+    let summary = match args.summary.as_str() {
+        "stderr" => SummaryTo::Stderr,
+        "-" | "stdout" => SummaryTo::Stdout,
+        "none" => SummaryTo::Nowhere,
+        other => bail!("--summary {other:?}: expected stderr, - (stdout) or none"),
+    };
+    let output = OutputTarget::parse(&args.output, args.overwrite)?;
+    if output.kind == crate::sink::OutputKind::Stdout && summary == SummaryTo::Stdout {
+        bail!("--output - and --summary - both want stdout; send the summary to stderr or a file");
+    }
+    Ok(ScoreConfig {
+        model: args.model.clone(),
+        inputs: expand_inputs(&args.input.input, args.input.csv.input_format)?,
+        csv: csv_options(&args.input.csv)?,
+        output,
+        mapping: mapping_request(&args.mapping)?,
+        batch_size,
+        threads,
+        price_per_hour: args.price_per_hour,
+        summary_json: args.summary_json.clone(),
+        summary,
+        quiet: args.quiet,
+    })
+}

@@ -1,0 +1,76 @@
+//! `batchinfer inspect`: a model's signature and operators, and with data the
+//! mapping plan. Written to stdout: it is what the user asked for.
+
+use std::fmt::Write;
+
+use crate::cli::InspectArgs;
+use crate::config::{csv_options, mapping_request};
+use crate::exit::{CliError, ExitCode, WithExit};
+use crate::mapping;
+use crate::model::ModelFile;
+use crate::source::{expand_inputs, Dataset};
+
+pub fn run(args: &InspectArgs) -> Result<String, CliError> {
+    let model = ModelFile::open(&args.model).exit(ExitCode::Validation)?;
+    let mut out = String::new();
+    let _ = writeln!(out, "model {}", model.path.display());
+    let _ = writeln!(out, "sha256 {}", model.sha256);
+    let _ = writeln!(out, "inputs:");
+    for i in &model.signature.inputs {
+        let _ = writeln!(out, "  {} {} {}", i.name, i.elem, i.shape_text());
+    }
+    let mut widths = vec![None; model.signature.inputs.len()];
+    let mut plan_text = None;
+    if !args.input.is_empty() {
+        let files = expand_inputs(&args.input, args.csv.input_format).exit(ExitCode::Usage)?;
+        let csv = csv_options(&args.csv).exit(ExitCode::Usage)?;
+        let request = mapping_request(&args.mapping).exit(ExitCode::Usage)?;
+        let dataset = Dataset::open(files, csv).exit(ExitCode::Validation)?;
+        let plan = mapping::plan(&dataset.schema, &model.signature, &request)
+            .exit(ExitCode::Validation)?;
+        widths = plan.widths(widths.len());
+        plan_text = Some(plan.render(&model.signature, &dataset.schema));
+    }
+    let _ = writeln!(out, "outputs:");
+    match model.compile(&widths) {
+        Ok(compiled) => {
+            for spec in &model.signature.outputs {
+                let cols: Vec<String> = compiled
+                    .outputs
+                    .iter()
+                    .filter(|c| model.signature.outputs[c.output].name == spec.name)
+                    .map(|c| format!("{} ({})", c.name, c.data_type))
+                    .collect();
+                let _ = writeln!(out, "  {} → columns: {}", spec.name, cols.join(", "));
+            }
+            let _ = writeln!(out, "compile time {:.1} ms", compiled.compile_s * 1000.0);
+        }
+        Err(e) => {
+            for spec in &model.signature.outputs {
+                let _ = writeln!(out, "  {}", spec.name);
+            }
+            let _ = writeln!(
+                out,
+                "(output columns are known once the mapping fixes the input widths: {e})"
+            );
+        }
+    }
+    let _ = writeln!(out, "operators:");
+    let _ = writeln!(out, "  batchinfer's own: {}", list(&model.ops.own));
+    let _ = writeln!(out, "  tract:            {}", list(&model.ops.tract));
+    if let Some(text) = plan_text {
+        let _ = writeln!(out, "mapping:");
+        for line in text.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    Ok(out)
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}

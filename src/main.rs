@@ -1,0 +1,23 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = batchinfer::cli::Cli::parse();
+    match batchinfer::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e.error) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("batchinfer: error: {e}");
+            ExitCode::from(e.code as u8)
+        }
+    }
+}
+
+/// A closed stdout (`batchinfer ... -o - | head`) is the reader's choice, not a failure.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

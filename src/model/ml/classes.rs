@@ -1,0 +1,230 @@
+//! What ONNX-ML classifiers share: class labels, post transforms, and turning a row
+//! of raw scores into a label and the probabilities onnxruntime reports.
+//!
+//! The binary conventions follow onnxruntime, the reference the exporters test
+//! against: a classifier that produces one score for two classes expands it to
+//! `[p0, p1]` *after* deciding the label, and the rule depends on whether the model
+//! has only positive leaf weights (a probability) or signed ones (a margin).
+
+use tract_onnx::pb::NodeProto;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::internal::*;
+
+/// Class labels keep their type: int64 or string.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Labels {
+    Int(Vec<i64>),
+    Str(Vec<String>),
+}
+
+impl Labels {
+    /// Reads `classlabels_int64s` (`classlabels_ints` in LinearClassifier and
+    /// SVMClassifier) or `classlabels_strings`.
+    pub fn from_node(node: &NodeProto) -> TractResult<Labels> {
+        let ints = match node.get_attr_opt_vec::<i64>("classlabels_int64s")? {
+            Some(v) => Some(v),
+            None => node.get_attr_opt_vec::<i64>("classlabels_ints")?,
+        };
+        let strs = node.get_attr_opt_vec::<String>("classlabels_strings")?;
+        match (ints, strs) {
+            (Some(i), None) => Ok(Labels::Int(i)),
+            (None, Some(s)) => Ok(Labels::Str(s)),
+            (Some(i), Some(s)) if s.is_empty() => Ok(Labels::Int(i)),
+            (Some(i), Some(s)) if i.is_empty() => Ok(Labels::Str(s)),
+            _ => bail!("expected exactly one of classlabels_int64s and classlabels_strings"),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Labels::Int(v) => v.len(),
+            Labels::Str(v) => v.len(),
+        }
+    }
+
+    pub fn datum_type(&self) -> DatumType {
+        match self {
+            Labels::Int(_) => i64::datum_type(),
+            Labels::Str(_) => String::datum_type(),
+        }
+    }
+
+    /// Column suffixes for a probability output: the labels as text.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Labels::Int(v) => v.iter().map(|l| l.to_string()).collect(),
+            Labels::Str(v) => v.clone(),
+        }
+    }
+
+    /// A `[N]` tensor holding the label at each index.
+    pub fn gather(&self, indices: &[usize]) -> TractResult<Tensor> {
+        Ok(match self {
+            Labels::Int(v) => tensor1(&indices.iter().map(|&i| v[i]).collect::<Vec<_>>()),
+            Labels::Str(v) => tensor1(&indices.iter().map(|&i| v[i].clone()).collect::<Vec<_>>()),
+        })
+    }
+}
+
+/// ONNX-ML `post_transform`. PROBIT is refused when the model loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostTransform {
+    None,
+    Logistic,
+    Softmax,
+    SoftmaxZero,
+}
+
+impl PostTransform {
+    pub fn from_node(node: &NodeProto) -> TractResult<PostTransform> {
+        match node
+            .get_attr_opt::<&str>("post_transform")?
+            .unwrap_or("NONE")
+        {
+            "NONE" => Ok(PostTransform::None),
+            "LOGISTIC" => Ok(PostTransform::Logistic),
+            "SOFTMAX" => Ok(PostTransform::Softmax),
+            "SOFTMAX_ZERO" => Ok(PostTransform::SoftmaxZero),
+            other => bail!("post_transform {other} is not supported by batchinfer yet"),
+        }
+    }
+
+    /// Applies the transform to one row of scores in place.
+    pub fn apply(self, row: &mut [f32]) {
+        match self {
+            PostTransform::None => {}
+            PostTransform::Logistic => row.iter_mut().for_each(|v| *v = logistic(*v)),
+            PostTransform::Softmax => softmax(row, false),
+            PostTransform::SoftmaxZero => softmax(row, true),
+        }
+    }
+}
+
+pub fn logistic(v: f32) -> f32 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+fn softmax(row: &mut [f32], keep_zeros: bool) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for v in row.iter_mut() {
+        if !(keep_zeros && *v == 0.0) {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+    }
+    for v in row.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// Index of the first largest score.
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// How a single score stands for two classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryScore {
+    /// A probability of the positive class: label by `s > 0.5`, scores `[1 - s, s]`.
+    Probability,
+    /// A signed margin: label by `s > 0`, scores `[σ(-s), σ(s)]` under LOGISTIC, else `[-s, s]`.
+    Margin,
+}
+
+impl BinaryScore {
+    /// Label index (0 or 1) and the two scores.
+    pub fn expand(self, s: f32, post: PostTransform) -> (usize, [f32; 2]) {
+        match self {
+            BinaryScore::Probability => ((s > 0.5) as usize, [1.0 - s, s]),
+            BinaryScore::Margin => {
+                let scores = if post == PostTransform::Logistic {
+                    [logistic(-s), logistic(s)]
+                } else {
+                    [-s, s]
+                };
+                ((s > 0.0) as usize, scores)
+            }
+        }
+    }
+}
+
+/// Turns raw scores `[N, W]` into labels `[N]` and probabilities `[N, K]`.
+/// With `W == 1` and two labels, `binary` says how the one score is expanded.
+pub fn finish(
+    raw: &mut [f32],
+    n: usize,
+    labels: &Labels,
+    post: PostTransform,
+    binary: BinaryScore,
+) -> TractResult<TVec<TValue>> {
+    let k = labels.len();
+    let width = if n == 0 { 0 } else { raw.len() / n };
+    let mut idx = Vec::with_capacity(n);
+    let probs: Tensor = if width == 1 && k == 2 {
+        let mut out = Vec::with_capacity(2 * n);
+        for &s in raw.iter() {
+            let (label, scores) = binary.expand(s, post);
+            idx.push(label);
+            out.extend_from_slice(&scores);
+        }
+        tensor1(&out).into_shape(&[n, 2])?
+    } else {
+        ensure!(width == k, "{width} scores per row for {k} class labels");
+        for row in raw.chunks_mut(k.max(1)) {
+            idx.push(argmax(row));
+            post.apply(row);
+        }
+        tensor1(raw).into_shape(&[n, k])?
+    };
+    Ok(tvec!(
+        labels.gather(&idx)?.into_tvalue(),
+        probs.into_tvalue()
+    ))
+}
+
+/// Type rules shared by classifiers: labels `[N]`, probabilities `[N, K]`.
+pub fn classifier_rules<'r, 'p: 'r>(
+    s: &mut Solver<'r>,
+    inputs: &'p [TensorProxy],
+    outputs: &'p [TensorProxy],
+    labels: &Labels,
+) -> InferenceResult {
+    s.equals(&outputs[0].datum_type, labels.datum_type())?;
+    s.equals(&outputs[0].rank, 1)?;
+    s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
+    s.equals(&outputs[1].datum_type, f32::datum_type())?;
+    s.equals(&outputs[1].rank, 2)?;
+    s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
+    s.equals(&outputs[1].shape[1], labels.len().to_dim())?;
+    Ok(())
+}
+
+pub fn classifier_facts(inputs: &[&TypedFact], labels: &Labels) -> TVec<TypedFact> {
+    let n = inputs[0].shape[0].clone();
+    tvec!(
+        labels.datum_type().fact([n.clone()]),
+        f32::datum_type().fact([n, labels.len().to_dim()])
+    )
+}
+
+/// The input as a contiguous `[N, F]` f32 matrix (ints and doubles are cast).
+pub fn as_f32_matrix(t: &Tensor) -> TractResult<(usize, usize, std::borrow::Cow<'_, Tensor>)> {
+    let t = if t.datum_type() == f32::datum_type() {
+        std::borrow::Cow::Borrowed(t)
+    } else {
+        std::borrow::Cow::Owned(t.cast_to::<f32>()?.into_owned())
+    };
+    let (n, f) = match t.shape() {
+        [n, f] => (*n, *f),
+        [f] => (1, *f),
+        other => bail!("expected a [N, F] input, got shape {other:?}"),
+    };
+    Ok((n, f, t))
+}

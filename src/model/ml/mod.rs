@@ -1,0 +1,74 @@
+//! batchinfer's ONNX-ML layer: the ai.onnx.ml operators tract 0.23.9 lacks or gets
+//! wrong, registered into tract's ONNX parser so users never re-export a model.
+
+mod classes;
+pub mod kernel;
+mod linear;
+mod preprocess;
+mod trees;
+
+use tract_onnx::model::{OnnxOpRegister, ParsingContext};
+use tract_onnx::pb::NodeProto;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::internal::*;
+
+pub use classes::Labels;
+pub use preprocess::zipmap_labels;
+
+use kernel::inference_op;
+
+/// The op types batchinfer implements itself (they replace tract's where both exist).
+pub const OWN_OPS: &[&str] = &[
+    "ArrayFeatureExtractor",
+    "Binarizer",
+    "Imputer",
+    "LinearClassifier",
+    "OneHotEncoder",
+    "Scaler",
+    "TreeEnsembleClassifier",
+    "TreeEnsembleRegressor",
+    "ZipMap",
+];
+
+type Built = TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
+
+fn tree_classifier(_: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((inference_op(trees::classifier(node)?), vec![]))
+}
+fn tree_regressor(_: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((inference_op(trees::regressor(node)?), vec![]))
+}
+fn linear_classifier(_: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((inference_op(linear::linear_classifier(node)?), vec![]))
+}
+fn zipmap(_: &ParsingContext, _node: &NodeProto) -> Built {
+    Ok((inference_op(preprocess::ZipMap), vec![]))
+}
+fn scaler(_: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((inference_op(preprocess::scaler(node)?), vec![]))
+}
+fn imputer(_: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((inference_op(preprocess::imputer(node)?), vec![]))
+}
+fn one_hot_encoder(_: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((inference_op(preprocess::one_hot_encoder(node)?), vec![]))
+}
+fn array_feature_extractor(_: &ParsingContext, _node: &NodeProto) -> Built {
+    Ok((inference_op(preprocess::ArrayFeatureExtractor), vec![]))
+}
+fn binarizer(_: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((inference_op(preprocess::binarizer(node)?), vec![]))
+}
+
+/// Inserts batchinfer's builders, replacing tract's for the same op types.
+pub fn register(reg: &mut OnnxOpRegister) {
+    reg.insert("TreeEnsembleClassifier", tree_classifier);
+    reg.insert("TreeEnsembleRegressor", tree_regressor);
+    reg.insert("LinearClassifier", linear_classifier);
+    reg.insert("ZipMap", zipmap);
+    reg.insert("Scaler", scaler);
+    reg.insert("Imputer", imputer);
+    reg.insert("OneHotEncoder", one_hot_encoder);
+    reg.insert("ArrayFeatureExtractor", array_feature_extractor);
+    reg.insert("Binarizer", binarizer);
+}

@@ -1,0 +1,435 @@
+//! The small ai.onnx.ml operators exporters put around a model: `ZipMap`, `Scaler`,
+//! `Imputer`, `OneHotEncoder`, `ArrayFeatureExtractor`, `Binarizer`.
+
+use tract_onnx::pb::NodeProto;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::internal::*;
+
+use super::classes::Labels;
+use super::kernel::Kernel;
+
+/// `ZipMap` turns probabilities into a sequence of maps. batchinfer keeps the
+/// `[N, K]` tensor and names the K columns after the labels (see `model::outputs`).
+#[derive(Debug)]
+pub struct ZipMap;
+
+impl Kernel for ZipMap {
+    fn name(&self) -> &'static str {
+        "ZipMap"
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        s.equals(&outputs[0].datum_type, &inputs[0].datum_type)?;
+        s.equals(&outputs[0].shape, &inputs[0].shape)?;
+        Ok(())
+    }
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(inputs[0].without_value()))
+    }
+
+    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        Ok(inputs)
+    }
+}
+
+/// The class labels a ZipMap node names its columns with.
+pub fn zipmap_labels(node: &NodeProto) -> TractResult<Labels> {
+    Labels::from_node(node)
+}
+
+/// Rules for ops mapping an input elementwise to an f32 output of the same shape.
+fn same_shape_f32<'r, 'p: 'r>(
+    s: &mut Solver<'r>,
+    inputs: &'p [TensorProxy],
+    outputs: &'p [TensorProxy],
+) -> InferenceResult {
+    s.equals(&outputs[0].datum_type, f32::datum_type())?;
+    s.equals(&outputs[0].shape, &inputs[0].shape)?;
+    Ok(())
+}
+
+fn f32_input(t: &Tensor) -> TractResult<Tensor> {
+    Ok(t.cast_to::<f32>()?.into_owned())
+}
+
+/// `Scaler`: `(x - offset) * scale`, per column or for all.
+#[derive(Debug)]
+pub struct Scaler {
+    offset: Vec<f32>,
+    scale: Vec<f32>,
+}
+
+pub fn scaler(node: &NodeProto) -> TractResult<Scaler> {
+    Ok(Scaler {
+        offset: node
+            .get_attr_opt_vec("offset")?
+            .unwrap_or_else(|| vec![0.0]),
+        scale: node.get_attr_opt_vec("scale")?.unwrap_or_else(|| vec![1.0]),
+    })
+}
+
+/// The value for column `j` of a per-column attribute (or the one value for all).
+fn per_column(v: &[f32], j: usize) -> f32 {
+    if v.len() == 1 {
+        v[0]
+    } else {
+        v[j]
+    }
+}
+
+fn width(t: &Tensor) -> usize {
+    t.shape().last().copied().unwrap_or(1).max(1)
+}
+
+impl Kernel for Scaler {
+    fn name(&self) -> &'static str {
+        "Scaler"
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        same_shape_f32(s, inputs, outputs)
+    }
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(f32::fact(inputs[0].shape.iter())))
+    }
+
+    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let mut x = f32_input(&inputs[0])?;
+        let w = width(&x);
+        for len in [self.offset.len(), self.scale.len()] {
+            ensure!(
+                len == 1 || len == w,
+                "Scaler has {len} values for {w} columns"
+            );
+        }
+        let mut view = x.try_as_plain_ram_mut()?;
+        for (i, v) in view.as_slice_mut::<f32>()?.iter_mut().enumerate() {
+            let j = i % w;
+            *v = (*v - per_column(&self.offset, j)) * per_column(&self.scale, j);
+        }
+        drop(view);
+        Ok(tvec!(x.into_tvalue()))
+    }
+}
+
+/// `Imputer`: replaces a marker value (NaN by default) by a per-column value.
+#[derive(Debug)]
+pub enum Imputer {
+    Float { values: Vec<f32>, replaced: f32 },
+    Int { values: Vec<i64>, replaced: i64 },
+}
+
+pub fn imputer(node: &NodeProto) -> TractResult<Imputer> {
+    if let Some(values) = node
+        .get_attr_opt_vec::<f32>("imputed_value_floats")?
+        .filter(|v| !v.is_empty())
+    {
+        let replaced = node
+            .get_attr_opt::<f32>("replaced_value_float")?
+            .unwrap_or(f32::NAN);
+        return Ok(Imputer::Float { values, replaced });
+    }
+    let values = node
+        .get_attr_opt_vec::<i64>("imputed_value_int64s")?
+        .filter(|v| !v.is_empty())
+        .context("Imputer has neither imputed_value_floats nor imputed_value_int64s")?;
+    let replaced = node
+        .get_attr_opt::<i64>("replaced_value_int64")?
+        .unwrap_or(0);
+    Ok(Imputer::Int { values, replaced })
+}
+
+impl Kernel for Imputer {
+    fn name(&self) -> &'static str {
+        "Imputer"
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        let dt = match self {
+            Imputer::Float { .. } => f32::datum_type(),
+            Imputer::Int { .. } => i64::datum_type(),
+        };
+        s.equals(&outputs[0].datum_type, dt)?;
+        s.equals(&outputs[0].shape, &inputs[0].shape)?;
+        Ok(())
+    }
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(match self {
+            Imputer::Float { .. } => f32::fact(inputs[0].shape.iter()),
+            Imputer::Int { .. } => i64::fact(inputs[0].shape.iter()),
+        }))
+    }
+
+    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        match self {
+            Imputer::Float { values, replaced } => {
+                let mut x = f32_input(&inputs[0])?;
+                let w = width(&x);
+                ensure!(
+                    values.len() == 1 || values.len() == w,
+                    "Imputer has {} values for {w} columns",
+                    values.len()
+                );
+                let mut view = x.try_as_plain_ram_mut()?;
+                for (i, v) in view.as_slice_mut::<f32>()?.iter_mut().enumerate() {
+                    let hit = if replaced.is_nan() {
+                        v.is_nan()
+                    } else {
+                        *v == *replaced
+                    };
+                    if hit {
+                        *v = per_column(values, i % w);
+                    }
+                }
+                drop(view);
+                Ok(tvec!(x.into_tvalue()))
+            }
+            Imputer::Int { values, replaced } => {
+                let mut x = inputs[0].cast_to::<i64>()?.into_owned();
+                let w = width(&x);
+                let mut view = x.try_as_plain_ram_mut()?;
+                for (i, v) in view.as_slice_mut::<i64>()?.iter_mut().enumerate() {
+                    if *v == *replaced {
+                        *v = if values.len() == 1 {
+                            values[0]
+                        } else {
+                            values[i % w]
+                        };
+                    }
+                }
+                drop(view);
+                Ok(tvec!(x.into_tvalue()))
+            }
+        }
+    }
+}
+
+/// `OneHotEncoder`: input shape `S` → f32 `S + [K]`. Unknown categories give a row
+/// of zeros when `zeros=1` (the exporters' `handle_unknown="ignore"`), else an error.
+#[derive(Debug)]
+pub struct OneHotEncoder {
+    categories: Labels,
+    zeros: bool,
+}
+
+pub fn one_hot_encoder(node: &NodeProto) -> TractResult<OneHotEncoder> {
+    let ints = node
+        .get_attr_opt_vec::<i64>("cats_int64s")?
+        .filter(|v| !v.is_empty());
+    let strs = node
+        .get_attr_opt_vec::<String>("cats_strings")?
+        .filter(|v| !v.is_empty());
+    let categories = match (ints, strs) {
+        (Some(i), None) => Labels::Int(i),
+        (None, Some(s)) => Labels::Str(s),
+        _ => bail!("OneHotEncoder needs exactly one of cats_int64s and cats_strings"),
+    };
+    let zeros = node.get_attr_opt::<i64>("zeros")?.unwrap_or(1) != 0;
+    Ok(OneHotEncoder { categories, zeros })
+}
+
+impl Kernel for OneHotEncoder {
+    fn name(&self) -> &'static str {
+        "OneHotEncoder"
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        s.equals(&outputs[0].datum_type, f32::datum_type())?;
+        s.equals(&outputs[0].rank, inputs[0].rank.bex() + 1)?;
+        let k = self.categories.len();
+        s.given(&inputs[0].rank, move |s, rank| {
+            let rank = rank as usize;
+            for axis in 0..rank {
+                s.equals(&outputs[0].shape[axis], &inputs[0].shape[axis])?;
+            }
+            s.equals(&outputs[0].shape[rank], k.to_dim())
+        })
+    }
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let mut shape: TVec<TDim> = inputs[0].shape.iter().cloned().collect();
+        shape.push(self.categories.len().to_dim());
+        Ok(tvec!(f32::fact(shape)))
+    }
+
+    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let x = &inputs[0];
+        let k = self.categories.len();
+        let mut out = vec![0f32; x.len() * k];
+        let mut set =
+            |i: usize, found: Option<usize>, what: &dyn std::fmt::Display| -> TractResult<()> {
+                match found {
+                    Some(c) => out[i * k + c] = 1.0,
+                    None if self.zeros => {}
+                    None => bail!("OneHotEncoder: unknown category {what}"),
+                }
+                Ok(())
+            };
+        match &self.categories {
+            Labels::Str(cats) => {
+                let x = x.cast_to::<String>()?;
+                for (i, v) in x
+                    .try_as_plain_ram()?
+                    .as_slice::<String>()?
+                    .iter()
+                    .enumerate()
+                {
+                    set(i, cats.iter().position(|c| c == v), v)?;
+                }
+            }
+            Labels::Int(cats) => {
+                let x = x.cast_to::<i64>()?;
+                for (i, v) in x.try_as_plain_ram()?.as_slice::<i64>()?.iter().enumerate() {
+                    set(i, cats.iter().position(|c| c == v), v)?;
+                }
+            }
+        }
+        let mut shape: Vec<usize> = x.shape().to_vec();
+        shape.push(k);
+        Ok(tvec!(tensor1(&out).into_shape(&shape)?.into_tvalue()))
+    }
+}
+
+/// `ArrayFeatureExtractor(X, indices)`: selects entries of X's last axis.
+/// A 1-D X gives `[1, M]`, as onnxruntime does.
+#[derive(Debug)]
+pub struct ArrayFeatureExtractor;
+
+impl Kernel for ArrayFeatureExtractor {
+    fn name(&self) -> &'static str {
+        "ArrayFeatureExtractor"
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 2)?;
+        s.equals(&outputs[0].datum_type, &inputs[0].datum_type)?;
+        s.given(&inputs[0].rank, move |s, rank| {
+            s.equals(&outputs[0].rank, rank.max(2))
+        })
+    }
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let m: TDim = inputs[1].shape.iter().product();
+        let mut shape: TVec<TDim> = inputs[0].shape.iter().cloned().collect();
+        if shape.len() == 1 {
+            shape.insert(0, 1.to_dim());
+        }
+        *shape
+            .last_mut()
+            .context("ArrayFeatureExtractor on a scalar")? = m;
+        Ok(tvec!(inputs[0].datum_type.fact(shape)))
+    }
+
+    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let (x, indices) = (&inputs[0], inputs[1].cast_to::<i64>()?);
+        let indices = indices.try_as_plain_ram()?.as_slice::<i64>()?.to_vec();
+        let last = x.rank().max(1) - 1;
+        let k = x.shape().get(last).copied().unwrap_or(1);
+        for &i in &indices {
+            ensure!(
+                i >= 0 && (i as usize) < k,
+                "ArrayFeatureExtractor: index {i} out of 0..{k}"
+            );
+        }
+        let x2 = if x.rank() == 1 {
+            x.clone().into_tensor().into_shape(&[1, k])?
+        } else {
+            x.clone().into_tensor()
+        };
+        let idx: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
+        let out = select_last_axis(&x2, &idx)?;
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+fn select_last_axis(x: &Tensor, idx: &[usize]) -> TractResult<Tensor> {
+    fn sel<T: Datum + Clone>(x: &Tensor, idx: &[usize]) -> TractResult<Tensor> {
+        let view = x.to_plain_array_view::<T>()?;
+        Ok(view
+            .select(tract_ndarray::Axis(view.ndim() - 1), idx)
+            .into_tensor())
+    }
+    let dt = x.datum_type();
+    if dt == f32::datum_type() {
+        sel::<f32>(x, idx)
+    } else if dt == f64::datum_type() {
+        sel::<f64>(x, idx)
+    } else if dt == i64::datum_type() {
+        sel::<i64>(x, idx)
+    } else if dt == i32::datum_type() {
+        sel::<i32>(x, idx)
+    } else if dt == String::datum_type() {
+        sel::<String>(x, idx)
+    } else {
+        bail!("ArrayFeatureExtractor on {dt:?} is not supported")
+    }
+}
+
+/// `Binarizer`: 1 where x > threshold, else 0.
+#[derive(Debug)]
+pub struct Binarizer {
+    threshold: f32,
+}
+
+pub fn binarizer(node: &NodeProto) -> TractResult<Binarizer> {
+    Ok(Binarizer {
+        threshold: node.get_attr_opt::<f32>("threshold")?.unwrap_or(0.0),
+    })
+}
+
+impl Kernel for Binarizer {
+    fn name(&self) -> &'static str {
+        "Binarizer"
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        same_shape_f32(s, inputs, outputs)
+    }
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(f32::fact(inputs[0].shape.iter())))
+    }
+
+    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let mut x = f32_input(&inputs[0])?;
+        let mut view = x.try_as_plain_ram_mut()?;
+        for v in view.as_slice_mut::<f32>()?.iter_mut() {
+            *v = if *v > self.threshold { 1.0 } else { 0.0 };
+        }
+        drop(view);
+        Ok(tvec!(x.into_tvalue()))
+    }
+}

@@ -1,0 +1,508 @@
+//! Everything that touches tract: opening an ONNX model, checking that every
+//! operator can run, compiling one optimised plan with a symbolic batch dimension,
+//! and running batches through it. No tract type leaves this module: callers see
+//! [`Signature`], [`OutputColumn`] and Arrow arrays.
+
+pub mod ml;
+mod tensors;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use arrow::array::ArrayRef;
+use arrow::datatypes::{DataType, Field};
+use arrow::record_batch::RecordBatch;
+use sha2::{Digest, Sha256};
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::internal::DimLike;
+
+pub use tensors::{cast_kind, CastKind};
+
+/// Element type of a model input or output, as batchinfer supports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElemType {
+    F32,
+    F64,
+    I64,
+    I32,
+    Bool,
+    Str,
+}
+
+impl ElemType {
+    fn from_onnx(code: i32) -> Option<ElemType> {
+        // onnx.proto TensorProto.DataType
+        match code {
+            1 => Some(ElemType::F32),
+            11 => Some(ElemType::F64),
+            7 => Some(ElemType::I64),
+            6 => Some(ElemType::I32),
+            9 => Some(ElemType::Bool),
+            8 => Some(ElemType::Str),
+            _ => None,
+        }
+    }
+
+    fn datum_type(self) -> DatumType {
+        match self {
+            ElemType::F32 => f32::datum_type(),
+            ElemType::F64 => f64::datum_type(),
+            ElemType::I64 => i64::datum_type(),
+            ElemType::I32 => i32::datum_type(),
+            ElemType::Bool => bool::datum_type(),
+            ElemType::Str => String::datum_type(),
+        }
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, ElemType::F32 | ElemType::F64)
+    }
+}
+
+impl fmt::Display for ElemType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ElemType::F32 => "float32",
+            ElemType::F64 => "float64",
+            ElemType::I64 => "int64",
+            ElemType::I32 => "int32",
+            ElemType::Bool => "bool",
+            ElemType::Str => "string",
+        })
+    }
+}
+
+/// One dimension of a declared shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dim {
+    Fixed(usize),
+    Symbolic(String),
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Symbolic(s) if s.is_empty() => f.write_str("?"),
+            Dim::Symbolic(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A model input as declared in the file.
+#[derive(Debug, Clone)]
+pub struct InputSpec {
+    pub name: String,
+    pub elem: ElemType,
+    pub shape: Vec<Dim>,
+}
+
+impl InputSpec {
+    /// How many columns feed this input: `Some(F)` for `[N, F]`, 1 for `[N]` or
+    /// `[N, 1]`, `None` when the width is symbolic.
+    pub fn width(&self) -> Option<usize> {
+        match self.shape.as_slice() {
+            [] | [_] => Some(1),
+            [_, Dim::Fixed(f)] => Some(*f),
+            _ => None,
+        }
+    }
+
+    pub fn shape_text(&self) -> String {
+        let dims: Vec<String> = self.shape.iter().map(|d| d.to_string()).collect();
+        format!("[{}]", dims.join(", "))
+    }
+}
+
+/// A model output as declared in the file (types and shapes are known after compiling).
+#[derive(Debug, Clone)]
+pub struct OutputSpec {
+    pub name: String,
+    /// Class labels, when the output is a classifier's probabilities (ZipMap included).
+    pub labels: Option<ml::Labels>,
+}
+
+/// Operators used by a model and who runs them.
+#[derive(Debug, Clone, Default)]
+pub struct OpReport {
+    /// batchinfer's own implementations (`src/model/ml`).
+    pub own: Vec<String>,
+    /// tract's implementations.
+    pub tract: Vec<String>,
+    /// Neither: the model cannot run.
+    pub missing: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Signature {
+    pub inputs: Vec<InputSpec>,
+    pub outputs: Vec<OutputSpec>,
+}
+
+/// Errors that make a model unusable; all are validation failures (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read model {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not an ONNX model: {reason}")]
+    NotOnnx { path: PathBuf, reason: String },
+    #[error("model {path} uses operators batchinfer cannot run yet: {}. Nothing was scored; re-export the model without them or open an issue naming them", .ops.join(", "))]
+    MissingOps { path: PathBuf, ops: Vec<String> },
+    #[error("model {path} input `{input}` has type {found}, which batchinfer does not feed; supported: float32, float64, int64, int32, bool, string")]
+    UnsupportedInput {
+        path: PathBuf,
+        input: String,
+        found: String,
+    },
+    #[error("model {path} could not be prepared for scoring: {reason}")]
+    Compile { path: PathBuf, reason: String },
+}
+
+/// A model file opened and checked, not yet compiled.
+pub struct ModelFile {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub signature: Signature,
+    pub ops: OpReport,
+    proto: pb::ModelProto,
+}
+
+fn onnx() -> tract_onnx::Onnx {
+    let mut onnx = tract_onnx::onnx();
+    ml::register(&mut onnx.op_register);
+    onnx
+}
+
+impl ModelFile {
+    /// Reads the file, hashes it, and checks its operators and input types.
+    pub fn open(path: &Path) -> Result<ModelFile, ModelError> {
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let sha256 = format!("{:x}", Sha256::digest(&bytes));
+        let proto = onnx()
+            .proto_model_for_read(&mut bytes.as_slice())
+            .map_err(|e| ModelError::NotOnnx {
+                path: path.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
+        let graph = proto.graph.as_ref().ok_or_else(|| ModelError::NotOnnx {
+            path: path.to_owned(),
+            reason: "the file holds no graph".into(),
+        })?;
+        if graph.node.is_empty() && graph.output.is_empty() {
+            return Err(ModelError::NotOnnx {
+                path: path.to_owned(),
+                reason: "the graph is empty".into(),
+            });
+        }
+        let ops = op_report(graph);
+        if !ops.missing.is_empty() {
+            return Err(ModelError::MissingOps {
+                path: path.to_owned(),
+                ops: ops.missing,
+            });
+        }
+        let signature = signature(path, graph)?;
+        Ok(ModelFile {
+            path: path.to_owned(),
+            sha256,
+            signature,
+            ops,
+            proto,
+        })
+    }
+
+    /// Builds the optimised plan. `widths[i]` fixes the width of input `i` where the
+    /// file leaves it symbolic (the mapping knows it from the columns).
+    pub fn compile(&self, widths: &[Option<usize>]) -> Result<Model, ModelError> {
+        let started = Instant::now();
+        let err = |e: anyhow::Error| ModelError::Compile {
+            path: self.path.clone(),
+            reason: format!("{e:#}"),
+        };
+        let plan = self.build_plan(widths).map_err(err)?;
+        let outputs = self.output_columns(&plan).map_err(err)?;
+        Ok(Model {
+            path: self.path.clone(),
+            sha256: self.sha256.clone(),
+            signature: self.signature.clone(),
+            plan,
+            outputs,
+            compile_s: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn build_plan(&self, widths: &[Option<usize>]) -> anyhow::Result<Arc<TypedSimplePlan>> {
+        let onnx = onnx();
+        let mut model = onnx.model_for_proto_model(&self.proto)?;
+        let batch = model.sym("N").to_dim();
+        for (ix, input) in self.signature.inputs.iter().enumerate() {
+            let mut shape: TVec<TDim> = tvec![batch.clone()];
+            for (axis, d) in input.shape.iter().enumerate().skip(1) {
+                shape.push(match d {
+                    Dim::Fixed(n) => n.to_dim(),
+                    Dim::Symbolic(_) if axis == 1 => widths
+                        .get(ix)
+                        .copied()
+                        .flatten()
+                        .with_context(|| format!("input `{}` has a symbolic width", input.name))?
+                        .to_dim(),
+                    Dim::Symbolic(s) => {
+                        anyhow::bail!(
+                            "input `{}` has symbolic dimension `{s}` on axis {axis}",
+                            input.name
+                        )
+                    }
+                });
+            }
+            if input.shape.is_empty() {
+                shape.clear();
+            }
+            model.set_input_fact(ix, InferenceFact::dt_shape(input.elem.datum_type(), shape))?;
+        }
+        let typed = model.into_typed()?.into_optimized()?;
+        Ok(tract_onnx::tract_core::plan::SimplePlan::new(typed)?)
+    }
+
+    fn output_columns(&self, plan: &TypedSimplePlan) -> anyhow::Result<Vec<OutputColumn>> {
+        let model = plan.model();
+        let mut columns = vec![];
+        for (ix, spec) in self.signature.outputs.iter().enumerate() {
+            let fact = model.output_fact(ix)?;
+            let dt = tensors::arrow_type(fact.datum_type).with_context(|| {
+                format!("output `{}` has type {:?}", spec.name, fact.datum_type)
+            })?;
+            let dims: Vec<TDim> = fact.shape.iter().cloned().collect();
+            let width = match dims.as_slice() {
+                [] | [_] => 1,
+                [_, k] => k
+                    .to_usize()
+                    .with_context(|| format!("output `{}` has a symbolic width {k}", spec.name))?,
+                other => anyhow::bail!(
+                    "output `{}` has rank {}; batchinfer writes rank 1 or 2",
+                    spec.name,
+                    other.len()
+                ),
+            };
+            let suffixes: Vec<String> = match &spec.labels {
+                Some(labels) if width > 1 && labels.len() == width => labels.names(),
+                _ => (0..width).map(|i| i.to_string()).collect(),
+            };
+            if width == 1 {
+                columns.push(OutputColumn {
+                    name: spec.name.clone(),
+                    output: ix,
+                    index: 0,
+                    data_type: dt.clone(),
+                });
+            } else {
+                for (i, s) in suffixes.into_iter().enumerate() {
+                    columns.push(OutputColumn {
+                        name: format!("{}_{s}", spec.name),
+                        output: ix,
+                        index: i,
+                        data_type: dt.clone(),
+                    });
+                }
+            }
+        }
+        Ok(columns)
+    }
+}
+
+fn op_report(graph: &pb::GraphProto) -> OpReport {
+    let known = onnx();
+    let mut seen = BTreeSet::new();
+    for node in &graph.node {
+        seen.insert(node.op_type.clone());
+    }
+    let mut report = OpReport::default();
+    for op in seen {
+        if ml::OWN_OPS.contains(&op.as_str()) {
+            report.own.push(op);
+        } else if known.op_register.0.contains_key(&op) {
+            report.tract.push(op);
+        } else {
+            report.missing.push(op);
+        }
+    }
+    report
+}
+
+fn signature(path: &Path, graph: &pb::GraphProto) -> Result<Signature, ModelError> {
+    use pb::tensor_shape_proto::dimension::Value;
+    use pb::type_proto::Value as TypeValue;
+    let initializers: BTreeSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let mut inputs = vec![];
+    for input in graph
+        .input
+        .iter()
+        .filter(|i| !initializers.contains(i.name.as_str()))
+    {
+        let unsupported = |found: String| ModelError::UnsupportedInput {
+            path: path.to_owned(),
+            input: input.name.clone(),
+            found,
+        };
+        let Some(TypeValue::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            return Err(unsupported("a non-tensor type".into()));
+        };
+        let elem = ElemType::from_onnx(t.elem_type)
+            .ok_or_else(|| unsupported(format!("ONNX element type {}", t.elem_type)))?;
+        let shape = t
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match &d.value {
+                        Some(Value::DimValue(v)) if *v >= 0 => Dim::Fixed(*v as usize),
+                        Some(Value::DimParam(p)) => Dim::Symbolic(p.clone()),
+                        _ => Dim::Symbolic(String::new()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![Dim::Symbolic(String::new()), Dim::Symbolic(String::new())]);
+        inputs.push(InputSpec {
+            name: input.name.clone(),
+            elem,
+            shape,
+        });
+    }
+    let producers: HashMap<&str, &pb::NodeProto> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n)))
+        .collect();
+    let outputs = graph
+        .output
+        .iter()
+        .map(|o| OutputSpec {
+            name: o.name.clone(),
+            labels: labels_of(&o.name, &producers),
+        })
+        .collect();
+    Ok(Signature { inputs, outputs })
+}
+
+/// Class labels of an output that carries a classifier's probabilities, found by
+/// walking back through ZipMap, Identity, Cast and Normalizer nodes.
+fn labels_of(output: &str, producers: &HashMap<&str, &pb::NodeProto>) -> Option<ml::Labels> {
+    let mut name = output;
+    for _ in 0..16 {
+        let node = producers.get(name)?;
+        match node.op_type.as_str() {
+            "ZipMap" => return ml::zipmap_labels(node).ok(),
+            "LinearClassifier" | "TreeEnsembleClassifier" | "SVMClassifier" => {
+                return (node.output.get(1).map(String::as_str) == Some(name))
+                    .then(|| ml::Labels::from_node(node).ok())
+                    .flatten();
+            }
+            "Identity" | "Cast" | "Normalizer" => name = node.input.first()?,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// One prediction column: which output it comes from and which of its K entries.
+#[derive(Debug, Clone)]
+pub struct OutputColumn {
+    pub name: String,
+    pub output: usize,
+    pub index: usize,
+    pub data_type: DataType,
+}
+
+impl OutputColumn {
+    pub fn field(&self) -> Field {
+        Field::new(&self.name, self.data_type.clone(), true)
+    }
+}
+
+/// Which batch columns feed one model input.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    pub input: usize,
+    /// Indices into the scored batch, in the order the input's F entries take them.
+    pub columns: Vec<usize>,
+}
+
+/// A row the model cannot take, found while building tensors.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("row {row}, column `{column}`: {reason}")]
+pub struct BadRow {
+    /// Row index within the batch.
+    pub row: usize,
+    pub column: String,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    #[error(transparent)]
+    BadRow(#[from] BadRow),
+    #[error("model execution failed: {0:#}")]
+    Model(anyhow::Error),
+}
+
+/// A compiled model: one optimised plan, shared by every worker.
+pub struct Model {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub signature: Signature,
+    pub outputs: Vec<OutputColumn>,
+    /// Time spent loading, typing and optimising, in seconds.
+    pub compile_s: f64,
+    plan: Arc<TypedSimplePlan>,
+}
+
+/// Per-worker state over the shared plan.
+pub struct Session {
+    state: TypedSimpleState,
+}
+
+impl Model {
+    pub fn session(&self) -> anyhow::Result<Session> {
+        Ok(Session {
+            state: self.plan.spawn()?,
+        })
+    }
+
+    pub fn input_specs(&self) -> &[InputSpec] {
+        &self.signature.inputs
+    }
+}
+
+impl Session {
+    /// Scores one batch: builds the input tensors from `feeds`, runs the plan, and
+    /// returns one array per entry of `model.outputs`.
+    pub fn score(
+        &mut self,
+        model: &Model,
+        batch: &RecordBatch,
+        feeds: &[Feed],
+    ) -> Result<Vec<ArrayRef>, ScoreError> {
+        let mut inputs: TVec<TValue> = tvec![];
+        for (ix, spec) in model.signature.inputs.iter().enumerate() {
+            let feed = feeds.iter().find(|f| f.input == ix).ok_or_else(|| {
+                ScoreError::Model(anyhow::anyhow!("no columns feed input `{}`", spec.name))
+            })?;
+            inputs.push(tensors::input_tensor(batch, feed, spec)?.into_tvalue());
+        }
+        let outputs = self.state.run(inputs).map_err(ScoreError::Model)?;
+        tensors::output_arrays(&outputs, &model.outputs, batch.num_rows())
+            .map_err(ScoreError::Model)
+    }
+}

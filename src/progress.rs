@@ -1,0 +1,76 @@
+//! Progress: an indicatif bar when stderr is a terminal, plain lines every few
+//! seconds when it is not (cron, Airflow logs), nothing with `--quiet`.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Seconds between progress lines in logs.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    log: bool,
+    total: Option<u64>,
+    done: u64,
+    started: Instant,
+    last_log: Instant,
+}
+
+impl Progress {
+    pub fn new(total_rows: Option<u64>, quiet: bool) -> Progress {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (!quiet && terminal).then(|| {
+            let bar = match total_rows {
+                Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
+                None => ProgressBar::new_spinner(),
+            };
+            let template = if total_rows.is_some() {
+                "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} rows, {per_sec}, eta {eta}"
+            } else {
+                "{elapsed_precise} {spinner} {human_pos} rows, {per_sec}"
+            };
+            if let Ok(style) = ProgressStyle::with_template(template) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        });
+        let now = Instant::now();
+        Progress {
+            bar,
+            log: !quiet && !terminal,
+            total: total_rows,
+            done: 0,
+            started: now,
+            last_log: now,
+        }
+    }
+
+    pub fn advance(&mut self, rows: u64) {
+        self.done += rows;
+        if let Some(bar) = &self.bar {
+            bar.inc(rows);
+        } else if self.log && self.last_log.elapsed() >= LOG_EVERY {
+            self.last_log = Instant::now();
+            let secs = self.started.elapsed().as_secs_f64();
+            let rate = self.done as f64 / secs.max(1e-9);
+            let eta = self
+                .total
+                .filter(|_| rate > 0.0)
+                .map(|t| format!(", eta {:.0} s", t.saturating_sub(self.done) as f64 / rate))
+                .unwrap_or_default();
+            let of = self.total.map(|t| format!(" of {t}")).unwrap_or_default();
+            eprintln!(
+                "batchinfer: progress {}{of} rows, {rate:.0} rows/s{eta}",
+                self.done
+            );
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! `batchinfer score`: everything is opened and checked before the first batch
+//! (model, schema, mapping, output), then the pipeline runs, then the summary.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use anyhow::Context;
+
+use crate::config::{ScoreConfig, SummaryTo};
+use crate::exit::{CliError, ExitCode, WithExit};
+use crate::mapping;
+use crate::model::ModelFile;
+use crate::pipeline::{Pipeline, PipelineError};
+use crate::progress::Progress;
+use crate::sink;
+use crate::source::Dataset;
+use crate::summary::{self, Summary};
+
+pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
+    let started = Instant::now();
+    let run_start = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let inputs: Vec<String> = cfg.inputs.iter().map(|f| f.display()).collect();
+
+    let model_file = ModelFile::open(&cfg.model).exit(ExitCode::Validation)?;
+    let dataset = Dataset::open(cfg.inputs, cfg.csv).exit(ExitCode::Validation)?;
+    let schema = dataset.schema.clone();
+    let plan =
+        mapping::plan(&schema, &model_file.signature, &cfg.mapping).exit(ExitCode::Validation)?;
+    if !cfg.quiet {
+        eprint!(
+            "batchinfer: mapping\n{}",
+            indent(&plan.render(&model_file.signature, &schema))
+        );
+    }
+    let model = model_file
+        .compile(&plan.widths(model_file.signature.inputs.len()))
+        .exit(ExitCode::Validation)?;
+    let projection = plan.projection(&schema);
+    let projected = schema
+        .project(&projection)
+        .context("projecting the input schema")
+        .exit(ExitCode::Failure)?;
+    let feeds = plan.feeds(&projected);
+    let keep: Vec<usize> = plan
+        .keep
+        .iter()
+        .map(|k| projected.index_of(k).expect("kept columns are projected"))
+        .collect();
+    let kept_fields: Vec<_> = keep
+        .iter()
+        .map(|&i| projected.fields()[i].clone())
+        .collect();
+    let out_schema = sink::output_schema(
+        &kept_fields,
+        model.outputs.iter().map(|o| o.field()).collect(),
+    )
+    .exit(ExitCode::Validation)?;
+    let metadata = vec![
+        ("batchinfer.model_sha256".to_string(), model.sha256.clone()),
+        (
+            "batchinfer.model".to_string(),
+            model.path.display().to_string(),
+        ),
+        (
+            "batchinfer.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        ("batchinfer.run_start".to_string(), run_start),
+    ];
+    let sink = cfg
+        .output
+        .open(out_schema.clone(), &metadata)
+        .exit(ExitCode::Usage)?;
+
+    let model = Arc::new(model);
+    let pipeline = Pipeline {
+        progress: Progress::new(dataset.total_rows, cfg.quiet),
+        dataset,
+        projection,
+        model: model.clone(),
+        feeds,
+        keep,
+        out_schema,
+        sink,
+        threads: cfg.threads,
+        batch_size: cfg.batch_size,
+    };
+    let (stats, result) = pipeline.run();
+
+    let wall_s = started.elapsed().as_secs_f64();
+    let (cpu_s, peak_rss_mib) = summary::process_usage();
+    let rows_scored = if result.is_ok() {
+        stats.rows_written
+    } else {
+        0
+    };
+    let summary = Summary {
+        status: if result.is_ok() { "ok" } else { "failed" }.into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        model: model.path.display().to_string(),
+        model_sha256: model.sha256.clone(),
+        inputs,
+        output: cfg.output.path.display().to_string(),
+        rows_read: stats.rows_read,
+        rows_scored,
+        rows_rejected: matches!(result, Err(PipelineError::BadRow { .. })) as u64,
+        wall_s,
+        rows_per_s: rows_scored as f64 / wall_s.max(1e-9),
+        model_load_s: model.compile_s,
+        read_s: stats.read_s,
+        score_s: stats.workers.score_s,
+        write_s: stats.write_s,
+        batch_latency: summary::latency(&stats.workers.batch_s),
+        cpu_s,
+        cpu_utilisation: cpu_s / (wall_s * cfg.threads as f64).max(1e-9),
+        peak_rss_mib,
+        threads: cfg.threads,
+        batch_size: cfg.batch_size,
+        cost: cfg
+            .price_per_hour
+            .map(|p| summary::cost(p, wall_s, rows_scored)),
+    };
+    emit(&summary, &cfg.summary, cfg.summary_json.as_deref())?;
+    match result {
+        Ok(()) => Ok(summary),
+        Err(e @ PipelineError::BadRow { .. }) => Err(CliError::new(ExitCode::TooManyBadRows, e)),
+        Err(e) => Err(CliError::new(ExitCode::Failure, e)),
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+fn emit(summary: &Summary, to: &SummaryTo, json: Option<&std::path::Path>) -> Result<(), CliError> {
+    let text = summary::render_text(summary);
+    match to {
+        SummaryTo::Stderr => eprint!("{text}"),
+        SummaryTo::Stdout => print!("{text}"),
+        SummaryTo::Nowhere => {}
+    }
+    if let Some(path) = json {
+        let body = serde_json::to_string_pretty(summary)
+            .context("serialising the summary")
+            .exit(ExitCode::Failure)?;
+        std::fs::write(path, body + "\n")
+            .with_context(|| format!("writing the summary to {}", path.display()))
+            .exit(ExitCode::Failure)?;
+    }
+    Ok(())
+}

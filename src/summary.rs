@@ -1,0 +1,223 @@
+//! The run summary: measured values in a serialisable struct, rendered by pure
+//! functions as text (stderr, or stdout with `--summary -`) and as JSON
+//! (`--summary-json`). Field names carry their units.
+
+use std::fmt::Write;
+use std::ops::Add;
+
+use serde::Serialize;
+
+/// What scoring workers measure; values add up across workers.
+#[derive(Debug, Default, Clone)]
+pub struct WorkerStats {
+    pub rows: u64,
+    pub score_s: f64,
+    /// Seconds per batch, one entry per batch scored.
+    pub batch_s: Vec<f64>,
+}
+
+impl Add for WorkerStats {
+    type Output = WorkerStats;
+    fn add(mut self, other: WorkerStats) -> WorkerStats {
+        self.rows += other.rows;
+        self.score_s += other.score_s;
+        self.batch_s.extend(other.batch_s);
+        self
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Nearest-rank percentiles of batch latencies.
+pub fn latency(batch_s: &[f64]) -> Latency {
+    let mut v: Vec<f64> = batch_s.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| {
+        if v.is_empty() {
+            return 0.0;
+        }
+        let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+        v[rank.min(v.len()) - 1] * 1000.0
+    };
+    Latency {
+        p50_ms: pct(50.0),
+        p95_ms: pct(95.0),
+        p99_ms: pct(99.0),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cost {
+    pub price_per_hour_usd: f64,
+    pub run_usd: f64,
+    pub usd_per_million_rows: Option<f64>,
+}
+
+/// Cost of a run at an hourly machine price.
+pub fn cost(price_per_hour_usd: f64, wall_s: f64, rows: u64) -> Cost {
+    let run_usd = price_per_hour_usd * wall_s / 3600.0;
+    Cost {
+        price_per_hour_usd,
+        run_usd,
+        usd_per_million_rows: (rows > 0).then(|| run_usd * 1e6 / rows as f64),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub status: String,
+    pub tool_version: String,
+    pub model: String,
+    pub model_sha256: String,
+    pub inputs: Vec<String>,
+    pub output: String,
+    pub rows_read: u64,
+    pub rows_scored: u64,
+    pub rows_rejected: u64,
+    pub wall_s: f64,
+    pub rows_per_s: f64,
+    pub model_load_s: f64,
+    pub read_s: f64,
+    pub score_s: f64,
+    pub write_s: f64,
+    pub batch_latency: Latency,
+    pub cpu_s: f64,
+    pub cpu_utilisation: f64,
+    pub peak_rss_mib: f64,
+    pub threads: usize,
+    pub batch_size: usize,
+    pub cost: Option<Cost>,
+}
+
+/// CPU seconds (user + system) and peak resident memory of this process so far.
+pub fn process_usage() -> (f64, f64) {
+    // SAFETY: getrusage only writes into the zeroed struct we pass it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return (0.0, 0.0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let cpu = secs(usage.ru_utime) + secs(usage.ru_stime);
+    // ru_maxrss is in KiB on Linux.
+    (cpu, usage.ru_maxrss as f64 / 1024.0)
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The human-readable summary.
+pub fn render_text(s: &Summary) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "batchinfer {} summary ({})", s.tool_version, s.status);
+    let _ = writeln!(
+        o,
+        "  model            {} (sha256 {})",
+        s.model,
+        &s.model_sha256[..s.model_sha256.len().min(16)]
+    );
+    let _ = writeln!(o, "  output           {}", s.output);
+    let _ = writeln!(
+        o,
+        "  rows             {} read, {} scored, {} rejected",
+        thousands(s.rows_read),
+        thousands(s.rows_scored),
+        thousands(s.rows_rejected)
+    );
+    let _ = writeln!(
+        o,
+        "  wall time        {:.3} s  ({:.0} rows/s)",
+        s.wall_s, s.rows_per_s
+    );
+    let _ = writeln!(o, "  time split       model load {:.3} s, read {:.3} s, score {:.3} s (all workers), write {:.3} s", s.model_load_s, s.read_s, s.score_s, s.write_s);
+    let _ = writeln!(
+        o,
+        "  batch latency    p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+        s.batch_latency.p50_ms, s.batch_latency.p95_ms, s.batch_latency.p99_ms
+    );
+    let _ = writeln!(
+        o,
+        "  cpu              {:.3} s, {:.0}% of {} thread(s)",
+        s.cpu_s,
+        s.cpu_utilisation * 100.0,
+        s.threads
+    );
+    let _ = writeln!(o, "  peak memory      {:.1} MiB", s.peak_rss_mib);
+    let _ = writeln!(
+        o,
+        "  settings         {} threads, batch size {}",
+        s.threads, s.batch_size
+    );
+    match &s.cost {
+        Some(c) => {
+            let per_m = c
+                .usd_per_million_rows
+                .map(|v| format!("${v:.6} per million rows"))
+                .unwrap_or_else(|| "no rows".into());
+            let _ = writeln!(
+                o,
+                "  cost             ${:.6} at ${}/h; {}",
+                c.run_usd, c.price_per_hour_usd, per_m
+            );
+        }
+        None => {
+            let _ = writeln!(o, "  cost             pass --price-per-hour USD (or BATCHINFER_PRICE_PER_HOUR) to see it");
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(|i| i as f64 / 1000.0).collect();
+        let l = latency(&v);
+        assert_eq!((l.p50_ms, l.p95_ms, l.p99_ms), (50.0, 95.0, 99.0));
+        assert_eq!(latency(&[]).p99_ms, 0.0);
+    }
+
+    #[test]
+    fn cost_per_million_rows() {
+        let c = cost(3.6, 10.0, 2_000_000);
+        assert!((c.run_usd - 0.01).abs() < 1e-12);
+        assert!((c.usd_per_million_rows.unwrap() - 0.005).abs() < 1e-12);
+    }
+
+    #[test]
+    fn stats_add_up() {
+        let a = WorkerStats {
+            rows: 3,
+            score_s: 1.0,
+            batch_s: vec![1.0],
+        };
+        let b = WorkerStats {
+            rows: 4,
+            score_s: 2.0,
+            batch_s: vec![2.0],
+        };
+        let s = a + b;
+        assert_eq!((s.rows, s.score_s, s.batch_s.len()), (7, 3.0, 2));
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(12), "12");
+    }
+}

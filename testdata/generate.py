@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Generate batchinfer's test models, inputs and onnxruntime reference outputs.
+
+Run by hand (see testdata/README.md); the outputs are committed, so tests and CI
+never run this script and never download anything.
+
+    pip install -r testdata/requirements.txt
+    python testdata/generate.py
+
+Writes:
+  data/      input tables (Parquet and CSV)
+  models/    ONNX models, made by the real exporters (skl2onnx, onnxmltools, onnx)
+  expected/  onnxruntime's predictions, one Parquet file per case, with the
+             columns named as batchinfer names them (DESIGN.md, "Outputs")
+  cases.json one entry per golden case: model, input, extra flags, expected file
+"""
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from onnx import TensorProto, helper
+from skl2onnx import convert_sklearn, to_onnx
+from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
+
+warnings.filterwarnings("ignore")
+
+# skl2onnx 1.20 hands numpy booleans to onnx 1.23's make_attribute for
+# HistGradientBoosting's nodes_missing_value_tracks_true, which onnx now refuses.
+# Cast them to ints, which is what the attribute holds; nothing else changes.
+_make_attribute = helper.make_attribute
+
+
+def _make_attribute_bools_as_ints(key, value, *args, **kwargs):
+    if isinstance(value, (list, tuple, np.ndarray)) and any(
+        isinstance(v, (bool, np.bool_)) for v in value
+    ):
+        value = [int(v) for v in value]
+    return _make_attribute(key, value, *args, **kwargs)
+
+
+helper.make_attribute = _make_attribute_bools_as_ints
+HERE = Path(__file__).resolve().parent
+DATA, MODELS, EXPECTED = HERE / "data", HERE / "models", HERE / "expected"
+OPSET = {"": 15, "ai.onnx.ml": 3}
+N_FEATURES = 8
+FEATURES = [f"f{i}" for i in range(N_FEATURES)]
+rng = np.random.default_rng(20261127)
+
+
+# ---------------------------------------------------------------- data
+def numeric_table(n, start_id, with_nulls):
+    x = rng.normal(size=(n, N_FEATURES)).astype(np.float32)
+    cols = {
+        "id": pa.array(np.arange(start_id, start_id + n, dtype=np.int64)),
+        "ts": pa.array(
+            pd.date_range("2024-01-01", periods=n, freq="min").values.astype("datetime64[us]")
+        ),
+        "segment": pa.array(rng.choice(["a", "b", "c"], size=n)),
+    }
+    mask = rng.random(size=x.shape) < 0.08 if with_nulls else np.zeros(x.shape, bool)
+    for i, name in enumerate(FEATURES):
+        cols[name] = pa.array(x[:, i], mask=mask[:, i])
+    return pa.table(cols)
+
+
+def features_of(table):
+    """The [N, F] float32 matrix a single-input model sees: nulls become NaN."""
+    return np.stack(
+        [table[c].to_numpy(zero_copy_only=False).astype(np.float32) for c in FEATURES], axis=1
+    )
+
+
+def mixed_table(n):
+    age = rng.normal(45, 12, size=n)
+    age_mask = rng.random(n) < 0.1
+    income = rng.lognormal(10, 0.5, size=n)
+    plan = rng.choice(["basic", "plus", "pro"], size=n).astype(object)
+    plan[rng.random(n) < 0.03] = "legacy"  # unseen in training: handle_unknown="ignore"
+    visits = rng.poisson(5, size=n).astype(np.int64)
+    return pa.table(
+        {
+            "id": pa.array(np.arange(n, dtype=np.int64) + 10_000),
+            "age": pa.array(age, mask=age_mask),
+            "income": pa.array(income),
+            "plan": pa.array(list(plan), type=pa.string()),
+            "n_visits": pa.array(visits),
+        }
+    )
+
+
+def write_csv(table, path):
+    pacsv.write_csv(table, path, pacsv.WriteOptions(include_header=True))
+
+
+# ---------------------------------------------------------------- models
+def targets(x):
+    z = x[:, 0] * 1.5 - x[:, 1] + 0.5 * x[:, 2] * x[:, 3] + np.sin(x[:, 4])
+    z = np.nan_to_num(z)
+    return z
+
+
+def save(model, name):
+    path = MODELS / f"{name}.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def skl(est, name, zipmap=True, n_features=N_FEATURES):
+    opts = {id(est): {"zipmap": False}} if not zipmap else None
+    m = convert_sklearn(
+        est,
+        initial_types=[("input", FloatTensorType([None, n_features]))],
+        target_opset=OPSET,
+        options=opts,
+    )
+    return save(m, name)
+
+
+def ort_outputs(path, feeds):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return names, sess.run(None, feeds)
+
+
+def flatten(names, values, labels=None):
+    """Name ORT outputs as batchinfer does: [N]/[N,1] -> one column, [N,K] -> K columns,
+    ZipMap (a list of dicts) -> one column per class label."""
+    cols = {}
+    for name, v in zip(names, values):
+        if isinstance(v, list):  # ZipMap output: list of {label: prob}
+            keys = list(v[0].keys())
+            for k in keys:
+                cols[f"{name}_{k}"] = pa.array(np.array([d[k] for d in v], dtype=np.float32))
+            continue
+        v = np.asarray(v)
+        if v.ndim == 1 or (v.ndim == 2 and v.shape[1] == 1):
+            flat = v.reshape(-1)
+            cols[name] = pa.array(flat if flat.dtype != object else [str(s) for s in flat])
+        else:
+            suffixes = labels if labels is not None and len(labels) == v.shape[1] else range(v.shape[1])
+            for i, s in enumerate(suffixes):
+                cols[f"{name}_{s}"] = pa.array(v[:, i])
+    return cols
+
+
+CASES = []
+
+
+def case(name, model_path, data_file, table, feeds, args=(), labels=None, tolerance=1e-5):
+    names, values = ort_outputs(model_path, feeds)
+    cols = {"id": table["id"]}
+    cols.update(flatten(names, values, labels))
+    pq.write_table(pa.table(cols), EXPECTED / f"{name}.parquet")
+    CASES.append(
+        {
+            "name": name,
+            "model": f"models/{model_path.name}",
+            "input": f"data/{data_file}",
+            "args": list(args),
+            "expected": f"expected/{name}.parquet",
+            "tolerance": tolerance,
+        }
+    )
+
+
+def onnx_mlp():
+    """A plain network built with the onnx package: Gemm, BatchNormalization, Relu, Tanh,
+    Gemm, Softmax, plus a Sigmoid head."""
+    w1 = rng.normal(size=(N_FEATURES, 16)).astype(np.float32) * 0.5
+    b1 = rng.normal(size=16).astype(np.float32) * 0.1
+    scale, bias = rng.uniform(0.5, 1.5, 16).astype(np.float32), rng.normal(size=16).astype(np.float32)
+    mean, var = rng.normal(size=16).astype(np.float32) * 0.1, rng.uniform(0.5, 2, 16).astype(np.float32)
+    w2 = rng.normal(size=(16, 3)).astype(np.float32) * 0.5
+    b2 = np.zeros(3, np.float32)
+    w3 = rng.normal(size=(16, 1)).astype(np.float32) * 0.5
+    init = [
+        onnx.numpy_helper.from_array(a, n)
+        for a, n in [(w1, "w1"), (b1, "b1"), (scale, "scale"), (bias, "bias"), (mean, "mean"),
+                     (var, "var"), (w2, "w2"), (b2, "b2"), (w3, "w3")]
+    ]
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h1"]),
+        helper.make_node("BatchNormalization", ["h1", "scale", "bias", "mean", "var"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["r1"]),
+        helper.make_node("Tanh", ["r1"], ["t1"]),
+        helper.make_node("Gemm", ["t1", "w2", "b2"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+        helper.make_node("MatMul", ["t1", "w3"], ["s"]),
+        helper.make_node("Sigmoid", ["s"], ["score"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", N_FEATURES])],
+        [
+            helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1]),
+        ],
+        init,
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return save(m, "onnx_mlp")
+
+
+def main():
+    for d in (DATA, MODELS, EXPECTED):
+        d.mkdir(parents=True, exist_ok=True)
+        for f in d.glob("*"):
+            if f.is_file():
+                f.unlink()
+    (DATA / "numeric_parts").mkdir(exist_ok=True)
+    for f in (DATA / "numeric_parts").glob("*"):
+        f.unlink()
+
+    # Inputs. numeric: 1,500 rows in row groups of 400; also as CSV and as three files.
+    numeric = numeric_table(1500, 1, with_nulls=False)
+    pq.write_table(numeric, DATA / "numeric.parquet", row_group_size=400)
+    write_csv(numeric.drop_columns(["ts"]), DATA / "numeric.csv")
+    for i, off in enumerate(range(0, 1500, 500)):
+        pq.write_table(numeric.slice(off, 500), DATA / "numeric_parts" / f"part-{i:03}.parquet")
+    numeric_nan = numeric_table(800, 100_000, with_nulls=True)
+    pq.write_table(numeric_nan, DATA / "numeric_nan.parquet", row_group_size=300)
+    mixed = mixed_table(600)
+    pq.write_table(mixed, DATA / "mixed.parquet", row_group_size=250)
+    write_csv(mixed, DATA / "mixed.csv")
+
+    # Training data, drawn apart from the scored inputs.
+    xt = rng.normal(size=(2000, N_FEATURES)).astype(np.float32)
+    zt = targets(xt)
+    y_bin = (zt > 0).astype(np.int64)
+    y_multi = np.digitize(zt, np.quantile(zt, [0.25, 0.5, 0.75])).astype(np.int64)
+    y_3 = np.digitize(zt, np.quantile(zt, [0.33, 0.66])).astype(np.int64)
+    y_str = np.where(y_bin == 1, "yes", "no")
+    xt_nan = xt.copy()
+    xt_nan[rng.random(xt.shape) < 0.08] = np.nan
+
+    x = features_of(numeric)
+    x_nan = features_of(numeric_nan)
+    feed = {"input": x}
+    feed_nan = {"input": x_nan}
+
+    # scikit-learn, linear
+    m = skl(LogisticRegression(max_iter=500).fit(xt, y_multi), "logreg_multiclass")
+    case("logreg_multiclass", m, "numeric.parquet", numeric, feed)
+    case("logreg_multiclass_csv", m, "numeric.csv", numeric, feed)
+    m = skl(LogisticRegression(max_iter=500).fit(xt, y_str), "logreg_binary_strlabels", zipmap=False)
+    case("logreg_binary_strlabels", m, "numeric.parquet", numeric, feed, labels=["no", "yes"])
+    m = skl(LogisticRegression(max_iter=500).fit(xt, y_bin), "logreg_binary")
+    case("logreg_binary", m, "numeric.parquet", numeric, feed)
+    m = skl(LinearRegression().fit(xt, zt), "linreg")
+    case("linreg", m, "numeric.parquet", numeric, feed)
+
+    # scikit-learn, trees
+    m = skl(RandomForestClassifier(10, max_depth=6, random_state=0).fit(xt, y_bin), "rf_binary")
+    case("rf_binary", m, "numeric.parquet", numeric, feed)
+    m = skl(ExtraTreesClassifier(10, max_depth=6, random_state=0).fit(xt, y_3), "et_multiclass", zipmap=False)
+    case("et_multiclass", m, "numeric.parquet", numeric, feed, labels=[0, 1, 2])
+    m = skl(RandomForestRegressor(10, max_depth=6, random_state=0).fit(xt, zt), "rf_regressor")
+    case("rf_regressor", m, "numeric.parquet", numeric, feed)
+    m = skl(GradientBoostingRegressor(n_estimators=30, max_depth=3, random_state=0).fit(xt, zt), "gb_regressor")
+    case("gb_regressor", m, "numeric.parquet", numeric, feed)
+    m = skl(GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0).fit(xt, y_bin), "gb_binary")
+    case("gb_binary", m, "numeric.parquet", numeric, feed)
+    m = skl(GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0).fit(xt, y_3), "gb_multiclass")
+    case("gb_multiclass", m, "numeric.parquet", numeric, feed)
+    m = skl(HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(xt_nan, y_bin), "hgb_binary_nan")
+    case("hgb_binary_nan", m, "numeric_nan.parquet", numeric_nan, feed_nan)
+    m = skl(HistGradientBoostingRegressor(max_iter=20, random_state=0).fit(xt_nan, zt), "hgb_regressor_nan")
+    case("hgb_regressor_nan", m, "numeric_nan.parquet", numeric_nan, feed_nan)
+
+    # scikit-learn, neural networks
+    m = skl(MLPRegressor(hidden_layer_sizes=(32, 16), max_iter=300, random_state=0).fit(xt, zt), "mlp_regressor")
+    case("mlp_regressor", m, "numeric.parquet", numeric, feed)
+    m = skl(MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0).fit(xt, y_3), "mlp_classifier")
+    case("mlp_classifier", m, "numeric.parquet", numeric, feed)
+
+    # A ColumnTransformer pipeline, one input per column: float with NaN, int64, string.
+    train_mixed = mixed_table(1500).to_pandas()
+    train_mixed = train_mixed[train_mixed.plan != "legacy"]
+    y_mixed = ((train_mixed.n_visits > 5) ^ (train_mixed.plan == "pro")).astype(np.int64)
+    pre = ColumnTransformer(
+        [
+            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), ["age"]),
+            ("inc", MinMaxScaler(), ["income"]),
+            ("cnt", StandardScaler(), ["n_visits"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
+        ]
+    )
+    pipe = Pipeline([("pre", pre), ("clf", LogisticRegression(max_iter=500))]).fit(
+        train_mixed[["age", "income", "n_visits", "plan"]], y_mixed
+    )
+    m = convert_sklearn(
+        pipe,
+        initial_types=[
+            ("age", FloatTensorType([None, 1])),
+            ("income", FloatTensorType([None, 1])),
+            ("n_visits", Int64TensorType([None, 1])),
+            ("plan", StringTensorType([None, 1])),
+        ],
+        target_opset=OPSET,
+    )
+    m = save(m, "pipeline_mixed")
+    mixed_pd = mixed.to_pandas()
+    mixed_feed = {
+        "age": mixed_pd.age.to_numpy(np.float32).reshape(-1, 1),
+        "income": mixed_pd.income.to_numpy(np.float32).reshape(-1, 1),
+        "n_visits": mixed_pd.n_visits.to_numpy(np.int64).reshape(-1, 1),
+        "plan": mixed_pd.plan.to_numpy(object).reshape(-1, 1),
+    }
+    case("pipeline_mixed", m, "mixed.parquet", mixed, mixed_feed)
+    case("pipeline_mixed_csv", m, "mixed.csv", mixed, mixed_feed)
+
+    # XGBoost and LightGBM through onnxmltools.
+    import lightgbm as lgb
+    import xgboost as xgb
+    from onnxmltools.convert import convert_lightgbm, convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType as MlFloat
+
+    ml_types = [("input", MlFloat([None, N_FEATURES]))]
+    for name, est, y in [
+        ("xgb_binary", xgb.XGBClassifier(n_estimators=20, max_depth=4), y_bin),
+        ("xgb_multiclass", xgb.XGBClassifier(n_estimators=10, max_depth=4), y_3),
+        ("xgb_regressor", xgb.XGBRegressor(n_estimators=20, max_depth=4), zt),
+    ]:
+        est.fit(xt_nan, y)
+        m = save(convert_xgboost(est, initial_types=ml_types, target_opset=15), name)
+        case(name, m, "numeric_nan.parquet", numeric_nan, feed_nan)
+    for name, est, y in [
+        ("lgbm_binary", lgb.LGBMClassifier(n_estimators=20, num_leaves=15, verbose=-1), y_bin),
+        ("lgbm_multiclass", lgb.LGBMClassifier(n_estimators=10, num_leaves=15, verbose=-1), y_3),
+        ("lgbm_regressor", lgb.LGBMRegressor(n_estimators=20, num_leaves=15, verbose=-1), zt),
+    ]:
+        est.fit(xt_nan, y)
+        m = save(convert_lightgbm(est, initial_types=ml_types, target_opset=15, zipmap=False), name)
+        case(name, m, "numeric_nan.parquet", numeric_nan, feed_nan)
+
+    # A network built directly with the onnx package.
+    m = onnx_mlp()
+    case("onnx_mlp", m, "numeric.parquet", numeric, {"x": x})
+    case("onnx_mlp_parts", m, "numeric_parts", numeric, {"x": x})
+
+    (HERE / "cases.json").write_text(json.dumps(CASES, indent=1) + "\n")
+    ops = {}
+    for f in sorted(MODELS.glob("*.onnx")):
+        ops[f.stem] = sorted({n.op_type for n in onnx.load(f).graph.node})
+    print(json.dumps(ops, indent=1))
+
+
+if __name__ == "__main__":
+    main()

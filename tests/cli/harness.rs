@@ -1,0 +1,167 @@
+//! Runs the real binary in a temporary directory and reads its Parquet output back.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+pub fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
+}
+
+/// One invocation's result, printed in full when an assertion fails.
+pub struct Run {
+    pub cmd: String,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn context(&self) -> String {
+        format!(
+            "command: {}\nexit: {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.cmd,
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Asserts the exit code and returns self.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected exit code\n{}",
+            self.context()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn expect_stderr(&self, needle: &str) -> &Run {
+        assert!(
+            self.stderr().contains(needle),
+            "stderr lacks {needle:?}\n{}",
+            self.context()
+        );
+        self
+    }
+}
+
+/// A temporary working directory for one test.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `batchinfer ARGS` with the test directory as working directory and
+    /// testdata reachable as `TD` in arguments.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None)
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let td = testdata();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("TD/", &format!("{}/", td.display())))
+            .collect();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_batchinfer"));
+        cmd.args(&args)
+            .current_dir(self.dir.path())
+            .env_remove("BATCHINFER_THREADS")
+            .env_remove("BATCHINFER_BATCH_SIZE")
+            .env_remove("BATCHINFER_PRICE_PER_HOUR");
+        let output = match stdin {
+            None => cmd
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("run batchinfer"),
+            Some(bytes) => {
+                use std::io::Write;
+                let mut child = cmd
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn batchinfer");
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(bytes)
+                    .expect("write stdin");
+                child.wait_with_output().expect("wait batchinfer")
+            }
+        };
+        Run {
+            cmd: format!("batchinfer {}", args.join(" ")),
+            output,
+        }
+    }
+
+    /// Files in the test directory (to check that nothing partial is left).
+    pub fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir.path())
+            .expect("list temp dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Reads a whole Parquet file as one batch.
+pub fn read_parquet(path: &Path) -> RecordBatch {
+    let file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .expect("at least one batch");
+    concat_batches(&schema, &batches).expect("concat")
+}
+
+pub fn parquet_metadata(path: &Path) -> Vec<(String, String)> {
+    let file = File::open(path).expect("open");
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
+    b.metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| {
+            kv.iter()
+                .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,1 @@
+//! Behaviour of whole jobs: kept columns, outputs, failures, summaries, inspect.

@@ -21,6 +21,7 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
     let run_start = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let inputs: Vec<String> = cfg.inputs.iter().map(|f| f.display()).collect();
 
+    cfg.output.check_free().exit(ExitCode::Usage)?;
     let model_file = ModelFile::open(&cfg.model).exit(ExitCode::Validation)?;
     let dataset = Dataset::open(cfg.inputs, cfg.csv).exit(ExitCode::Validation)?;
     let schema = dataset.schema.clone();

@@ -71,18 +71,24 @@ impl OutputTarget {
         })
     }
 
-    /// Checks, before scoring, that the output may be written: not present unless
-    /// `--overwrite`, and its directory writable. Creates the temporary file.
-    pub fn open(&self, schema: SchemaRef, metadata: &[(String, String)]) -> Result<Box<dyn Sink>> {
-        if self.kind == OutputKind::Stdout {
-            return Ok(Box::new(CsvSink::new(BufWriter::new(StdoutWriter), schema)));
-        }
-        if self.path.exists() && !self.overwrite {
+    /// Refuses an existing output unless `--overwrite`: a cheap check made first.
+    pub fn check_free(&self) -> Result<()> {
+        if self.kind != OutputKind::Stdout && self.path.exists() && !self.overwrite {
             bail!(
                 "output {} already exists; pass --overwrite to replace it",
                 self.path.display()
             );
         }
+        Ok(())
+    }
+
+    /// Checks, before scoring, that the output may be written (see `check_free`)
+    /// and that its directory is writable, by creating the temporary file.
+    pub fn open(&self, schema: SchemaRef, metadata: &[(String, String)]) -> Result<Box<dyn Sink>> {
+        if self.kind == OutputKind::Stdout {
+            return Ok(Box::new(CsvSink::new(BufWriter::new(StdoutWriter), schema)));
+        }
+        self.check_free()?;
         let temp = temp_in_destination(&self.path)?;
         Ok(match self.kind {
             OutputKind::Parquet => {

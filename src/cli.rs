@@ -26,6 +26,45 @@ pub enum Command {
     /// Show a model's inputs, outputs and operators; with --input, the mapping plan.
     #[command(after_help = EXIT_CODES_HELP)]
     Inspect(InspectArgs),
+    /// Measure rows/s, rows per CPU-second and cost per million rows across batch sizes and thread counts.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// ONNX model file.
+    pub model: PathBuf,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+
+    /// Rows read into memory and scored per measurement. Default: 100000.
+    #[arg(long, default_value_t = 100_000)]
+    pub rows: usize,
+
+    /// Thread counts to try (comma-separated). Default: 1 and the available cores.
+    #[arg(long, value_delimiter = ',')]
+    pub threads: Vec<usize>,
+
+    /// Batch sizes to try (comma-separated). Default: 256,1024,8192,65536.
+    #[arg(long, value_delimiter = ',', default_value = "256,1024,8192,65536")]
+    pub batch_size: Vec<usize>,
+
+    /// Measurements per setting; the median is reported. Default: 3.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+
+    /// Machine price in USD per hour, for the cost per million rows.
+    #[arg(long, env = "BATCHINFER_PRICE_PER_HOUR", value_name = "USD")]
+    pub price_per_hour: Option<f64>,
+
+    /// Print the report as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 //! `model` (tract and batchinfer's ONNX-ML operators), `pipeline` (reader →
 //! workers → ordered writer), `sink` (outputs), `summary` (measurements).
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod exit;
@@ -27,6 +28,28 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Score(args) => {
             let config = config::score_config(&args).exit(ExitCode::Usage)?;
             score::run(config).map(|_| ())
+        }
+        Command::Bench(mut args) => {
+            if args.threads.is_empty() {
+                let cores = std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1);
+                args.threads = if cores > 1 { vec![1, cores] } else { vec![1] };
+            }
+            if args.threads.contains(&0) || args.batch_size.contains(&0) {
+                return Err(CliError::new(
+                    ExitCode::Usage,
+                    anyhow::anyhow!("--threads and --batch-size take positive numbers"),
+                ));
+            }
+            let report = bench::run(&args)?;
+            if args.json {
+                let text = serde_json::to_string_pretty(&report).exit(ExitCode::Failure)?;
+                println!("{text}");
+            } else {
+                print!("{}", bench::render(&report));
+            }
+            Ok(())
         }
         Command::Inspect(args) => {
             let text = inspect::run(&args)?;

@@ -46,21 +46,7 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
 warnings.filterwarnings("ignore")
 
-# skl2onnx 1.20 hands numpy booleans to onnx 1.23's make_attribute for
-# HistGradientBoosting's nodes_missing_value_tracks_true, which onnx now refuses.
-# Cast them to ints, which is what the attribute holds; nothing else changes.
-_make_attribute = helper.make_attribute
-
-
-def _make_attribute_bools_as_ints(key, value, *args, **kwargs):
-    if isinstance(value, (list, tuple, np.ndarray)) and any(
-        isinstance(v, (bool, np.bool_)) for v in value
-    ):
-        value = [int(v) for v in value]
-    return _make_attribute(key, value, *args, **kwargs)
-
-
-helper.make_attribute = _make_attribute_bools_as_ints
+import exporter_compat  # noqa: E402,F401  (patches an skl2onnx/onnx incompatibility)
 HERE = Path(__file__).resolve().parent
 DATA, MODELS, EXPECTED = HERE / "data", HERE / "models", HERE / "expected"
 OPSET = {"": 15, "ai.onnx.ml": 3}
@@ -122,6 +108,7 @@ def targets(x):
 
 
 def save(model, name):
+    model.graph.name = name  # skl2onnx names graphs with a random UUID
     path = MODELS / f"{name}.onnx"
     onnx.save(model, path)
     return path

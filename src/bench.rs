@@ -1,0 +1,220 @@
+//! `batchinfer bench`: how fast a model scores on this machine across batch sizes
+//! and thread counts, so a user can choose settings and a machine size.
+//!
+//! Up to `--rows` rows are read into memory first, so the numbers are those of
+//! tensor building, the model and output conversion (reading and writing files
+//! are measured by every `score` run's summary). Each setting is run `--repeat`
+//! times and the median is reported.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use arrow::compute::concat_batches;
+use arrow::record_batch::RecordBatch;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::cli::BenchArgs;
+use crate::config::{csv_options, mapping_request};
+use crate::exit::{CliError, ExitCode, WithExit};
+use crate::mapping;
+use crate::model::{Feed, Model, ModelFile};
+use crate::source::{expand_inputs, Dataset};
+use crate::summary::process_usage;
+
+/// One measured setting.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    pub threads: usize,
+    pub batch_size: usize,
+    pub rows: u64,
+    pub wall_s: f64,
+    pub cpu_s: f64,
+    pub rows_per_s: f64,
+    pub rows_per_cpu_s: f64,
+    pub usd_per_million_rows: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub model: String,
+    pub model_sha256: String,
+    pub model_load_s: f64,
+    pub peak_rss_mib: f64,
+    pub results: Vec<BenchRow>,
+    pub recommended: Option<BenchRow>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Scores `data` once in batches of `batch_size` on `pool`; returns (wall, cpu) seconds.
+fn run_once(
+    pool: &rayon::ThreadPool,
+    model: &Model,
+    feeds: &[Feed],
+    data: &RecordBatch,
+    batch_size: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let n = data.num_rows();
+    let starts: Vec<usize> = (0..n).step_by(batch_size).collect();
+    let (cpu0, _) = process_usage();
+    let t0 = Instant::now();
+    pool.install(|| {
+        starts.par_iter().try_for_each_init(
+            || model.session(),
+            |session, &start| -> anyhow::Result<()> {
+                let session = session.as_mut().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+                let batch = data.slice(start, batch_size.min(n - start));
+                session
+                    .score(model, &batch, feeds)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(())
+            },
+        )
+    })?;
+    let wall = t0.elapsed().as_secs_f64();
+    let (cpu1, _) = process_usage();
+    Ok((wall, cpu1 - cpu0))
+}
+
+pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
+    let model_file = ModelFile::open(&args.model).exit(ExitCode::Validation)?;
+    let files =
+        expand_inputs(&args.input.input, args.input.csv.input_format).exit(ExitCode::Usage)?;
+    let request = mapping_request(&args.mapping).exit(ExitCode::Usage)?;
+    let mut dataset = Dataset::open(files, csv_options(&args.input.csv).exit(ExitCode::Usage)?)
+        .exit(ExitCode::Validation)?;
+    let schema = dataset.schema.clone();
+    let plan =
+        mapping::plan(&schema, &model_file.signature, &request).exit(ExitCode::Validation)?;
+    let model = Arc::new(
+        model_file
+            .compile(&plan.widths(model_file.signature.inputs.len()))
+            .exit(ExitCode::Validation)?,
+    );
+    let projection = plan.projection(&schema);
+    let projected = Arc::new(
+        schema
+            .project(&projection)
+            .context("projecting")
+            .exit(ExitCode::Failure)?,
+    );
+    let feeds = plan.feeds(&projected);
+
+    // Read up to --rows rows into one in-memory batch.
+    let mut batches = vec![];
+    let mut rows = 0usize;
+    'files: for ix in 0..dataset.files.len() {
+        for b in dataset
+            .read_file(ix, &projection, 65_536)
+            .exit(ExitCode::Failure)?
+        {
+            let b = b.exit(ExitCode::Failure)?;
+            rows += b.num_rows();
+            batches.push(b);
+            if rows >= args.rows {
+                break 'files;
+            }
+        }
+    }
+    let data = concat_batches(&projected, &batches)
+        .context("collecting the input")
+        .exit(ExitCode::Failure)?;
+    let data = data.slice(0, data.num_rows().min(args.rows));
+    drop(batches);
+    if data.num_rows() == 0 {
+        return Err(CliError::new(
+            ExitCode::Validation,
+            anyhow::anyhow!("the input has no rows to benchmark"),
+        ));
+    }
+
+    let mut results = vec![];
+    for &threads in &args.threads {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .exit(ExitCode::Failure)?;
+        for &batch_size in &args.batch_size {
+            run_once(&pool, &model, &feeds, &data, batch_size).exit(ExitCode::Failure)?; // warm-up
+            let mut walls = vec![];
+            let mut cpus = vec![];
+            for _ in 0..args.repeat.max(1) {
+                let (w, c) =
+                    run_once(&pool, &model, &feeds, &data, batch_size).exit(ExitCode::Failure)?;
+                walls.push(w);
+                cpus.push(c);
+            }
+            let (wall_s, cpu_s) = (median(walls), median(cpus));
+            let n = data.num_rows() as f64;
+            results.push(BenchRow {
+                threads,
+                batch_size,
+                rows: data.num_rows() as u64,
+                wall_s,
+                cpu_s,
+                rows_per_s: n / wall_s.max(1e-12),
+                rows_per_cpu_s: n / cpu_s.max(1e-12),
+                usd_per_million_rows: args.price_per_hour.map(|p| p * wall_s / 3600.0 * 1e6 / n),
+            });
+        }
+    }
+    let recommended = results
+        .iter()
+        .max_by(|a, b| a.rows_per_s.total_cmp(&b.rows_per_s))
+        .cloned();
+    Ok(BenchReport {
+        model: model.path.display().to_string(),
+        model_sha256: model.sha256.clone(),
+        model_load_s: model.compile_s,
+        peak_rss_mib: process_usage().1,
+        results,
+        recommended,
+    })
+}
+
+/// The report as a table.
+pub fn render(r: &BenchReport) -> String {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED);
+    t.set_header([
+        "threads",
+        "batch size",
+        "rows/s",
+        "rows per CPU-s",
+        "wall s (median)",
+        "$ per 1M rows",
+    ]);
+    for row in &r.results {
+        t.add_row([
+            row.threads.to_string(),
+            row.batch_size.to_string(),
+            format!("{:.0}", row.rows_per_s),
+            format!("{:.0}", row.rows_per_cpu_s),
+            format!("{:.4}", row.wall_s),
+            row.usd_per_million_rows
+                .map(|v| format!("{v:.6}"))
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let mut out = format!(
+        "model {} (load and optimise {:.1} ms), {} rows in memory\n",
+        r.model,
+        r.model_load_s * 1000.0,
+        r.results.first().map(|x| x.rows).unwrap_or(0)
+    );
+    out.push_str(&t.to_string());
+    out.push('\n');
+    if let Some(best) = &r.recommended {
+        out.push_str(&format!(
+            "recommended: --threads {} --batch-size {} ({:.0} rows/s); peak memory {:.1} MiB\n",
+            best.threads, best.batch_size, best.rows_per_s, r.peak_rss_mib
+        ));
+    }
+    out
+}

@@ -31,6 +31,7 @@ from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringT
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     ExtraTreesClassifier,
+    ExtraTreesRegressor,
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
@@ -39,7 +40,8 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.svm import SVC, SVR, LinearSVC
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
@@ -213,6 +215,22 @@ def onnx_mlp():
     return save(m, "onnx_mlp")
 
 
+def unsupported_model():
+    """A valid model using TfIdfVectorizer, which neither tract nor batchinfer runs:
+    batchinfer must refuse it before scoring, naming the operator."""
+    node = helper.make_node("TfIdfVectorizer", ["x"], ["y"], mode="TF", min_gram_length=1, max_gram_length=1,
+                            max_skip_count=0, ngram_counts=[0], ngram_indexes=[0], pool_int64s=[1])
+    graph = helper.make_graph(
+        [node], "tfidf",
+        [helper.make_tensor_value_info("x", TensorProto.INT64, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    save(m, "unsupported_tfidf")
+
+
 def main():
     for d in (DATA, MODELS, EXPECTED):
         d.mkdir(parents=True, exist_ok=True)
@@ -279,6 +297,32 @@ def main():
     m = skl(HistGradientBoostingRegressor(max_iter=20, random_state=0).fit(xt_nan, zt), "hgb_regressor_nan")
     case("hgb_regressor_nan", m, "numeric_nan.parquet", numeric_nan, feed_nan)
 
+    m = skl(RandomForestClassifier(10, max_depth=6, random_state=0).fit(xt, np.array(["low", "mid", "high"])[y_3]), "rf_multiclass_strlabels")
+    case("rf_multiclass_strlabels", m, "numeric.parquet", numeric, feed)
+    m = skl(ExtraTreesRegressor(10, max_depth=6, random_state=0).fit(xt, zt), "et_regressor")
+    case("et_regressor", m, "numeric.parquet", numeric, feed)
+    m = skl(HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(xt_nan, y_3), "hgb_multiclass_nan", zipmap=False)
+    case("hgb_multiclass_nan", m, "numeric_nan.parquet", numeric_nan, feed_nan, labels=[0, 1, 2])
+
+    # scikit-learn, more linear models and SVMs
+    m = skl(Ridge(alpha=0.5).fit(xt, zt), "ridge")
+    case("ridge", m, "numeric.parquet", numeric, feed)
+    m = skl(LinearSVC().fit(xt, y_bin), "linear_svc_binary")
+    case("linear_svc_binary", m, "numeric.parquet", numeric, feed)
+    m = skl(LinearSVC().fit(xt, y_3), "linear_svc_multiclass")
+    case("linear_svc_multiclass", m, "numeric.parquet", numeric, feed)
+    xs, ys, ys3, zs = xt[:300], y_bin[:300], y_3[:300], zt[:300]  # SVMs stay small
+    m = skl(SVC(kernel="linear").fit(xs, ys), "svc_linear_binary", zipmap=False)
+    case("svc_linear_binary", m, "numeric.parquet", numeric, feed, labels=[0, 1])
+    m = skl(SVC(kernel="rbf").fit(xs, ys3), "svc_rbf_multiclass", zipmap=False)
+    case("svc_rbf_multiclass", m, "numeric.parquet", numeric, feed, labels=[0, 1, 2])
+    m = skl(SVC(kernel="rbf", probability=True, random_state=0).fit(xs, ys3), "svc_rbf_proba")
+    case("svc_rbf_proba", m, "numeric.parquet", numeric, feed)
+    m = skl(SVC(kernel="poly", degree=2, probability=True, random_state=0).fit(xs, ys), "svc_poly_binary_proba")
+    case("svc_poly_binary_proba", m, "numeric.parquet", numeric, feed)
+    m = skl(SVR(kernel="rbf").fit(xs, zs), "svr_rbf")
+    case("svr_rbf", m, "numeric.parquet", numeric, feed)
+
     # scikit-learn, neural networks
     m = skl(MLPRegressor(hidden_layer_sizes=(32, 16), max_iter=300, random_state=0).fit(xt, zt), "mlp_regressor")
     case("mlp_regressor", m, "numeric.parquet", numeric, feed)
@@ -321,6 +365,22 @@ def main():
     case("pipeline_mixed", m, "mixed.parquet", mixed, mixed_feed)
     case("pipeline_mixed_csv", m, "mixed.csv", mixed, mixed_feed)
 
+    # OneHotEncoder over integer categories, one input per column.
+    pipe_int = Pipeline([
+        ("pre", ColumnTransformer([
+            ("cnt", OneHotEncoder(handle_unknown="ignore"), ["n_visits"]),
+            ("inc", StandardScaler(), ["income"]),
+        ])),
+        ("clf", RandomForestClassifier(10, max_depth=5, random_state=0)),
+    ]).fit(train_mixed[["income", "n_visits"]], y_mixed)
+    m = convert_sklearn(
+        pipe_int,
+        initial_types=[("income", FloatTensorType([None, 1])), ("n_visits", Int64TensorType([None, 1]))],
+        target_opset=OPSET,
+    )
+    m = save(m, "pipeline_int_categories")
+    case("pipeline_int_categories", m, "mixed.parquet", mixed, {k: mixed_feed[k] for k in ("income", "n_visits")})
+
     # XGBoost and LightGBM through onnxmltools.
     import lightgbm as lgb
     import xgboost as xgb
@@ -349,6 +409,8 @@ def main():
     m = onnx_mlp()
     case("onnx_mlp", m, "numeric.parquet", numeric, {"x": x})
     case("onnx_mlp_parts", m, "numeric_parts", numeric, {"x": x})
+
+    unsupported_model()
 
     (HERE / "cases.json").write_text(json.dumps(CASES, indent=1) + "\n")
     ops = {}

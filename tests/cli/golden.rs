@@ -183,7 +183,37 @@ golden!(
     lgbm_regressor,
     onnx_mlp,
     onnx_mlp_parts,
+    rf_multiclass_strlabels,
+    et_regressor,
+    hgb_multiclass_nan,
+    ridge,
+    linear_svc_binary,
+    linear_svc_multiclass,
+    svc_linear_binary,
+    svc_rbf_multiclass,
+    svc_rbf_proba,
+    svc_poly_binary_proba,
+    svr_rbf,
+    pipeline_int_categories,
 );
+
+#[test]
+fn a_model_with_an_operator_nobody_runs_is_refused_before_scoring() {
+    let env = Env::new();
+    env.run(&[
+        "score",
+        "-m",
+        "TD/models/unsupported_tfidf.onnx",
+        "-i",
+        "TD/data/numeric.parquet",
+        "-o",
+        "out.parquet",
+        "-q",
+    ])
+    .expect_code(3)
+    .expect_stderr("uses operators batchinfer cannot run yet: TfIdfVectorizer");
+    assert!(env.files().is_empty());
+}
 
 #[test]
 fn rows_are_identical_whatever_the_threads_and_batch_size() {

@@ -100,15 +100,27 @@ impl PostTransform {
     }
 }
 
+/// The logistic function, computed on |v| as onnxruntime does so that large
+/// negative scores keep their precision.
 pub fn logistic(v: f32) -> f32 {
-    1.0 / (1.0 + (-v).exp())
+    let l = 1.0 / (1.0 + (-v.abs()).exp());
+    if v < 0.0 {
+        1.0 - l
+    } else {
+        l
+    }
 }
 
+/// Softmax; with `keep_zeros` (SOFTMAX_ZERO) scores within 1e-7 of zero stay
+/// (almost) zero and do not count in the sum, as in onnxruntime.
 fn softmax(row: &mut [f32], keep_zeros: bool) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp_neg_max = (-max).exp();
     let mut sum = 0.0f32;
     for v in row.iter_mut() {
-        if !(keep_zeros && *v == 0.0) {
+        if keep_zeros && v.abs() <= 1e-7 {
+            *v *= exp_neg_max;
+        } else {
             *v = (*v - max).exp();
             sum += *v;
         }

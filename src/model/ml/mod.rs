@@ -5,6 +5,7 @@ mod classes;
 pub mod kernel;
 mod linear;
 mod preprocess;
+mod svm;
 mod trees;
 
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
@@ -25,6 +26,8 @@ pub const OWN_OPS: &[&str] = &[
     "LinearClassifier",
     "OneHotEncoder",
     "Scaler",
+    "SVMClassifier",
+    "SVMRegressor",
     "TreeEnsembleClassifier",
     "TreeEnsembleRegressor",
     "ZipMap",
@@ -40,6 +43,12 @@ fn tree_regressor(_: &ParsingContext, node: &NodeProto) -> Built {
 }
 fn linear_classifier(_: &ParsingContext, node: &NodeProto) -> Built {
     Ok((inference_op(linear::linear_classifier(node)?), vec![]))
+}
+fn svm_classifier(_: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((inference_op(svm::classifier(node)?), vec![]))
+}
+fn svm_regressor(_: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((inference_op(svm::regressor(node)?), vec![]))
 }
 fn zipmap(_: &ParsingContext, _node: &NodeProto) -> Built {
     Ok((inference_op(preprocess::ZipMap), vec![]))
@@ -65,6 +74,8 @@ pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("TreeEnsembleClassifier", tree_classifier);
     reg.insert("TreeEnsembleRegressor", tree_regressor);
     reg.insert("LinearClassifier", linear_classifier);
+    reg.insert("SVMClassifier", svm_classifier);
+    reg.insert("SVMRegressor", svm_regressor);
     reg.insert("ZipMap", zipmap);
     reg.insert("Scaler", scaler);
     reg.insert("Imputer", imputer);

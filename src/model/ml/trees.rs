@@ -2,10 +2,18 @@
 //! batchinfer's own evaluator.
 //!
 //! tract 0.23.9 has no regressor, mis-labels binary classifiers and evaluates trees
-//! at a few hundred rows per second. Here every tree is a run of a flat node array;
-//! rows are scored in blocks, tree by tree, so a tree stays in cache while a block of
-//! rows walks it. Accumulation is in f32, tree order, as onnxruntime does for float
-//! models.
+//! at a few hundred rows per second. Here:
+//! - nodes are 12 bytes, laid out depth-first with the "true" child right after its
+//!   parent, so a step is one load and a select;
+//! - leaves point to themselves, so a group of [`LANES`] rows walks a tree in
+//!   lockstep for exactly the tree's depth, with independent loads in flight and no
+//!   branch on "is this a leaf";
+//! - when every node uses one comparison (scikit-learn: LEQ, XGBoost and LightGBM:
+//!   LT) the comparison is a compile-time choice;
+//! - rows are scored in blocks, tree by tree, so a tree stays in cache while a block
+//!   walks it.
+//!
+//! Accumulation is in f32, in tree order, as onnxruntime does for float models.
 
 use std::collections::HashMap;
 
@@ -18,8 +26,13 @@ use super::kernel::Kernel;
 
 /// Rows walked through one tree before moving to the next.
 const ROW_BLOCK: usize = 64;
+/// Rows walking a tree in lockstep.
+const LANES: usize = 8;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+const MISSING_TRUE: u32 = 1 << 31;
+const FEATURE: u32 = !MISSING_TRUE;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Mode {
     Leq,
     Lt,
@@ -45,15 +58,57 @@ impl Mode {
     }
 }
 
-/// One node. For a leaf, `next_true..next_false` is its range in `Ensemble::weights`.
+/// One node. A branch goes to the next node when its comparison holds (or the value
+/// is NaN and `MISSING_TRUE` is set), else to `next`. A leaf has a NaN threshold,
+/// feature 0 and `next` pointing to itself, so stepping a leaf stays on it under
+/// every comparison but NEQ (mixed and NEQ ensembles check for leaves explicitly).
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 struct Node {
     threshold: f32,
-    feature: u32,
-    next_true: u32,
-    next_false: u32,
-    mode: Mode,
-    missing_true: bool,
+    /// Feature index, with `MISSING_TRUE` in the top bit.
+    meta: u32,
+    next: u32,
+}
+
+/// The comparison of a branch: `x` goes to the "true" child when it holds.
+trait Compare {
+    fn holds(&self, node: usize, x: f32, threshold: f32) -> bool;
+}
+
+macro_rules! uniform {
+    ($name:ident, $op:tt) => {
+        struct $name;
+        impl Compare for $name {
+            #[inline(always)]
+            fn holds(&self, _node: usize, x: f32, t: f32) -> bool {
+                x $op t
+            }
+        }
+    };
+}
+uniform!(Leq, <=);
+uniform!(Lt, <);
+uniform!(Gte, >=);
+uniform!(Gt, >);
+uniform!(Equal, ==);
+
+/// Ensembles mixing comparisons, or using NEQ: the mode of every node.
+struct Mixed<'a>(&'a [Mode]);
+
+impl Compare for Mixed<'_> {
+    #[inline(always)]
+    fn holds(&self, node: usize, x: f32, t: f32) -> bool {
+        match self.0[node] {
+            Mode::Leq => x <= t,
+            Mode::Lt => x < t,
+            Mode::Gte => x >= t,
+            Mode::Gt => x > t,
+            Mode::Eq => x == t,
+            Mode::Neq => x != t,
+            Mode::Leaf => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +123,17 @@ enum Aggregate {
 #[derive(Debug)]
 pub struct Ensemble {
     roots: Vec<u32>,
+    /// Shortest and longest root-to-leaf path of each tree, in steps.
+    depths: Vec<(u32, u32)>,
+    /// For single-target ensembles whose leaves hold one weight: each node's value.
+    leaf_value: Option<Vec<f32>>,
     nodes: Vec<Node>,
+    /// The one comparison every branch uses, or None: see `modes`.
+    mode: Option<Mode>,
+    /// Per-node modes (leaves included), used when `mode` is None.
+    modes: Vec<Mode>,
+    /// For each node, its first weight in `weights`; leaves own `leaf[i]..leaf[i + 1]`.
+    leaf: Vec<u32>,
     weights: Vec<(u32, f32)>,
     n_targets: usize,
     /// Number of features the trees read: the input must be at least this wide.
@@ -176,65 +241,129 @@ impl Ensemble {
             used.insert(target);
         }
 
-        let mut nodes = Vec::with_capacity(n);
-        let mut weights = Vec::with_capacity(m);
+        // Children of every branch, by original index; roots are the nodes no node
+        // points to.
+        let parsed_modes: Vec<Mode> = modes
+            .iter()
+            .map(|m| Mode::parse(m))
+            .collect::<TractResult<_>>()?;
+        let mut children = vec![(0u32, 0u32); n];
         let mut is_child = vec![false; n];
         let mut max_feature = 0usize;
         for i in 0..n {
-            let mode = Mode::parse(&modes[i])?;
-            let node = if mode == Mode::Leaf {
-                let start = weights.len() as u32;
-                weights.extend(by_leaf.get(&(i as u32)).into_iter().flatten());
-                Node {
-                    threshold: 0.0,
-                    feature: 0,
-                    next_true: start,
-                    next_false: weights.len() as u32,
-                    mode,
-                    missing_true: false,
-                }
-            } else {
-                let child = |id: i64| -> TractResult<u32> {
-                    let c = *index.get(&(tree_ids[i], id)).with_context(|| {
-                        format!(
-                            "node {} of tree {} points to missing node {id}",
-                            node_ids[i], tree_ids[i]
-                        )
-                    })?;
-                    Ok(c)
-                };
-                let (t, f) = (child(true_ids[i])?, child(false_ids[i])?);
-                is_child[t as usize] = true;
-                is_child[f as usize] = true;
-                ensure!(
-                    features[i] >= 0,
-                    "negative feature id in tree {}",
-                    tree_ids[i]
-                );
-                max_feature = max_feature.max(features[i] as usize + 1);
-                Node {
-                    threshold: values[i],
-                    feature: features[i] as u32,
-                    next_true: t,
-                    next_false: f,
-                    mode,
-                    missing_true: missing[i] != 0,
-                }
+            if parsed_modes[i] == Mode::Leaf {
+                continue;
+            }
+            let child = |id: i64| -> TractResult<u32> {
+                Ok(*index.get(&(tree_ids[i], id)).with_context(|| {
+                    format!(
+                        "node {} of tree {} points to missing node {id}",
+                        node_ids[i], tree_ids[i]
+                    )
+                })?)
             };
-            nodes.push(node);
+            let (t, f) = (child(true_ids[i])?, child(false_ids[i])?);
+            is_child[t as usize] = true;
+            is_child[f as usize] = true;
+            children[i] = (t, f);
+            ensure!(
+                features[i] >= 0 && (features[i] as u32) < MISSING_TRUE,
+                "feature id {} out of range in tree {}",
+                features[i],
+                tree_ids[i]
+            );
+            max_feature = max_feature.max(features[i] as usize + 1);
         }
-        // A root is the one node of a tree that no node points to.
         let mut roots_by_tree = std::collections::BTreeMap::new();
         for i in 0..n {
             if !is_child[i] {
                 ensure!(
-                    roots_by_tree.insert(tree_ids[i], i as u32).is_none(),
+                    roots_by_tree.insert(tree_ids[i], i).is_none(),
                     "tree {} has more than one root",
                     tree_ids[i]
                 );
             }
         }
-        let roots: Vec<u32> = roots_by_tree.into_values().collect();
+
+        // Lay every tree out depth-first, "true" child first.
+        let mut nodes = Vec::with_capacity(n);
+        let mut node_modes = Vec::with_capacity(n);
+        let mut leaf = Vec::with_capacity(n + 1);
+        let mut weights: Vec<(u32, f32)> = Vec::with_capacity(m);
+        let mut roots = Vec::with_capacity(roots_by_tree.len());
+        let mut depths = Vec::with_capacity(roots_by_tree.len());
+        let mut placed = vec![false; n];
+        for (&tree, &root) in &roots_by_tree {
+            roots.push(nodes.len() as u32);
+            let mut depth = 0u32;
+            let mut shallowest = u32::MAX;
+            // (original index, depth, new index of the parent whose `next` it is)
+            let mut stack = vec![(root, 0u32, None::<usize>)];
+            while let Some((orig, d, false_parent)) = stack.pop() {
+                ensure!(
+                    !placed[orig],
+                    "tree {tree} reaches node {} twice",
+                    node_ids[orig]
+                );
+                placed[orig] = true;
+                let at = nodes.len();
+                if let Some(p) = false_parent {
+                    let parent: &mut Node = &mut nodes[p];
+                    parent.next = at as u32;
+                }
+                depth = depth.max(d);
+                leaf.push(weights.len() as u32);
+                node_modes.push(parsed_modes[orig]);
+                if parsed_modes[orig] == Mode::Leaf {
+                    shallowest = shallowest.min(d);
+                    weights.extend(by_leaf.get(&(orig as u32)).into_iter().flatten());
+                    nodes.push(Node {
+                        threshold: f32::NAN,
+                        meta: 0,
+                        next: at as u32,
+                    });
+                } else {
+                    let meta =
+                        features[orig] as u32 | if missing[orig] != 0 { MISSING_TRUE } else { 0 };
+                    nodes.push(Node {
+                        threshold: values[orig],
+                        meta,
+                        next: 0,
+                    });
+                    let (t, f) = children[orig];
+                    // Pushed last, popped first: the "true" child lands right after.
+                    stack.push((f as usize, d + 1, Some(at)));
+                    stack.push((t as usize, d + 1, None));
+                }
+            }
+            depths.push((shallowest.min(depth), depth));
+        }
+        leaf.push(weights.len() as u32);
+        ensure!(placed.iter().all(|p| *p), "some nodes belong to no tree");
+        let single = n_targets == 1
+            && (0..nodes.len()).all(|i| node_modes[i] != Mode::Leaf || leaf[i + 1] - leaf[i] == 1);
+        let leaf_value = single.then(|| {
+            (0..nodes.len())
+                .map(|i| {
+                    if node_modes[i] == Mode::Leaf {
+                        weights[leaf[i] as usize].1
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        });
+
+        let branch_modes: std::collections::BTreeSet<Mode> = node_modes
+            .iter()
+            .copied()
+            .filter(|m| *m != Mode::Leaf)
+            .collect();
+        let mode = match branch_modes.len() {
+            0 => Some(Mode::Leq),
+            1 => branch_modes.into_iter().next().filter(|m| *m != Mode::Neq),
+            _ => None,
+        };
         let aggregate = match node
             .get_attr_opt::<&str>("aggregate_function")?
             .unwrap_or("SUM")
@@ -250,7 +379,12 @@ impl Ensemble {
             .unwrap_or_default();
         Ok(Ensemble {
             roots,
+            depths,
+            leaf_value,
             nodes,
+            mode,
+            modes: node_modes,
+            leaf,
             weights,
             n_targets,
             n_features: max_feature,
@@ -261,35 +395,105 @@ impl Ensemble {
         })
     }
 
-    #[inline]
-    fn leaf(&self, root: u32, row: &[f32]) -> &Node {
-        let mut node = &self.nodes[root as usize];
-        loop {
-            let x = row[node.feature as usize];
-            let t = node.threshold;
-            let go_true = match node.mode {
-                Mode::Leq => x <= t,
-                Mode::Lt => x < t,
-                Mode::Gte => x >= t,
-                Mode::Gt => x > t,
-                Mode::Eq => x == t,
-                Mode::Neq => x != t,
-                Mode::Leaf => return node,
-            } || (node.missing_true && x.is_nan());
-            node = &self.nodes[if go_true {
-                node.next_true
-            } else {
-                node.next_false
-            } as usize];
+    /// Walks `LANES` rows through the tree at `root` in lockstep; returns their leaves.
+    #[inline(always)]
+    fn leaves<C: Compare>(
+        &self,
+        cmp: &C,
+        root: u32,
+        (shallowest, deepest): (u32, u32),
+        rows: &[&[f32]; LANES],
+    ) -> [usize; LANES] {
+        let mut at = [root as usize; LANES];
+        let check_leaf = self.mode.is_none();
+        for step in 0..deepest {
+            // Past the shallowest leaf, stop as soon as every lane is on a leaf
+            // (unbalanced trees, such as LightGBM's, end long before their depth).
+            if step >= shallowest && at.iter().all(|&i| self.nodes[i].next as usize == i) {
+                break;
+            }
+            for lane in 0..LANES {
+                let i = at[lane];
+                let node = self.nodes[i];
+                if check_leaf && self.modes[i] == Mode::Leaf {
+                    continue;
+                }
+                let x = rows[lane][(node.meta & FEATURE) as usize];
+                let go = cmp.holds(i, x, node.threshold)
+                    | ((node.meta & MISSING_TRUE != 0) & x.is_nan());
+                at[lane] = if go { i + 1 } else { node.next as usize };
+            }
+        }
+        at
+    }
+
+    fn accumulate<C: Compare>(
+        &self,
+        cmp: &C,
+        x: &[f32],
+        n: usize,
+        f: usize,
+        out: &mut [f32],
+        touched: &mut [bool],
+    ) {
+        let t = self.n_targets;
+        for start in (0..n).step_by(ROW_BLOCK) {
+            let end = (start + ROW_BLOCK).min(n);
+            // Lanes past the end repeat the last row; their leaves are ignored.
+            let groups: Vec<(usize, [&[f32]; LANES])> = (start..end)
+                .step_by(LANES)
+                .map(|group| {
+                    (
+                        group,
+                        std::array::from_fn(|l| {
+                            let r = (group + l).min(end - 1);
+                            &x[r * f..(r + 1) * f]
+                        }),
+                    )
+                })
+                .collect();
+            for (&root, &depth) in self.roots.iter().zip(&self.depths) {
+                for (group, rows) in &groups {
+                    let group = *group;
+                    let leaves = self.leaves(cmp, root, depth, rows);
+                    if let Some(values) = &self.leaf_value {
+                        if self.aggregate == Aggregate::Sum || self.aggregate == Aggregate::Average
+                        {
+                            for (lane, &leaf) in leaves.iter().enumerate().take(end - group) {
+                                out[group + lane] += values[leaf];
+                            }
+                            continue;
+                        }
+                    }
+                    for (lane, &leaf) in leaves.iter().enumerate().take(end - group) {
+                        let r = group + lane;
+                        let acc = &mut out[r * t..(r + 1) * t];
+                        let ws =
+                            &self.weights[self.leaf[leaf] as usize..self.leaf[leaf + 1] as usize];
+                        for &(target, w) in ws {
+                            let slot = &mut acc[target as usize];
+                            match self.aggregate {
+                                Aggregate::Sum | Aggregate::Average => *slot += w,
+                                Aggregate::Min => *slot = slot.min(w),
+                                Aggregate::Max => *slot = slot.max(w),
+                            }
+                            if !touched.is_empty() {
+                                touched[r * t + target as usize] = true;
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
     /// Aggregated scores `[N, n_targets]` (base values not yet added).
     fn scores(&self, x: &[f32], n: usize, f: usize) -> TractResult<Vec<f32>> {
+        ensure!(f > 0, "the tree ensemble needs at least one input column");
         ensure!(
             f >= self.n_features,
             "the trees read feature {} but the input has {f} columns",
-            self.n_features - 1
+            self.n_features.saturating_sub(1)
         );
         let t = self.n_targets;
         let init = match self.aggregate {
@@ -298,34 +502,19 @@ impl Ensemble {
             Aggregate::Max => f32::NEG_INFINITY,
         };
         let mut out = vec![init; n * t];
-        let mut touched = vec![
-            false;
-            if matches!(self.aggregate, Aggregate::Min | Aggregate::Max) {
-                n * t
-            } else {
-                0
-            }
-        ];
-        for start in (0..n).step_by(ROW_BLOCK) {
-            let end = (start + ROW_BLOCK).min(n);
-            for &root in &self.roots {
-                for r in start..end {
-                    let leaf = self.leaf(root, &x[r * f..(r + 1) * f]);
-                    let acc = &mut out[r * t..(r + 1) * t];
-                    for &(target, w) in
-                        &self.weights[leaf.next_true as usize..leaf.next_false as usize]
-                    {
-                        let slot = &mut acc[target as usize];
-                        match self.aggregate {
-                            Aggregate::Sum | Aggregate::Average => *slot += w,
-                            Aggregate::Min => *slot = slot.min(w),
-                            Aggregate::Max => *slot = slot.max(w),
-                        }
-                        if !touched.is_empty() {
-                            touched[r * t + target as usize] = true;
-                        }
-                    }
-                }
+        if n == 0 {
+            return Ok(out);
+        }
+        let min_max = matches!(self.aggregate, Aggregate::Min | Aggregate::Max);
+        let mut touched = vec![false; if min_max { n * t } else { 0 }];
+        match self.mode {
+            Some(Mode::Leq) => self.accumulate(&Leq, x, n, f, &mut out, &mut touched),
+            Some(Mode::Lt) => self.accumulate(&Lt, x, n, f, &mut out, &mut touched),
+            Some(Mode::Gte) => self.accumulate(&Gte, x, n, f, &mut out, &mut touched),
+            Some(Mode::Gt) => self.accumulate(&Gt, x, n, f, &mut out, &mut touched),
+            Some(Mode::Eq) => self.accumulate(&Equal, x, n, f, &mut out, &mut touched),
+            Some(Mode::Neq | Mode::Leaf) | None => {
+                self.accumulate(&Mixed(&self.modes), x, n, f, &mut out, &mut touched)
             }
         }
         if self.aggregate == Aggregate::Average {

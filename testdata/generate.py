@@ -110,7 +110,12 @@ def targets(x):
 
 
 def save(model, name):
-    model.graph.name = name  # skl2onnx names graphs with a random UUID
+    # Reproducible bytes: skl2onnx names graphs with a random UUID and lists opsets
+    # in hash order.
+    model.graph.name = name
+    opsets = sorted(model.opset_import, key=lambda o: o.domain)
+    del model.opset_import[:]
+    model.opset_import.extend(opsets)
     path = MODELS / f"{name}.onnx"
     onnx.save(model, path)
     return path
@@ -404,6 +409,24 @@ def main():
         est.fit(xt_nan, y)
         m = save(convert_lightgbm(est, initial_types=ml_types, target_opset=15, zipmap=False), name)
         case(name, m, "numeric_nan.parquet", numeric_nan, feed_nan)
+
+    # CatBoost's own ONNX export.
+    import catboost
+    for name, est, y in [
+        ("catboost_binary", catboost.CatBoostClassifier(iterations=20, depth=4, verbose=0, random_seed=0, thread_count=1, allow_writing_files=False), y_bin),
+        ("catboost_multiclass", catboost.CatBoostClassifier(iterations=10, depth=4, verbose=0, random_seed=0, thread_count=1, allow_writing_files=False, loss_function="MultiClass"), y_3),
+        ("catboost_regressor", catboost.CatBoostRegressor(iterations=20, depth=4, verbose=0, random_seed=0, thread_count=1, allow_writing_files=False), zt),
+    ]:
+        est.fit(xt, y)
+        path = MODELS / f"{name}.onnx"
+        est.save_model(str(path), format="onnx")
+        m = onnx.load(path)
+        # Drop the training time and random model id CatBoost records, for reproducible bytes.
+        keep = [p for p in m.metadata_props if p.key not in ("train_finish_time", "model_guid")]
+        del m.metadata_props[:]
+        m.metadata_props.extend(keep)
+        save(m, name)
+        case(name, path, "numeric.parquet", numeric, {"features": x})
 
     # A network built directly with the onnx package.
     m = onnx_mlp()

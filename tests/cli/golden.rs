@@ -195,6 +195,9 @@ golden!(
     svc_poly_binary_proba,
     svr_rbf,
     pipeline_int_categories,
+    catboost_binary,
+    catboost_multiclass,
+    catboost_regressor,
 );
 
 #[test]

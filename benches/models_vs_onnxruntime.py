@@ -75,11 +75,38 @@ def make(rows):
     m = lgb.LGBMRegressor(n_estimators=200, num_leaves=31, verbose=-1).fit(xt_nan, z)
     onnx.save(convert_lightgbm(m, initial_types=mt, target_opset=15), OUT / "lightgbm_200.onnx")
 
+    onnx.save(dense_network(rng), OUT / "onnx_dense_256x256.onnx")
+
     x = rng.normal(size=(rows, N_FEATURES)).astype(np.float32)
     x[rng.random(x.shape) < 0.05] = np.nan
     cols = {"id": pa.array(np.arange(rows, dtype=np.int64))}
     cols.update({c: pa.array(x[:, i]) for i, c in enumerate(FEATURES)})
     pq.write_table(pa.table(cols), OUT / "data.parquet")
+
+
+def dense_network(rng):
+    """A plain network built with the onnx package: Gemm, BatchNormalization, Relu,
+    Gemm, Tanh, Gemm, Softmax."""
+    from onnx import TensorProto, helper, numpy_helper
+    w = lambda *s: rng.normal(size=s).astype(np.float32) * 0.1
+    init = [numpy_helper.from_array(a, n) for a, n in [
+        (w(N_FEATURES, 256), "w1"), (w(256), "b1"), (1 + w(256), "scale"), (w(256), "bias"),
+        (w(256), "mean"), (1 + np.abs(w(256)), "var"), (w(256, 256), "w2"), (w(256), "b2"),
+        (w(256, 4), "w3"), (w(4), "b3")]]
+    nodes = [
+        helper.make_node("Gemm", ["input", "w1", "b1"], ["h1"]),
+        helper.make_node("BatchNormalization", ["h1", "scale", "bias", "mean", "var"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["r1"]),
+        helper.make_node("Gemm", ["r1", "w2", "b2"], ["h2"]),
+        helper.make_node("Tanh", ["h2"], ["t2"]),
+        helper.make_node("Gemm", ["t2", "w3", "b3"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    graph = helper.make_graph(nodes, "dense", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", N_FEATURES])],
+                              [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 4])], init)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    m.ir_version = 8
+    return m
 
 
 def ort_rows_per_cpu_s(model, x, batch):
@@ -118,6 +145,8 @@ def main():
         sys.exit("build batchinfer first (cargo build --release)")
     if not (OUT / "data.parquet").exists():
         make(args.rows)
+    if not (OUT / "onnx_dense_256x256.onnx").exists():
+        onnx.save(dense_network(np.random.default_rng(8)), OUT / "onnx_dense_256x256.onnx")
     x = np.stack([pq.read_table(OUT / "data.parquet", columns=[c])[c].to_numpy(zero_copy_only=False).astype(np.float32)
                   for c in FEATURES], axis=1)[: args.rows]
     x = np.ascontiguousarray(x)

@@ -5,17 +5,33 @@ use std::fmt;
 /// What the process exit status means. Documented in `--help` and the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
-    Success = 0,
+    Success,
     /// Failure while running: I/O, model execution.
-    Failure = 1,
+    Failure,
     /// Usage or configuration error.
-    Usage = 2,
+    Usage,
     /// Validation failed before scoring: schema, mapping, model.
-    Validation = 3,
+    Validation,
     /// Too many bad rows; nothing was committed.
-    TooManyBadRows = 4,
+    TooManyBadRows,
     /// Another run holds the lock on this output.
-    Locked = 5,
+    Locked,
+    /// Stopped by this signal (SIGINT, SIGTERM): 128 + its number, as shells report it.
+    Signal(i32),
+}
+
+impl ExitCode {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitCode::Success => 0,
+            ExitCode::Failure => 1,
+            ExitCode::Usage => 2,
+            ExitCode::Validation => 3,
+            ExitCode::TooManyBadRows => 4,
+            ExitCode::Locked => 5,
+            ExitCode::Signal(sig) => (128 + sig).clamp(0, 255) as u8,
+        }
+    }
 }
 
 pub const EXIT_CODES_HELP: &str = "\
@@ -25,7 +41,8 @@ Exit codes:
   2  usage or configuration error
   3  validation failed before scoring (schema, mapping, model)
   4  too many bad rows (nothing committed)
-  5  another run holds the lock on this output";
+  5  another run holds the lock on this output
+  130, 143  stopped by SIGINT, SIGTERM (nothing committed)";
 
 /// An error on its way to `main`, with the exit code it ends the process with.
 #[derive(Debug)]

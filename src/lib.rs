@@ -10,6 +10,8 @@ pub mod cli;
 pub mod config;
 pub mod exit;
 pub mod inspect;
+pub mod interrupt;
+pub mod lock;
 pub mod mapping;
 pub mod model;
 pub mod pipeline;

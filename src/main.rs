@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e.error) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("batchinfer: error: {e}");
-            ExitCode::from(e.code as u8)
+            ExitCode::from(e.code.code())
         }
     }
 }

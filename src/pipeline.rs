@@ -18,6 +18,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use rayon::prelude::*;
 
+use crate::interrupt::Interrupt;
 use crate::model::{Feed, Model, ScoreError, Session};
 use crate::progress::Progress;
 use crate::sink::Sink;
@@ -39,6 +40,7 @@ pub struct Pipeline {
     pub threads: usize,
     pub batch_size: usize,
     pub progress: Progress,
+    pub interrupt: Interrupt,
 }
 
 /// Why a run stopped.
@@ -53,6 +55,8 @@ pub enum PipelineError {
     },
     #[error("{0:#}")]
     Failed(anyhow::Error),
+    #[error("stopped by {}; nothing was written", Interrupt::name(*.0))]
+    Interrupted(i32),
 }
 
 /// What the pipeline measured, also after a failure.
@@ -114,6 +118,7 @@ impl Pipeline {
             threads,
             batch_size,
             mut progress,
+            interrupt,
         } = self;
         let failure = Failure::default();
         let file_names: Vec<String> = dataset.files.iter().map(|f| f.display()).collect();
@@ -136,8 +141,16 @@ impl Pipeline {
         let mut stats = PipelineStats::default();
         let sink = std::thread::scope(|scope| {
             let failure = &failure;
-            let reader =
-                scope.spawn(|| read_all(&mut dataset, &projection, batch_size, read_tx, failure));
+            let reader = scope.spawn(|| {
+                read_all(
+                    &mut dataset,
+                    &projection,
+                    batch_size,
+                    read_tx,
+                    failure,
+                    &interrupt,
+                )
+            });
             let writer = scope.spawn(|| write_in_order(sink, out_rx, &mut progress, failure));
             let workers = pool.install(|| {
                 read_rx
@@ -195,6 +208,7 @@ fn read_all(
     batch_size: usize,
     tx: std::sync::mpsc::SyncSender<ReadBatch>,
     failure: &Failure,
+    interrupt: &Interrupt,
 ) -> (u64, f64) {
     let mut seq = 0u64;
     let mut rows = 0u64;
@@ -212,6 +226,9 @@ fn read_all(
         let mut first_row = 0u64;
         let mut batches = batches;
         loop {
+            if let Some(sig) = interrupt.signal() {
+                failure.record(seq, PipelineError::Interrupted(sig));
+            }
             if failure.cancelled() {
                 return (rows, busy);
             }

@@ -8,6 +8,8 @@ use anyhow::Context;
 
 use crate::config::{ScoreConfig, SummaryTo};
 use crate::exit::{CliError, ExitCode, WithExit};
+use crate::interrupt::Interrupt;
+use crate::lock;
 use crate::mapping;
 use crate::model::ModelFile;
 use crate::pipeline::{Pipeline, PipelineError};
@@ -22,6 +24,21 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
     let inputs: Vec<String> = cfg.inputs.iter().map(|f| f.display()).collect();
 
     cfg.output.check_free().exit(ExitCode::Usage)?;
+    // Held until the run ends; file outputs only.
+    let _lock = match cfg.output.kind {
+        crate::sink::OutputKind::Stdout => None,
+        _ => {
+            let held = lock::acquire(&cfg.output.path).map_err(|e| match e {
+                e @ lock::LockError::Held { .. } => CliError::new(ExitCode::Locked, e),
+                lock::LockError::Io(e) => CliError::new(ExitCode::Usage, e),
+            })?;
+            lock::remove_leftovers(&cfg.output.path);
+            Some(held)
+        }
+    };
+    let interrupt = Interrupt::install()
+        .context("installing signal handlers")
+        .exit(ExitCode::Failure)?;
     let model_file = ModelFile::open(&cfg.model).exit(ExitCode::Validation)?;
     let dataset = Dataset::open(cfg.inputs, cfg.csv).exit(ExitCode::Validation)?;
     let schema = dataset.schema.clone();
@@ -85,6 +102,7 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
         sink,
         threads: cfg.threads,
         batch_size: cfg.batch_size,
+        interrupt,
     };
     let (stats, result) = pipeline.run();
 
@@ -96,7 +114,12 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
         0
     };
     let summary = Summary {
-        status: if result.is_ok() { "ok" } else { "failed" }.into(),
+        status: match &result {
+            Ok(()) => "ok",
+            Err(PipelineError::Interrupted(_)) => "interrupted",
+            Err(_) => "failed",
+        }
+        .into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         model: model.path.display().to_string(),
         model_sha256: model.sha256.clone(),
@@ -125,6 +148,10 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
     match result {
         Ok(()) => Ok(summary),
         Err(e @ PipelineError::BadRow { .. }) => Err(CliError::new(ExitCode::TooManyBadRows, e)),
+        Err(PipelineError::Interrupted(sig)) => Err(CliError::new(
+            ExitCode::Signal(sig),
+            PipelineError::Interrupted(sig),
+        )),
         Err(e) => Err(CliError::new(ExitCode::Failure, e)),
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod golden;
 mod harness;
+mod interrupt;
 mod jobs;

@@ -107,9 +107,17 @@ pub struct ScoreArgs {
     #[arg(long)]
     pub overwrite: bool,
 
-    /// What a bad row does: `fail` stops the run naming file, row and column (the only policy yet).
-    #[arg(long, default_value = "fail", value_parser = ["fail"])]
+    /// What a bad row does: `fail` stops the run naming file, row and column; `skip` sets it aside in the error file and goes on.
+    #[arg(long, default_value = "fail", value_parser = ["fail", "skip"])]
     pub on_error: String,
+
+    /// Error file (Parquet) for rows set aside by --on-error skip: kept columns, _source_file, _row, _column, _reason. Default: <output stem>.errors.parquet beside the output.
+    #[arg(long, value_name = "PATH")]
+    pub errors: Option<String>,
+
+    /// With --on-error skip: fail (exit 4, nothing committed) when more than N rows, or more than P% of the rows read, are rejected.
+    #[arg(long, value_name = "N|P%")]
+    pub max_errors: Option<String>,
 
     /// No progress bar or progress lines.
     #[arg(long, short = 'q')]

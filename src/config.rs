@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::{CsvArgs, MappingArgs, ScoreArgs};
 use crate::mapping::MappingRequest;
+use crate::rejects::{MaxErrors, OnError};
 use crate::sink::OutputTarget;
 use crate::source::{expand_inputs, CsvOptions, InputFile};
 
@@ -30,6 +31,9 @@ pub struct ScoreConfig {
     pub inputs: Vec<InputFile>,
     pub csv: CsvOptions,
     pub output: OutputTarget,
+    pub on_error: OnError,
+    /// With `--on-error skip`: the error file.
+    pub errors: Option<OutputTarget>,
     pub mapping: MappingRequest,
     pub batch_size: usize,
     pub threads: usize,
@@ -108,8 +112,55 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
     if output.kind == crate::sink::OutputKind::Stdout && summary == SummaryTo::Stdout {
         bail!("--output - and --summary - both want stdout; send the summary to stderr or a file");
     }
+    let on_error = match args.on_error.as_str() {
+        "skip" => OnError::Skip {
+            max: args
+                .max_errors
+                .as_deref()
+                .map(MaxErrors::parse)
+                .transpose()?,
+        },
+        _ => {
+            if args.max_errors.is_some() || args.errors.is_some() {
+                bail!("--max-errors and --errors go with --on-error skip");
+            }
+            OnError::Fail
+        }
+    };
+    let errors = match (&on_error, &args.errors) {
+        (OnError::Fail, _) => None,
+        (OnError::Skip { .. }, Some(path)) => Some(OutputTarget::parse(path, args.overwrite)?),
+        (OnError::Skip { .. }, None) if output.kind == crate::sink::OutputKind::Stdout => {
+            bail!("--on-error skip with --output - needs --errors PATH for the rejected rows")
+        }
+        (OnError::Skip { .. }, None) => {
+            let stem = output
+                .path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("output");
+            Some(OutputTarget::parse(
+                &output
+                    .path
+                    .with_file_name(format!("{stem}.errors.parquet"))
+                    .display()
+                    .to_string(),
+                args.overwrite,
+            )?)
+        }
+    };
+    if let Some(e) = &errors {
+        if e.kind != crate::sink::OutputKind::Parquet {
+            bail!("--errors {} must be a Parquet file", e.path.display());
+        }
+        if e.path == output.path {
+            bail!("--errors and --output name the same file");
+        }
+    }
     Ok(ScoreConfig {
         model: args.model.clone(),
+        on_error,
+        errors,
         inputs: expand_inputs(&args.input.input, args.input.csv.input_format)?,
         csv: csv_options(&args.input.csv)?,
         output,

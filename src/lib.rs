@@ -16,6 +16,7 @@ pub mod mapping;
 pub mod model;
 pub mod pipeline;
 pub mod progress;
+pub mod rejects;
 pub mod score;
 pub mod sink;
 pub mod source;

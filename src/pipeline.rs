@@ -4,16 +4,18 @@
 //! instead of filling memory; reading, scoring and writing overlap.
 //!
 //! The first failure (the one earliest in input order) stops the run: the reader
-//! stops reading, workers skip what is queued, and the sink is dropped without
-//! committing, which removes its temporary file.
+//! stops reading, workers skip what is queued, and the sinks are dropped without
+//! committing, which removes their temporary files.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use arrow::array::UInt32Array;
+use arrow::compute::take;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use rayon::prelude::*;
@@ -21,6 +23,7 @@ use rayon::prelude::*;
 use crate::interrupt::Interrupt;
 use crate::model::{Feed, Model, ScoreError, Session};
 use crate::progress::Progress;
+use crate::rejects::{self, MaxErrors, OnError};
 use crate::sink::Sink;
 use crate::source::Dataset;
 use crate::summary::WorkerStats;
@@ -37,6 +40,9 @@ pub struct Pipeline {
     pub keep: Vec<usize>,
     pub out_schema: SchemaRef,
     pub sink: Box<dyn Sink>,
+    pub on_error: OnError,
+    /// With `--on-error skip`: where rejected rows go, and their schema.
+    pub errors: Option<(Box<dyn Sink>, SchemaRef)>,
     pub threads: usize,
     pub batch_size: usize,
     pub progress: Progress,
@@ -46,12 +52,18 @@ pub struct Pipeline {
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("bad row in {file}, row {row} (0-based, header excluded), column `{column}`: {reason}. Nothing was written; fix or drop the row (--on-error skip is not available yet)")]
+    #[error("bad row in {file}, row {row} (0-based, header excluded), column `{column}`: {reason}. Nothing was written; fix or drop the row, or pass --on-error skip to set bad rows aside")]
     BadRow {
         file: String,
         row: u64,
         column: String,
         reason: String,
+    },
+    #[error("{rejected} rows were rejected, more than --max-errors {limit} allows; nothing was written. The rejected rows are in {errors}")]
+    TooManyBadRows {
+        rejected: u64,
+        limit: String,
+        errors: String,
     },
     #[error("{0:#}")]
     Failed(anyhow::Error),
@@ -64,6 +76,7 @@ pub enum PipelineError {
 pub struct PipelineStats {
     pub rows_read: u64,
     pub rows_written: u64,
+    pub rows_rejected: u64,
     pub read_s: f64,
     pub write_s: f64,
     pub workers: WorkerStats,
@@ -74,6 +87,13 @@ struct ReadBatch {
     file: usize,
     first_row: u64,
     batch: RecordBatch,
+}
+
+/// A scored batch on its way to the writer.
+struct Scored {
+    seq: u64,
+    output: RecordBatch,
+    rejected: Option<RecordBatch>,
 }
 
 /// The first failure in input order, shared by all stages.
@@ -104,6 +124,26 @@ impl Failure {
     }
 }
 
+/// What workers need to turn a read batch into a scored one.
+struct Scorer<'a> {
+    model: &'a Model,
+    feeds: &'a [Feed],
+    keep: &'a [usize],
+    out_schema: &'a SchemaRef,
+    error_schema: Option<&'a SchemaRef>,
+    on_error: OnError,
+    file_names: &'a [String],
+}
+
+/// What the writer hands back.
+struct Written {
+    sink: Option<Box<dyn Sink>>,
+    errors: Option<Box<dyn Sink>>,
+    rows: u64,
+    rejected: u64,
+    busy_s: f64,
+}
+
 impl Pipeline {
     /// Runs to the end and commits the output, or stops at the first failure.
     pub fn run(self) -> (PipelineStats, Result<(), PipelineError>) {
@@ -115,6 +155,8 @@ impl Pipeline {
             keep,
             out_schema,
             sink,
+            on_error,
+            errors,
             threads,
             batch_size,
             mut progress,
@@ -135,11 +177,28 @@ impl Pipeline {
                 )
             }
         };
+        let (error_sink, error_schema) = match errors {
+            Some((sink, schema)) => (Some(sink), Some(schema)),
+            None => (None, None),
+        };
+        let limit = match on_error {
+            OnError::Skip { max } => max,
+            OnError::Fail => None,
+        };
+        let scorer = Scorer {
+            model: &model,
+            feeds: &feeds,
+            keep: &keep,
+            out_schema: &out_schema,
+            error_schema: error_schema.as_ref(),
+            on_error,
+            file_names: &file_names,
+        };
         let (read_tx, read_rx) = sync_channel::<ReadBatch>(threads * 2);
-        let (out_tx, out_rx) = sync_channel::<(u64, RecordBatch)>(threads * 2);
+        let (out_tx, out_rx) = sync_channel::<Scored>(threads * 2);
 
         let mut stats = PipelineStats::default();
-        let sink = std::thread::scope(|scope| {
+        let written = std::thread::scope(|scope| {
             let failure = &failure;
             let reader = scope.spawn(|| {
                 read_all(
@@ -151,26 +210,15 @@ impl Pipeline {
                     &interrupt,
                 )
             });
-            let writer = scope.spawn(|| write_in_order(sink, out_rx, &mut progress, failure));
+            let writer = scope
+                .spawn(|| write_in_order(sink, error_sink, out_rx, &mut progress, limit, failure));
             let workers = pool.install(|| {
                 read_rx
                     .into_iter()
                     .par_bridge()
                     .map_init(
                         || model.session(),
-                        |session, rb| {
-                            score_one(
-                                session,
-                                &model,
-                                &feeds,
-                                &keep,
-                                &out_schema,
-                                &file_names,
-                                rb,
-                                &out_tx,
-                                failure,
-                            )
-                        },
+                        |session, rb| scorer.score(session, rb, &out_tx, failure),
                     )
                     .reduce(WorkerStats::default, |a, b| a + b)
             });
@@ -179,16 +227,37 @@ impl Pipeline {
             stats.rows_read = rows_read;
             stats.read_s = read_s;
             stats.workers = workers;
-            let (sink, rows_written, write_s) = writer.join().unwrap_or((None, 0, 0.0));
-            stats.rows_written = rows_written;
-            stats.write_s = write_s;
-            sink
+            writer.join().unwrap_or(Written {
+                sink: None,
+                errors: None,
+                rows: 0,
+                rejected: 0,
+                busy_s: 0.0,
+            })
         });
+        stats.rows_written = written.rows;
+        stats.rows_rejected = written.rejected;
+        stats.write_s = written.busy_s;
         progress.finish();
+
         if let Some(e) = failure.take() {
             return (stats, Err(e));
         }
-        let Some(sink) = sink else {
+        // A percentage is of the rows read, known only now.
+        if let Some(max @ MaxErrors::Percent(p)) = limit {
+            if max.exceeded(written.rejected, stats.rows_read) {
+                let errors = commit_errors(written.errors);
+                return (
+                    stats,
+                    Err(PipelineError::TooManyBadRows {
+                        rejected: written.rejected,
+                        limit: format!("{p}%"),
+                        errors,
+                    }),
+                );
+            }
+        }
+        let Some(sink) = written.sink else {
             return (
                 stats,
                 Err(PipelineError::Failed(anyhow::anyhow!(
@@ -196,8 +265,141 @@ impl Pipeline {
                 ))),
             );
         };
+        if let Some(errors) = written.errors {
+            if let Err(e) = errors.commit() {
+                return (
+                    stats,
+                    Err(PipelineError::Failed(
+                        e.context("committing the error file"),
+                    )),
+                );
+            }
+        }
         let committed = sink.commit().map_err(PipelineError::Failed);
         (stats, committed)
+    }
+}
+
+/// Commits the error file after too many rejections, so the user can see them.
+fn commit_errors(errors: Option<Box<dyn Sink>>) -> String {
+    match errors.map(|e| e.commit()) {
+        Some(Ok(())) => "the error file".into(),
+        Some(Err(e)) => format!("no file: the error file could not be written ({e:#})"),
+        None => "no file".into(),
+    }
+}
+
+impl Scorer<'_> {
+    fn score(
+        &self,
+        session: &mut Result<Session>,
+        rb: ReadBatch,
+        out: &SyncSender<Scored>,
+        failure: &Failure,
+    ) -> WorkerStats {
+        if failure.cancelled() {
+            return WorkerStats::default();
+        }
+        let session = match session {
+            Ok(s) => s,
+            Err(e) => {
+                failure.record(
+                    rb.seq,
+                    PipelineError::Failed(anyhow::anyhow!("cannot start a model session: {e:#}")),
+                );
+                return WorkerStats::default();
+            }
+        };
+        let file = &self.file_names[rb.file];
+        let rows = rb.batch.num_rows() as u64;
+        let started = Instant::now();
+        let scored = match self.on_error {
+            OnError::Fail => {
+                session
+                    .score(self.model, &rb.batch, self.feeds)
+                    .map(|p| rejects::Outcome {
+                        kept_rows: None,
+                        predictions: p,
+                        rejected: vec![],
+                    })
+            }
+            OnError::Skip { .. } => {
+                rejects::score_skipping(session, self.model, &rb.batch, self.feeds)
+            }
+        };
+        let outcome = match scored {
+            Ok(o) => o,
+            Err(ScoreError::BadRow(b)) => {
+                let error = PipelineError::BadRow {
+                    file: file.clone(),
+                    row: rb.first_row + b.row as u64,
+                    column: b.column,
+                    reason: b.reason,
+                };
+                failure.record(rb.seq, error);
+                return WorkerStats::default();
+            }
+            Err(ScoreError::Model(e)) => {
+                let e = e.context(format!(
+                    "{file}, rows {}..{}",
+                    rb.first_row,
+                    rb.first_row + rows
+                ));
+                failure.record(rb.seq, PipelineError::Failed(e));
+                return WorkerStats::default();
+            }
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        let nan_predictions = rejects::count_nan(&outcome.predictions);
+        match self.assemble(&rb, file, outcome) {
+            // A closed channel means the writer failed and recorded why.
+            Ok(scored) => drop(out.send(scored)),
+            Err(e) => failure.record(rb.seq, PipelineError::Failed(e)),
+        }
+        WorkerStats {
+            rows,
+            score_s: elapsed,
+            batch_s: vec![elapsed],
+            nan_predictions,
+        }
+    }
+
+    /// Kept columns (of the scored rows) then predictions; and the error rows.
+    fn assemble(&self, rb: &ReadBatch, file: &str, outcome: rejects::Outcome) -> Result<Scored> {
+        let kept: Vec<_> = match &outcome.kept_rows {
+            None => self
+                .keep
+                .iter()
+                .map(|&i| rb.batch.column(i).clone())
+                .collect(),
+            Some(rows) => {
+                let idx = UInt32Array::from_iter_values(rows.iter().copied());
+                self.keep
+                    .iter()
+                    .map(|&i| take(rb.batch.column(i), &idx, None))
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        let mut columns = kept;
+        columns.extend(outcome.predictions);
+        let output = RecordBatch::try_new(self.out_schema.clone(), columns)
+            .context("assembling the output batch")?;
+        let rejected = match (self.error_schema, outcome.rejected.is_empty()) {
+            (Some(schema), false) => Some(rejects::error_batch(
+                schema,
+                &rb.batch,
+                self.keep,
+                file,
+                rb.first_row,
+                &outcome.rejected,
+            )?),
+            _ => None,
+        };
+        Ok(Scored {
+            seq: rb.seq,
+            output,
+            rejected,
+        })
     }
 }
 
@@ -206,7 +408,7 @@ fn read_all(
     dataset: &mut Dataset,
     projection: &[usize],
     batch_size: usize,
-    tx: std::sync::mpsc::SyncSender<ReadBatch>,
+    tx: SyncSender<ReadBatch>,
     failure: &Failure,
     interrupt: &Interrupt,
 ) -> (u64, f64) {
@@ -215,7 +417,7 @@ fn read_all(
     let mut busy = 0.0;
     for file in 0..dataset.files.len() {
         let started = Instant::now();
-        let batches = match dataset.read_file(file, projection, batch_size) {
+        let mut batches = match dataset.read_file(file, projection, batch_size) {
             Ok(b) => b,
             Err(e) => {
                 failure.record(seq, PipelineError::Failed(e));
@@ -224,7 +426,6 @@ fn read_all(
         };
         busy += started.elapsed().as_secs_f64();
         let mut first_row = 0u64;
-        let mut batches = batches;
         loop {
             if let Some(sig) = interrupt.signal() {
                 failure.record(seq, PipelineError::Interrupted(sig));
@@ -239,8 +440,10 @@ fn read_all(
                 None => break,
                 Some(Ok(b)) => b,
                 Some(Err(e)) => {
-                    let e = e.context(format!("after row {first_row}"));
-                    failure.record(seq, PipelineError::Failed(e));
+                    failure.record(
+                        seq,
+                        PipelineError::Failed(e.context(format!("after row {first_row}"))),
+                    );
                     return (rows, busy);
                 }
             };
@@ -267,107 +470,78 @@ fn read_all(
     (rows, busy)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn score_one(
-    session: &mut Result<Session>,
-    model: &Model,
-    feeds: &[Feed],
-    keep: &[usize],
-    out_schema: &SchemaRef,
-    file_names: &[String],
-    rb: ReadBatch,
-    out: &std::sync::mpsc::SyncSender<(u64, RecordBatch)>,
-    failure: &Failure,
-) -> WorkerStats {
-    if failure.cancelled() {
-        return WorkerStats::default();
-    }
-    let session = match session {
-        Ok(s) => s,
-        Err(e) => {
-            failure.record(
-                rb.seq,
-                PipelineError::Failed(anyhow::anyhow!("cannot start a model session: {e:#}")),
-            );
-            return WorkerStats::default();
-        }
-    };
-    let started = Instant::now();
-    let predictions = match session.score(model, &rb.batch, feeds) {
-        Ok(p) => p,
-        Err(ScoreError::BadRow(b)) => {
-            failure.record(
-                rb.seq,
-                PipelineError::BadRow {
-                    file: file_names[rb.file].clone(),
-                    row: rb.first_row + b.row as u64,
-                    column: b.column,
-                    reason: b.reason,
-                },
-            );
-            return WorkerStats::default();
-        }
-        Err(ScoreError::Model(e)) => {
-            let rows = rb.batch.num_rows() as u64;
-            let e = e.context(format!(
-                "{}, rows {}..{}",
-                file_names[rb.file],
-                rb.first_row,
-                rb.first_row + rows
-            ));
-            failure.record(rb.seq, PipelineError::Failed(e));
-            return WorkerStats::default();
-        }
-    };
-    let elapsed = started.elapsed().as_secs_f64();
-    let rows = rb.batch.num_rows() as u64;
-    let mut columns: Vec<_> = keep.iter().map(|&i| rb.batch.column(i).clone()).collect();
-    columns.extend(predictions);
-    match RecordBatch::try_new(out_schema.clone(), columns).context("assembling the output batch") {
-        Ok(batch) => {
-            // A closed channel means the writer failed and recorded why.
-            let _ = out.send((rb.seq, batch));
-        }
-        Err(e) => failure.record(rb.seq, PipelineError::Failed(e)),
-    }
-    WorkerStats {
-        rows,
-        score_s: elapsed,
-        batch_s: vec![elapsed],
-    }
-}
-
-/// Writes batches in input order; returns the sink (None after a failure), rows
-/// written and seconds spent writing.
+/// Writes batches in input order, and rejected rows to the error file; stops when
+/// a row-count limit on rejections is passed.
 fn write_in_order(
     mut sink: Box<dyn Sink>,
-    rx: std::sync::mpsc::Receiver<(u64, RecordBatch)>,
+    mut errors: Option<Box<dyn Sink>>,
+    rx: Receiver<Scored>,
     progress: &mut Progress,
+    limit: Option<MaxErrors>,
     failure: &Failure,
-) -> (Option<Box<dyn Sink>>, u64, f64) {
+) -> Written {
     let mut pending = BTreeMap::new();
     let mut next = 0u64;
     let mut rows = 0u64;
+    let mut rejected = 0u64;
     let mut busy = 0.0;
-    for (seq, batch) in rx {
-        pending.insert(seq, batch);
-        while let Some(batch) = pending.remove(&next) {
+    let stopped = |rows, rejected, busy| Written {
+        sink: None,
+        errors: None,
+        rows,
+        rejected,
+        busy_s: busy,
+    };
+    for scored in rx {
+        pending.insert(scored.seq, scored);
+        while let Some(scored) = pending.remove(&next) {
             if failure.cancelled() {
-                return (None, rows, busy);
+                return stopped(rows, rejected, busy);
             }
             let started = Instant::now();
-            if let Err(e) = sink.write(&batch) {
+            if let Err(e) = sink.write(&scored.output) {
                 failure.record(next, PipelineError::Failed(e));
-                return (None, rows, busy);
+                return stopped(rows, rejected, busy);
+            }
+            if let (Some(bad), Some(err_sink)) = (&scored.rejected, errors.as_mut()) {
+                rejected += bad.num_rows() as u64;
+                if let Err(e) = err_sink.write(bad) {
+                    failure.record(
+                        next,
+                        PipelineError::Failed(e.context("writing the error file")),
+                    );
+                    return stopped(rows, rejected, busy);
+                }
+                if let Some(MaxErrors::Rows(n)) = limit {
+                    if rejected > n {
+                        let errors = commit_errors(errors.take());
+                        failure.record(
+                            next,
+                            PipelineError::TooManyBadRows {
+                                rejected,
+                                limit: n.to_string(),
+                                errors,
+                            },
+                        );
+                        return stopped(rows, rejected, busy);
+                    }
+                }
             }
             busy += started.elapsed().as_secs_f64();
-            rows += batch.num_rows() as u64;
-            progress.advance(batch.num_rows() as u64);
+            let n = scored.output.num_rows() as u64;
+            rows += n;
+            progress.advance(n + scored.rejected.as_ref().map_or(0, |r| r.num_rows() as u64));
             next += 1;
         }
     }
     if failure.cancelled() {
-        return (None, rows, busy);
+        return stopped(rows, rejected, busy);
     }
-    (Some(sink), rows, busy)
+    Written {
+        sink: Some(sink),
+        errors,
+        rows,
+        rejected,
+        busy_s: busy,
+    }
 }

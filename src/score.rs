@@ -14,6 +14,7 @@ use crate::mapping;
 use crate::model::ModelFile;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::progress::Progress;
+use crate::rejects;
 use crate::sink;
 use crate::source::Dataset;
 use crate::summary::{self, Summary};
@@ -24,6 +25,9 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
     let inputs: Vec<String> = cfg.inputs.iter().map(|f| f.display()).collect();
 
     cfg.output.check_free().exit(ExitCode::Usage)?;
+    if let Some(errors) = &cfg.errors {
+        errors.check_free().exit(ExitCode::Usage)?;
+    }
     // Held until the run ends; file outputs only.
     let _lock = match cfg.output.kind {
         crate::sink::OutputKind::Stdout => None,
@@ -89,6 +93,18 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
         .output
         .open(out_schema.clone(), &metadata)
         .exit(ExitCode::Usage)?;
+    let errors = match &cfg.errors {
+        Some(target) => {
+            let schema = rejects::error_schema(&kept_fields);
+            Some((
+                target
+                    .open(schema.clone(), &metadata)
+                    .exit(ExitCode::Usage)?,
+                schema,
+            ))
+        }
+        None => None,
+    };
 
     let model = Arc::new(model);
     let pipeline = Pipeline {
@@ -100,6 +116,8 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
         keep,
         out_schema,
         sink,
+        on_error: cfg.on_error,
+        errors,
         threads: cfg.threads,
         batch_size: cfg.batch_size,
         interrupt,
@@ -127,7 +145,17 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
         output: cfg.output.path.display().to_string(),
         rows_read: stats.rows_read,
         rows_scored,
-        rows_rejected: matches!(result, Err(PipelineError::BadRow { .. })) as u64,
+        rows_rejected: stats.rows_rejected
+            + matches!(result, Err(PipelineError::BadRow { .. })) as u64,
+        nan_predictions: stats.workers.nan_predictions,
+        errors_file: cfg
+            .errors
+            .as_ref()
+            .filter(|_| {
+                stats.rows_rejected > 0
+                    && matches!(result, Ok(()) | Err(PipelineError::TooManyBadRows { .. }))
+            })
+            .map(|e| e.path.display().to_string()),
         wall_s,
         rows_per_s: rows_scored as f64 / wall_s.max(1e-9),
         model_load_s: model.compile_s,
@@ -147,7 +175,9 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
     emit(&summary, &cfg.summary, cfg.summary_json.as_deref())?;
     match result {
         Ok(()) => Ok(summary),
-        Err(e @ PipelineError::BadRow { .. }) => Err(CliError::new(ExitCode::TooManyBadRows, e)),
+        Err(e @ (PipelineError::BadRow { .. } | PipelineError::TooManyBadRows { .. })) => {
+            Err(CliError::new(ExitCode::TooManyBadRows, e))
+        }
         Err(PipelineError::Interrupted(sig)) => Err(CliError::new(
             ExitCode::Signal(sig),
             PipelineError::Interrupted(sig),

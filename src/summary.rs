@@ -14,6 +14,8 @@ pub struct WorkerStats {
     pub score_s: f64,
     /// Seconds per batch, one entry per batch scored.
     pub batch_s: Vec<f64>,
+    /// NaN values among float predictions.
+    pub nan_predictions: u64,
 }
 
 impl Add for WorkerStats {
@@ -22,6 +24,7 @@ impl Add for WorkerStats {
         self.rows += other.rows;
         self.score_s += other.score_s;
         self.batch_s.extend(other.batch_s);
+        self.nan_predictions += other.nan_predictions;
         self
     }
 }
@@ -79,6 +82,9 @@ pub struct Summary {
     pub rows_read: u64,
     pub rows_scored: u64,
     pub rows_rejected: u64,
+    pub nan_predictions: u64,
+    /// The error file, when rows were set aside (`--on-error skip`).
+    pub errors_file: Option<String>,
     pub wall_s: f64,
     pub rows_per_s: f64,
     pub model_load_s: f64,
@@ -137,6 +143,12 @@ pub fn render_text(s: &Summary) -> String {
         thousands(s.rows_scored),
         thousands(s.rows_rejected)
     );
+    if let Some(f) = &s.errors_file {
+        let _ = writeln!(o, "  rejected rows    {f}");
+    }
+    if s.nan_predictions > 0 {
+        let _ = writeln!(o, "  NaN predictions  {}", thousands(s.nan_predictions));
+    }
     let _ = writeln!(
         o,
         "  wall time        {:.3} s  ({:.0} rows/s)",
@@ -205,14 +217,19 @@ mod tests {
             rows: 3,
             score_s: 1.0,
             batch_s: vec![1.0],
+            nan_predictions: 1,
         };
         let b = WorkerStats {
             rows: 4,
             score_s: 2.0,
             batch_s: vec![2.0],
+            nan_predictions: 2,
         };
         let s = a + b;
-        assert_eq!((s.rows, s.score_s, s.batch_s.len()), (7, 3.0, 2));
+        assert_eq!(
+            (s.rows, s.score_s, s.batch_s.len(), s.nan_predictions),
+            (7, 3.0, 2, 3)
+        );
     }
 
     #[test]

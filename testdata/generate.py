@@ -236,6 +236,24 @@ def unsupported_model():
     save(m, "unsupported_tfidf")
 
 
+def strict_one_hot_model():
+    """OneHotEncoder with zeros=0 over `segment` (categories a, b): rows holding c
+    make the model fail, which tests the row-by-row retry of --on-error skip."""
+    nodes = [
+        helper.make_node("OneHotEncoder", ["segment"], ["hot"], domain="ai.onnx.ml", cats_strings=["a", "b"], zeros=0),
+        helper.make_node("Flatten", ["hot"], ["onehot"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "strict_one_hot",
+        [helper.make_tensor_value_info("segment", TensorProto.STRING, ["N", 1])],
+        [helper.make_tensor_value_info("onehot", TensorProto.FLOAT, ["N", 2])],
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 1)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    save(m, "strict_one_hot")
+
+
 def main():
     for d in (DATA, MODELS, EXPECTED):
         d.mkdir(parents=True, exist_ok=True)
@@ -434,6 +452,7 @@ def main():
     case("onnx_mlp_parts", m, "numeric_parts", numeric, {"x": x})
 
     unsupported_model()
+    strict_one_hot_model()
 
     (HERE / "cases.json").write_text(json.dumps(CASES, indent=1) + "\n")
     ops = {}

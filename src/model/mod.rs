@@ -471,17 +471,26 @@ pub struct Model {
 /// Per-worker state over the shared plan.
 pub struct Session {
     state: TypedSimpleState,
+    plan: Arc<TypedSimplePlan>,
 }
 
 impl Model {
     pub fn session(&self) -> anyhow::Result<Session> {
         Ok(Session {
             state: self.plan.spawn()?,
+            plan: self.plan.clone(),
         })
     }
 
     pub fn input_specs(&self) -> &[InputSpec] {
         &self.signature.inputs
+    }
+}
+
+impl Model {
+    /// The rows of `batch` the model cannot take (see `tensors::bad_rows`).
+    pub fn bad_rows(&self, batch: &RecordBatch, feeds: &[Feed]) -> Result<Vec<BadRow>, ScoreError> {
+        tensors::bad_rows(batch, feeds, &self.signature.inputs)
     }
 }
 
@@ -501,7 +510,14 @@ impl Session {
             })?;
             inputs.push(tensors::input_tensor(batch, feed, spec)?.into_tvalue());
         }
-        let outputs = self.state.run(inputs).map_err(ScoreError::Model)?;
+        let outputs = match self.state.run(inputs) {
+            Ok(o) => o,
+            Err(e) => {
+                // A failed run leaves the state bound to this batch's size: start afresh.
+                self.state = self.plan.spawn().map_err(ScoreError::Model)?;
+                return Err(ScoreError::Model(e));
+            }
+        };
         tensors::output_arrays(&outputs, &model.outputs, batch.num_rows())
             .map_err(ScoreError::Model)
     }

@@ -214,6 +214,45 @@ fn null_or_overflow(col: &ArrayRef, row: usize, name: &str, to: &str) -> ScoreEr
     }
 }
 
+/// Every row of the batch the model cannot take, at most one per row (the first
+/// column that fails, in feed order). Float inputs take every row: nulls become NaN.
+pub fn bad_rows(
+    batch: &RecordBatch,
+    feeds: &[Feed],
+    specs: &[InputSpec],
+) -> Result<Vec<BadRow>, ScoreError> {
+    let schema = batch.schema();
+    let mut found: std::collections::BTreeMap<usize, BadRow> = Default::default();
+    for feed in feeds {
+        let spec = &specs[feed.input];
+        let target = match spec.elem {
+            ElemType::F32 | ElemType::F64 => continue,
+            ElemType::I64 => DataType::Int64,
+            ElemType::I32 => DataType::Int32,
+            ElemType::Bool => DataType::Boolean,
+            ElemType::Str => DataType::Utf8,
+        };
+        for &c in &feed.columns {
+            let col = batch.column(c);
+            let name = schema.field(c).name();
+            let cast = cast_column(col, &target, name)?;
+            if cast.null_count() == 0 {
+                continue;
+            }
+            for row in 0..batch.num_rows() {
+                if cast.is_null(row) && !found.contains_key(&row) {
+                    if let ScoreError::BadRow(b) =
+                        null_or_overflow(col, row, name, &spec.elem.to_string())
+                    {
+                        found.insert(row, b);
+                    }
+                }
+            }
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
 /// The Arrow type a prediction column of this datum type is written as.
 pub fn arrow_type(dt: DatumType) -> Option<DataType> {
     Some(if dt == f32::datum_type() {

@@ -124,7 +124,7 @@ fn existing_output_is_refused_without_overwrite() {
 }
 
 /// 1,000 rows for the pipeline model, with a null int64 `n_visits` at row 700.
-fn mixed_with_null_at_700(path: &std::path::Path) {
+pub fn mixed_with_null_at_700(path: &std::path::Path) {
     let n = 1000;
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),

@@ -4,4 +4,5 @@
 pub mod golden;
 mod harness;
 mod interrupt;
-mod jobs;
+pub mod jobs;
+mod rejects;

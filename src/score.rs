@@ -21,6 +21,8 @@ use crate::summary::{self, Summary};
 
 pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
     let started = Instant::now();
+    // CPU time of this run only: process start-up (loading the binary) is not the job's.
+    let (cpu_at_start, _) = summary::process_usage();
     let run_start = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let inputs: Vec<String> = cfg.inputs.iter().map(|f| f.display()).collect();
 
@@ -125,7 +127,8 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
     let (stats, result) = pipeline.run();
 
     let wall_s = started.elapsed().as_secs_f64();
-    let (cpu_s, peak_rss_mib) = summary::process_usage();
+    let (cpu_now, peak_rss_mib) = summary::process_usage();
+    let cpu_s = (cpu_now - cpu_at_start).max(0.0);
     let rows_scored = if result.is_ok() {
         stats.rows_written
     } else {

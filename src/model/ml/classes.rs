@@ -201,12 +201,14 @@ pub fn finish(
     ))
 }
 
-/// Type rules shared by classifiers: labels `[N]`, probabilities `[N, K]`.
+/// Type rules shared by classifiers: labels `[N]`, scores `[N, width]` (width is
+/// the number of classes, except for SVMs without probabilities).
 pub fn classifier_rules<'r, 'p: 'r>(
     s: &mut Solver<'r>,
     inputs: &'p [TensorProxy],
     outputs: &'p [TensorProxy],
     labels: &Labels,
+    width: usize,
 ) -> InferenceResult {
     s.equals(&outputs[0].datum_type, labels.datum_type())?;
     s.equals(&outputs[0].rank, 1)?;
@@ -214,15 +216,15 @@ pub fn classifier_rules<'r, 'p: 'r>(
     s.equals(&outputs[1].datum_type, f32::datum_type())?;
     s.equals(&outputs[1].rank, 2)?;
     s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
-    s.equals(&outputs[1].shape[1], labels.len().to_dim())?;
+    s.equals(&outputs[1].shape[1], width.to_dim())?;
     Ok(())
 }
 
-pub fn classifier_facts(inputs: &[&TypedFact], labels: &Labels) -> TVec<TypedFact> {
+pub fn classifier_facts(inputs: &[&TypedFact], labels: &Labels, width: usize) -> TVec<TypedFact> {
     let n = inputs[0].shape[0].clone();
     tvec!(
         labels.datum_type().fact([n.clone()]),
-        f32::datum_type().fact([n, labels.len().to_dim()])
+        f32::datum_type().fact([n, width.to_dim()])
     )
 }
 

@@ -59,11 +59,15 @@ impl Kernel for LinearClassifier {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        classes::classifier_rules(s, inputs, outputs, &self.labels)
+        classes::classifier_rules(s, inputs, outputs, &self.labels, self.labels.len())
     }
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(classes::classifier_facts(inputs, &self.labels))
+        Ok(classes::classifier_facts(
+            inputs,
+            &self.labels,
+            self.labels.len(),
+        ))
     }
 
     fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {

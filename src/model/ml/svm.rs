@@ -250,21 +250,14 @@ impl Kernel for SvmClassifier {
         inputs: &'p [TensorProxy],
         outputs: &'p [TensorProxy],
     ) -> InferenceResult {
-        s.equals(&outputs[0].datum_type, self.labels.datum_type())?;
-        s.equals(&outputs[0].rank, 1)?;
-        s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-        s.equals(&outputs[1].datum_type, f32::datum_type())?;
-        s.equals(&outputs[1].rank, 2)?;
-        s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
-        s.equals(&outputs[1].shape[1], self.scores_per_row().to_dim())?;
-        Ok(())
+        classes::classifier_rules(s, inputs, outputs, &self.labels, self.scores_per_row())
     }
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let n = inputs[0].shape[0].clone();
-        Ok(tvec!(
-            self.labels.datum_type().fact([n.clone()]),
-            f32::fact([n, self.scores_per_row().to_dim()])
+        Ok(classes::classifier_facts(
+            inputs,
+            &self.labels,
+            self.scores_per_row(),
         ))
     }
 

@@ -8,7 +8,7 @@
 //! committing, which removes their temporary files.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -97,23 +97,40 @@ struct Scored {
 }
 
 /// The first failure in input order, shared by all stages.
-#[derive(Default)]
 struct Failure {
-    cancel: AtomicBool,
+    /// Input position (batch sequence number) of the earliest failure; MAX: none.
+    first_seq: AtomicU64,
     first: Mutex<Option<(u64, PipelineError)>>,
+}
+
+impl Default for Failure {
+    fn default() -> Self {
+        Failure {
+            first_seq: AtomicU64::new(u64::MAX),
+            first: Mutex::new(None),
+        }
+    }
 }
 
 impl Failure {
     fn record(&self, seq: u64, error: PipelineError) {
-        self.cancel.store(true, Ordering::SeqCst);
         let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
         if first.as_ref().is_none_or(|(s, _)| seq < *s) {
             *first = Some((seq, error));
+            self.first_seq.store(seq, Ordering::SeqCst);
         }
     }
 
+    /// Whether anything has failed: the reader and writer stop.
     fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        self.first_seq.load(Ordering::SeqCst) != u64::MAX
+    }
+
+    /// Whether a batch earlier in input order than `seq` failed: workers skip
+    /// `seq` then, but still score earlier batches so that the failure reported
+    /// is the first one in input order, whatever the thread timing.
+    fn before(&self, seq: u64) -> bool {
+        self.first_seq.load(Ordering::SeqCst) < seq
     }
 
     fn take(self) -> Option<PipelineError> {
@@ -297,7 +314,7 @@ impl Scorer<'_> {
         out: &SyncSender<Scored>,
         failure: &Failure,
     ) -> WorkerStats {
-        if failure.cancelled() {
+        if failure.before(rb.seq) {
             return WorkerStats::default();
         }
         let session = match session {

@@ -356,7 +356,7 @@ mod tests {
     }
 
     #[test]
-    fn explicit_features_win_and_strings_are_refused() {
+    fn explicit_features_win_and_casts_are_checked() {
         let req = MappingRequest {
             features: Some(vec!["b".into(), "a".into()]),
             ..Default::default()
@@ -367,7 +367,17 @@ mod tests {
             features: Some(vec!["a".into(), "name".into()]),
             ..Default::default()
         };
-        let e = plan(&schema(), &single(Dim::Fixed(2)), &req).unwrap_err();
+        // Text feeds a float input, parsed row by row.
+        let p = plan(&schema(), &single(Dim::Fixed(2)), &req).unwrap();
+        assert!(matches!(p.inputs[0].casts[1], CastKind::Narrowing(_)));
+        // ... but not an integer input.
+        let mut ints = single(Dim::Fixed(2));
+        ints.inputs[0].elem = ElemType::I64;
+        let req = MappingRequest {
+            features: Some(vec!["id".into(), "name".into()]),
+            ..Default::default()
+        };
+        let e = plan(&schema(), &ints, &req).unwrap_err();
         assert!(e.0.contains("`name` is Utf8"), "{}", e.0);
     }
 

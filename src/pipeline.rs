@@ -69,6 +69,8 @@ pub enum PipelineError {
     Failed(anyhow::Error),
     #[error("stopped by {}; nothing was written", Interrupt::name(*.0))]
     Interrupted(i32),
+    #[error("the input has no rows; nothing was written. Check that the right files were given")]
+    Empty,
 }
 
 /// What the pipeline measured, also after a failure.
@@ -259,6 +261,9 @@ impl Pipeline {
 
         if let Some(e) = failure.take() {
             return (stats, Err(e));
+        }
+        if stats.rows_read == 0 {
+            return (stats, Err(PipelineError::Empty));
         }
         // A percentage is of the rows read, known only now.
         if let Some(max @ MaxErrors::Percent(p)) = limit {
@@ -457,10 +462,11 @@ fn read_all(
                 None => break,
                 Some(Ok(b)) => b,
                 Some(Err(e)) => {
-                    failure.record(
-                        seq,
-                        PipelineError::Failed(e.context(format!("after row {first_row}"))),
-                    );
+                    let name = dataset.files[file].display();
+                    let e = e.context(format!(
+                        "cannot read {name} at row {first_row}: the file may be truncated, corrupt or not what its name says; re-export it or leave it out"
+                    ));
+                    failure.record(seq, PipelineError::Failed(e));
                     return (rows, busy);
                 }
             };

@@ -48,8 +48,15 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
     let model_file = ModelFile::open(&cfg.model).exit(ExitCode::Validation)?;
     let dataset = Dataset::open(cfg.inputs, cfg.csv).exit(ExitCode::Validation)?;
     let schema = dataset.schema.clone();
-    let plan =
-        mapping::plan(&schema, &model_file.signature, &cfg.mapping).exit(ExitCode::Validation)?;
+    let plan = mapping::plan(&schema, &model_file.signature, &cfg.mapping)
+        .with_context(|| {
+            format!(
+                "mapping the columns of {} to the inputs of model {}",
+                describe(&inputs),
+                cfg.model.display()
+            )
+        })
+        .exit(ExitCode::Validation)?;
     if !cfg.quiet {
         eprint!(
             "batchinfer: mapping\n{}",
@@ -181,11 +188,21 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
         Err(e @ (PipelineError::BadRow { .. } | PipelineError::TooManyBadRows { .. })) => {
             Err(CliError::new(ExitCode::TooManyBadRows, e))
         }
+        Err(e @ PipelineError::Empty) => Err(CliError::new(ExitCode::Validation, e)),
         Err(PipelineError::Interrupted(sig)) => Err(CliError::new(
             ExitCode::Signal(sig),
             PipelineError::Interrupted(sig),
         )),
         Err(e) => Err(CliError::new(ExitCode::Failure, e)),
+    }
+}
+
+/// The inputs as a short phrase for messages.
+fn describe(inputs: &[String]) -> String {
+    match inputs {
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} and {} more file(s)", rest.len()),
+        [] => "the input".into(),
     }
 }
 

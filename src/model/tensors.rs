@@ -78,8 +78,11 @@ pub fn cast_kind(from: &DataType, to: ElemType) -> CastKind {
         (ElemType::Str, D::Utf8 | D::LargeUtf8 | D::Utf8View) => Exact,
         (ElemType::Str, _) => Impossible("only string columns feed string inputs"),
         (ElemType::Bool, D::Boolean) => Exact,
+        (ElemType::F32 | ElemType::F64, D::Utf8 | D::LargeUtf8 | D::Utf8View) => {
+            Narrowing("text parsed as numbers; text that is not a number is a bad row")
+        }
         (_, D::Utf8 | D::LargeUtf8 | D::Utf8View) => {
-            Impossible("strings do not feed numeric inputs")
+            Impossible("strings do not feed integer or boolean inputs")
         }
         _ => Impossible("no conversion for this column type"),
     }
@@ -129,6 +132,7 @@ pub fn input_tensor(
             let mut out = vec![0f32; n * f];
             for (j, (col, name)) in cols.iter().zip(&names).enumerate() {
                 let c = cast_column(col, &DataType::Float32, name)?;
+                reject_unparsed(col, &c, name)?;
                 let values = c.as_primitive::<Float32Type>();
                 if values.null_count() == 0 {
                     for (i, v) in values.values().iter().enumerate() {
@@ -146,6 +150,7 @@ pub fn input_tensor(
             let mut out = vec![0f64; n * f];
             for (j, (col, name)) in cols.iter().zip(&names).enumerate() {
                 let c = cast_column(col, &DataType::Float64, name)?;
+                reject_unparsed(col, &c, name)?;
                 for (i, v) in c.as_primitive::<Float64Type>().iter().enumerate() {
                     out[i * f + j] = v.unwrap_or(f64::NAN);
                 }
@@ -198,6 +203,23 @@ pub fn input_tensor(
     tensor.map_err(|e| ScoreError::Model(e.into()))
 }
 
+/// A value that became null in the cast to a float input (text that is not a
+/// number, a decimal out of range) is a bad row; a null stays NaN.
+fn reject_unparsed(col: &ArrayRef, cast: &ArrayRef, name: &str) -> Result<(), ScoreError> {
+    if cast.null_count() == col.null_count() {
+        return Ok(());
+    }
+    match (0..col.len()).find(|&i| cast.is_null(i) && !col.is_null(i)) {
+        Some(row) => Err(bad(row, name, not_a_number(col, row))),
+        None => Ok(()),
+    }
+}
+
+fn not_a_number(col: &ArrayRef, row: usize) -> String {
+    let shown = arrow::util::display::array_value_to_string(col, row).unwrap_or_default();
+    format!("value {shown:?} is not a number")
+}
+
 fn null_or_overflow(col: &ArrayRef, row: usize, name: &str, to: &str) -> ScoreError {
     if col.is_null(row) {
         bad(
@@ -225,8 +247,9 @@ pub fn bad_rows(
     let mut found: std::collections::BTreeMap<usize, BadRow> = Default::default();
     for feed in feeds {
         let spec = &specs[feed.input];
+        let float = spec.elem.is_float();
         let target = match spec.elem {
-            ElemType::F32 | ElemType::F64 => continue,
+            ElemType::F32 | ElemType::F64 => DataType::Float64,
             ElemType::I64 => DataType::Int64,
             ElemType::I32 => DataType::Int32,
             ElemType::Bool => DataType::Boolean,
@@ -236,17 +259,30 @@ pub fn bad_rows(
             let col = batch.column(c);
             let name = schema.field(c).name();
             let cast = cast_column(col, &target, name)?;
-            if cast.null_count() == 0 {
+            // Float inputs take nulls (as NaN): only values the cast lost are bad.
+            if cast.null_count() == 0 || (float && cast.null_count() == col.null_count()) {
                 continue;
             }
             for row in 0..batch.num_rows() {
-                if cast.is_null(row) && !found.contains_key(&row) {
-                    if let ScoreError::BadRow(b) =
-                        null_or_overflow(col, row, name, &spec.elem.to_string())
-                    {
-                        found.insert(row, b);
-                    }
+                if !cast.is_null(row) || found.contains_key(&row) || (float && col.is_null(row)) {
+                    continue;
                 }
+                let reason = if float {
+                    not_a_number(col, row)
+                } else {
+                    match null_or_overflow(col, row, name, &spec.elem.to_string()) {
+                        ScoreError::BadRow(b) => b.reason,
+                        ScoreError::Model(e) => e.to_string(),
+                    }
+                };
+                found.insert(
+                    row,
+                    BadRow {
+                        row,
+                        column: name.clone(),
+                        reason,
+                    },
+                );
             }
         }
     }
@@ -407,8 +443,12 @@ mod tests {
     #[test]
     fn cast_table_refuses_strings_into_floats_and_floats_into_ints() {
         assert!(matches!(
-            cast_kind(&DataType::Utf8, ElemType::F32),
+            cast_kind(&DataType::Utf8, ElemType::I64),
             CastKind::Impossible(_)
+        ));
+        assert!(matches!(
+            cast_kind(&DataType::Utf8, ElemType::F32),
+            CastKind::Narrowing(_)
         ));
         assert!(matches!(
             cast_kind(&DataType::Float64, ElemType::I64),

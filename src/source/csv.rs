@@ -45,7 +45,7 @@ fn open(path: &Path) -> Result<File> {
 }
 
 pub fn infer_schema(path: &Path, opts: &CsvOptions) -> Result<SchemaRef> {
-    let (schema, _) = opts
+    let (schema, records) = opts
         .format()
         .infer_schema(open(path)?, Some(INFER_ROWS))
         .with_context(|| {
@@ -56,6 +56,9 @@ pub fn infer_schema(path: &Path, opts: &CsvOptions) -> Result<SchemaRef> {
         })?;
     if schema.fields().is_empty() {
         bail!("CSV file {} is empty: it has no header", path.display());
+    }
+    if records == 0 {
+        bail!("CSV file {} has a header but no rows, so its column types cannot be known; drop it from the inputs", path.display());
     }
     Ok(Arc::new(schema))
 }
@@ -98,12 +101,15 @@ pub fn stdin_schema(opts: &CsvOptions) -> Result<(SchemaRef, Vec<u8>)> {
             break;
         }
     }
-    let (schema, _) = opts
+    let (schema, records) = opts
         .format()
         .infer_schema(Cursor::new(&prefix), Some(INFER_ROWS))
         .context("cannot read the header and types of the CSV on standard input")?;
     if schema.fields().is_empty() {
         bail!("standard input is empty: expected CSV with a header");
+    }
+    if records == 0 {
+        bail!("standard input has a CSV header but no rows");
     }
     Ok((Arc::new(schema), prefix))
 }
@@ -122,16 +128,13 @@ fn builder(
 
 fn batches<R: Read + Send + 'static>(
     reader: R,
-    name: String,
     schema: &SchemaRef,
     opts: &CsvOptions,
     projection: &[usize],
     batch_size: usize,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
     let reader = builder(schema, opts, projection, batch_size).build(reader)?;
-    Ok(Box::new(reader.map(move |r| {
-        r.with_context(|| format!("reading CSV {name}"))
-    })))
+    Ok(Box::new(reader.map(|r| r.map_err(anyhow::Error::from))))
 }
 
 pub fn read(
@@ -142,14 +145,7 @@ pub fn read(
     batch_size: usize,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
     let schema = Arc::new(schema.clone());
-    batches(
-        open(path)?,
-        path.display().to_string(),
-        &schema,
-        opts,
-        projection,
-        batch_size,
-    )
+    batches(open(path)?, &schema, opts, projection, batch_size)
 }
 
 pub fn read_stdin(
@@ -161,12 +157,5 @@ pub fn read_stdin(
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
     let schema = Arc::new(schema.clone());
     let input = Cursor::new(prefix).chain(std::io::stdin());
-    batches(
-        input,
-        "<stdin>".into(),
-        &schema,
-        opts,
-        projection,
-        batch_size,
-    )
+    batches(input, &schema, opts, projection, batch_size)
 }

@@ -33,8 +33,6 @@ pub fn read(
         .with_projection(mask)
         .with_batch_size(batch_size)
         .build()?;
-    let name = path.display().to_string();
-    Ok(Box::new(reader.map(move |r| {
-        r.with_context(|| format!("reading {name}"))
-    })))
+    // The pipeline names the file and row when a batch cannot be read.
+    Ok(Box::new(reader.map(|r| r.map_err(anyhow::Error::from))))
 }

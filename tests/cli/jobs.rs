@@ -496,11 +496,11 @@ fn validation_errors_exit_3_before_anything_is_written() {
         "-o",
         "out.parquet",
         "--features",
-        "f0,f1,f2,f3,f4,f5,f6,segment",
+        "f0,f1,f2,f3,f4,f5,f6,ts",
         "-q",
     ])
     .expect_code(3)
-    .expect_stderr("column `segment` is Utf8, which cannot feed model input `input`");
+    .expect_stderr("column `ts` is Timestamp(µs), which cannot feed model input `input`");
     env.run(&["score", "-m", RF, "-i", NUMERIC, "-o", "out.parquet", "-q"])
         .expect_code(3)
         .expect_stderr("the input has 9 numeric columns that are not kept: id, f0");

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binary on the committed models and data, compared
 //! with onnxruntime's predictions (testdata/expected, made by testdata/generate.py).
 
+mod damaged;
 pub mod golden;
 mod harness;
 mod interrupt;

@@ -1,0 +1,210 @@
+//! Damaged and unusual inputs: a clear error naming the file, a non-zero exit,
+//! never a panic, and nothing at the output path.
+
+use super::harness::{read_parquet, testdata, Env};
+
+const MODEL: &str = "TD/models/logreg_multiclass.onnx";
+const FEATURES: &str = "f0,f1,f2,f3,f4,f5,f6,f7";
+
+/// Runs the model on `input` (in the test directory) and checks code and message.
+fn expect(env: &Env, input: &str, code: i32, needles: &[&str]) {
+    let run = env.run(&[
+        "score",
+        "-m",
+        MODEL,
+        "-i",
+        input,
+        "-o",
+        "out.parquet",
+        "--features",
+        FEATURES,
+        "-q",
+    ]);
+    run.expect_code(code);
+    for n in needles {
+        run.expect_stderr(n);
+    }
+    assert!(!run.stderr().contains("panicked"), "{}", run.context());
+    assert!(
+        !env.path("out.parquet").exists(),
+        "nothing at the output path\n{}",
+        run.context()
+    );
+}
+
+fn numeric_bytes() -> Vec<u8> {
+    std::fs::read(testdata().join("data/numeric.parquet")).unwrap()
+}
+
+#[test]
+fn truncated_parquet() {
+    let env = Env::new();
+    std::fs::write(env.path("in.parquet"), &numeric_bytes()[..20_000]).unwrap();
+    expect(
+        &env,
+        "in.parquet",
+        3,
+        &[
+            "in.parquet is not a readable Parquet file",
+            "Corrupt footer",
+        ],
+    );
+}
+
+#[test]
+fn corrupt_parquet_pages() {
+    let env = Env::new();
+    let mut bytes = numeric_bytes();
+    for i in (5_000..30_000).step_by(7) {
+        bytes[i] ^= 0xFF;
+    }
+    std::fs::write(env.path("in.parquet"), bytes).unwrap();
+    expect(
+        &env,
+        "in.parquet",
+        1,
+        &["cannot read in.parquet at row 0", "truncated, corrupt"],
+    );
+}
+
+#[test]
+fn empty_files_and_header_only_csv() {
+    let env = Env::new();
+    std::fs::write(env.path("in.csv"), b"").unwrap();
+    expect(
+        &env,
+        "in.csv",
+        3,
+        &["CSV file in.csv is empty: it has no header"],
+    );
+    std::fs::write(env.path("in.parquet"), b"").unwrap();
+    expect(
+        &env,
+        "in.parquet",
+        3,
+        &["in.parquet is not a readable Parquet file"],
+    );
+    std::fs::write(env.path("head.csv"), format!("{}\n", FEATURES)).unwrap();
+    expect(&env, "head.csv", 3, &["head.csv has a header but no rows"]);
+}
+
+#[test]
+fn parquet_with_no_rows_writes_nothing() {
+    let env = Env::new();
+    let input = read_parquet(&testdata().join("data/numeric.parquet"));
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(env.path("in.parquet")).unwrap(),
+        input.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&input.slice(0, 0)).unwrap();
+    w.close().unwrap();
+    expect(&env, "in.parquet", 3, &["the input has no rows"]);
+}
+
+#[test]
+fn ragged_rows_bad_quoting_and_invalid_utf8_in_csv() {
+    let env = Env::new();
+    let header = format!("{FEATURES}\n");
+    std::fs::write(
+        env.path("ragged.csv"),
+        format!("{header}1,2,3,4,5,6,7,8\n1,2,3\n"),
+    )
+    .unwrap();
+    expect(
+        &env,
+        "ragged.csv",
+        3,
+        &[
+            "ragged.csv",
+            "Expected 8 records, found 3 records at line 3",
+        ],
+    );
+    std::fs::write(
+        env.path("quote.csv"),
+        format!("{header}1,2,3,4,5,6,7,8\n\"1,2,3,4,5,6,7,8\n"),
+    )
+    .unwrap();
+    expect(&env, "quote.csv", 3, &["quote.csv", "line 3"]);
+    let mut bytes = format!("{header}1,2,3,4,5,6,7,8\n1,2,3,4,5,6,7,").into_bytes();
+    bytes.extend([0xFF, 0xFE, b'\n']);
+    std::fs::write(env.path("utf8.csv"), bytes).unwrap();
+    expect(
+        &env,
+        "utf8.csv",
+        3,
+        &["utf8.csv", "invalid utf-8", "line 3"],
+    );
+}
+
+#[test]
+fn a_ragged_row_past_type_inference_names_file_and_row() {
+    // 12,000 good rows, then a short one: past the 10,000 rows read to infer types.
+    let env = Env::new();
+    let mut text = format!("{FEATURES}\n");
+    for i in 0..12_000 {
+        text.push_str(&format!("{i},1,2,3,4,5,6,7\n"));
+    }
+    text.push_str("1,2,3\n");
+    std::fs::write(env.path("in.csv"), text).unwrap();
+    expect(
+        &env,
+        "in.csv",
+        1,
+        &[
+            "cannot read in.csv at row",
+            "incorrect number of fields for line 12002",
+        ],
+    );
+}
+
+#[test]
+fn text_in_a_numeric_csv_column_is_a_bad_row() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("in.csv"),
+        format!("{FEATURES}\n1,2,3,4,5,6,7,8\n1,2,x,4,5,6,7,8\n"),
+    )
+    .unwrap();
+    expect(
+        &env,
+        "in.csv",
+        4,
+        &[
+            "bad row in in.csv, row 1",
+            "column `f2`",
+            "value \"x\" is not a number",
+        ],
+    );
+}
+
+#[test]
+fn a_missing_input_or_model_is_named() {
+    let env = Env::new();
+    env.run(&[
+        "score",
+        "-m",
+        MODEL,
+        "-i",
+        "nope.parquet",
+        "-o",
+        "out.parquet",
+        "-q",
+    ])
+    .expect_code(2)
+    .expect_stderr("cannot open input nope.parquet");
+    env.run(&[
+        "score",
+        "-m",
+        "nope.onnx",
+        "-i",
+        "TD/data/numeric.parquet",
+        "-o",
+        "out.parquet",
+        "-q",
+    ])
+    .expect_code(3)
+    .expect_stderr("cannot read model nope.onnx");
+    assert!(env.files().is_empty());
+}

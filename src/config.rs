@@ -52,11 +52,12 @@ fn one_byte(what: &str, s: &str) -> Result<u8> {
 }
 
 pub fn csv_options(args: &CsvArgs) -> Result<CsvOptions> {
-    Ok(CsvOptions {
-        delimiter: one_byte("delimiter", &args.delimiter)?,
-        quote: one_byte("quote", &args.quote)?,
-        null_values: args.null_values.split(',').map(str::to_owned).collect(),
-    })
+    let nulls: Vec<String> = args.null_values.split(',').map(str::to_owned).collect();
+    CsvOptions::new(
+        one_byte("delimiter", &args.delimiter)?,
+        one_byte("quote", &args.quote)?,
+        &nulls,
+    )
 }
 
 pub fn mapping_request(args: &MappingArgs) -> Result<MappingRequest> {

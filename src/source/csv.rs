@@ -18,17 +18,22 @@ const INFER_ROWS: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct CsvOptions {
-    pub delimiter: u8,
-    pub quote: u8,
-    /// Spellings read as null (the empty string included when listed).
-    pub null_values: Vec<String>,
+    delimiter: u8,
+    quote: u8,
+    /// Matches the spellings read as null (the empty string included when listed).
+    nulls: Regex,
 }
 
 impl CsvOptions {
-    fn null_regex(&self) -> Regex {
-        let alts: Vec<String> = self.null_values.iter().map(|s| regex::escape(s)).collect();
-        Regex::new(&format!("^(?:{})$", alts.join("|")))
-            .expect("escaped alternatives form a valid regex")
+    pub fn new(delimiter: u8, quote: u8, null_values: &[String]) -> Result<CsvOptions> {
+        let alts: Vec<String> = null_values.iter().map(|s| regex::escape(s)).collect();
+        let nulls = Regex::new(&format!("^(?:{})$", alts.join("|")))
+            .context("--null-values: too many or too long spellings")?;
+        Ok(CsvOptions {
+            delimiter,
+            quote,
+            nulls,
+        })
     }
 
     fn format(&self) -> Format {
@@ -36,7 +41,7 @@ impl CsvOptions {
             .with_header(true)
             .with_delimiter(self.delimiter)
             .with_quote(self.quote)
-            .with_null_regex(self.null_regex())
+            .with_null_regex(self.nulls.clone())
     }
 }
 

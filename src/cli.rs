@@ -1,12 +1,29 @@
 //! The command line as the user types it (clap derive). Nothing here is used past
 //! `config`, which turns it into checked settings. Environment variables read by
-//! batchinfer are the `env = ...` attributes in this file, and only those.
+//! `score` and `run` take every option from `BATCHINFER_<OPTION>` as well (see
+//! `job`, which layers job file, environment and flags); `bench` reads only
+//! `BATCHINFER_PRICE_PER_HOUR`, through the `env` attribute below.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::exit::EXIT_CODES_HELP;
+
+/// Help shown after `score` and `run`: exit codes and where options come from.
+const SCORE_HELP: &str = concat!(
+    "Every option can also be set as BATCHINFER_<OPTION> (BATCHINFER_THREADS=4, BATCHINFER_OVERWRITE=true).\n",
+    "A command-line flag beats the environment, which beats a job file (batchinfer run).\n\n",
+    "Exit codes:\n",
+    "  0  success\n",
+    "  1  failure while running (I/O, model execution)\n",
+    "  2  usage or configuration error\n",
+    "  3  validation failed before scoring (schema, mapping, model)\n",
+    "  4  too many bad rows (nothing committed)\n",
+    "  5  another run holds the lock on this output\n",
+    "  130, 143  stopped by SIGINT, SIGTERM (nothing committed)"
+);
 use crate::source::Format;
 
 /// Offline batch inference: Parquet or CSV in, ONNX model on every core, Parquet out,
@@ -21,14 +38,31 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Score inputs with a model and write the predictions next to the kept columns.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = SCORE_HELP)]
     Score(ScoreArgs),
+    /// Run the job a TOML file describes (keys: the long options of score); flags after the file override it.
+    #[command(after_help = SCORE_HELP)]
+    Run(RunArgs),
     /// Show a model's inputs, outputs and operators; with --input, the mapping plan.
     #[command(after_help = EXIT_CODES_HELP)]
     Inspect(InspectArgs),
     /// Measure rows/s, rows per CPU-second and cost per million rows across batch sizes and thread counts.
     #[command(after_help = EXIT_CODES_HELP)]
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job file (TOML). Relative paths in it are relative to its directory.
+    pub job: PathBuf,
+
+    /// Options of `score` that override the job file.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "SCORE OPTIONS"
+    )]
+    pub overrides: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -84,16 +118,24 @@ pub struct ScoreArgs {
     pub mapping: MappingArgs,
 
     /// Rows per batch; one batch is one task for a worker. Default: 8192.
-    #[arg(long, env = "BATCHINFER_BATCH_SIZE")]
+    #[arg(long)]
     pub batch_size: Option<usize>,
 
     /// Scoring threads. Default: the available cores.
-    #[arg(long, env = "BATCHINFER_THREADS")]
+    #[arg(long)]
     pub threads: Option<usize>,
 
     /// Machine price in USD per hour: the summary then shows the run's cost and the cost per million rows.
-    #[arg(long, env = "BATCHINFER_PRICE_PER_HOUR", value_name = "USD")]
+    #[arg(long, value_name = "USD")]
     pub price_per_hour: Option<f64>,
+
+    /// The run date for {date}, {yyyy}, {mm}, {dd} in paths (input, output, errors, summary JSON). Default: today (UTC).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<String>,
+
+    /// Check everything (inputs, model, mapping, output) and stop before scoring; exit 0 when the job would start.
+    #[arg(long)]
+    pub check: bool,
 
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "PATH")]

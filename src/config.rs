@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{CsvArgs, MappingArgs, ScoreArgs};
+use crate::job::{expand_date, RunDate};
 use crate::mapping::MappingRequest;
 use crate::rejects::{MaxErrors, OnError};
 use crate::sink::OutputTarget;
@@ -41,6 +42,8 @@ pub struct ScoreConfig {
     pub summary_json: Option<PathBuf>,
     pub summary: SummaryTo,
     pub quiet: bool,
+    /// Stop after the checks, before scoring.
+    pub check: bool,
 }
 
 fn one_byte(what: &str, s: &str) -> Result<u8> {
@@ -109,7 +112,12 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
         "none" => SummaryTo::Nowhere,
         other => bail!("--summary {other:?}: expected stderr, - (stdout) or none"),
     };
-    let output = OutputTarget::parse(&args.output, args.overwrite)?;
+    let date = match &args.date {
+        Some(d) => RunDate::parse(d)?,
+        None => RunDate::today(),
+    };
+    let dated = |s: &str| expand_date(s, &date);
+    let output = OutputTarget::parse(&dated(&args.output), args.overwrite)?;
     if output.kind == crate::sink::OutputKind::Stdout && summary == SummaryTo::Stdout {
         bail!("--output - and --summary - both want stdout; send the summary to stderr or a file");
     }
@@ -130,7 +138,9 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
     };
     let errors = match (&on_error, &args.errors) {
         (OnError::Fail, _) => None,
-        (OnError::Skip { .. }, Some(path)) => Some(OutputTarget::parse(path, args.overwrite)?),
+        (OnError::Skip { .. }, Some(path)) => {
+            Some(OutputTarget::parse(&dated(path), args.overwrite)?)
+        }
         (OnError::Skip { .. }, None) if output.kind == crate::sink::OutputKind::Stdout => {
             bail!("--on-error skip with --output - needs --errors PATH for the rejected rows")
         }
@@ -162,15 +172,27 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
         model: args.model.clone(),
         on_error,
         errors,
-        inputs: expand_inputs(&args.input.input, args.input.csv.input_format)?,
+        inputs: expand_inputs(
+            &args
+                .input
+                .input
+                .iter()
+                .map(|i| dated(i))
+                .collect::<Vec<_>>(),
+            args.input.csv.input_format,
+        )?,
         csv: csv_options(&args.input.csv)?,
         output,
         mapping: mapping_request(&args.mapping)?,
         batch_size,
         threads,
         price_per_hour: args.price_per_hour,
-        summary_json: args.summary_json.clone(),
+        summary_json: args
+            .summary_json
+            .as_ref()
+            .map(|p| PathBuf::from(dated(&p.display().to_string()))),
         summary,
         quiet: args.quiet,
+        check: args.check,
     })
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod exit;
 pub mod inspect;
 pub mod interrupt;
+pub mod job;
 pub mod lock;
 pub mod mapping;
 pub mod model;
@@ -22,8 +23,60 @@ pub mod sink;
 pub mod source;
 pub mod summary;
 
+use std::ffi::OsString;
+
+use clap::Parser;
 use cli::{Cli, Command};
 use exit::{CliError, ExitCode, WithExit};
+
+/// Parses a command line, with `score` and `run` taking options from the
+/// environment and the job file too (see `job`). Help and usage errors come back
+/// as clap errors, which print themselves and exit 0 or 2.
+pub fn parse(
+    args: Vec<OsString>,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<Cli, ParseError> {
+    let sub = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let layered = |job: Option<&job::Layer>, cli: &[OsString]| -> Result<Cli, ParseError> {
+        let env = job::env_layer(vars).exit(ExitCode::Usage)?;
+        Ok(Cli::try_parse_from(job::score_args(job, &env, cli))?)
+    };
+    match sub.as_str() {
+        "score" => layered(None, &args[2..]),
+        "run" => {
+            let Command::Run(run) = Cli::try_parse_from(&args)?.command else {
+                unreachable!("parsed as run")
+            };
+            let file = job::read_job_file(&run.job).exit(ExitCode::Usage)?;
+            layered(Some(&file), &run.overrides)
+        }
+        _ => Ok(Cli::try_parse_from(&args)?),
+    }
+}
+
+/// Why a command line could not be parsed.
+#[derive(Debug)]
+pub enum ParseError {
+    /// Help, version or a usage error: clap prints it.
+    Clap(clap::Error),
+    Cli(CliError),
+}
+
+impl From<clap::Error> for ParseError {
+    fn from(e: clap::Error) -> Self {
+        ParseError::Clap(e)
+    }
+}
+
+impl From<CliError> for ParseError {
+    fn from(e: CliError) -> Self {
+        ParseError::Cli(e)
+    }
+}
 
 /// Runs one command line; the error carries the exit code.
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -32,6 +85,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let config = config::score_config(&args).exit(ExitCode::Usage)?;
             score::run(config).map(|_| ())
         }
+        Command::Run(_) => Err(CliError::new(
+            ExitCode::Usage,
+            anyhow::anyhow!("batchinfer run is resolved by batchinfer::parse"),
+        )),
         Command::Bench(mut args) => {
             if args.threads.is_empty() {
                 let cores = std::thread::available_parallelism()

@@ -1,9 +1,16 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use batchinfer::ParseError;
 
 fn main() -> ExitCode {
-    let cli = batchinfer::cli::Cli::parse();
+    let cli = match batchinfer::parse(std::env::args_os().collect(), std::env::vars()) {
+        Ok(cli) => cli,
+        Err(ParseError::Clap(e)) => e.exit(),
+        Err(ParseError::Cli(e)) => {
+            eprintln!("batchinfer: error: {e}");
+            return ExitCode::from(e.code.code());
+        }
+    };
     match batchinfer::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e.error) => ExitCode::SUCCESS,

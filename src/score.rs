@@ -19,7 +19,8 @@ use crate::sink;
 use crate::source::Dataset;
 use crate::summary::{self, Summary};
 
-pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
+/// Runs the job; the summary, or None after `--check`.
+pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     let started = Instant::now();
     // CPU time of this run only: process start-up (loading the binary) is not the job's.
     let (cpu_at_start, _) = summary::process_usage();
@@ -98,6 +99,16 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
         ),
         ("batchinfer.run_start".to_string(), run_start),
     ];
+    if cfg.check {
+        println!(
+            "check passed: {} input file(s), model {} ({} output columns), output {}; nothing was scored",
+            inputs.len(),
+            model.path.display(),
+            model.outputs.len(),
+            cfg.output.path.display()
+        );
+        return Ok(None);
+    }
     let sink = cfg
         .output
         .open(out_schema.clone(), &metadata)
@@ -184,7 +195,7 @@ pub fn run(cfg: ScoreConfig) -> Result<Summary, CliError> {
     };
     emit(&summary, &cfg.summary, cfg.summary_json.as_deref())?;
     match result {
-        Ok(()) => Ok(summary),
+        Ok(()) => Ok(Some(summary)),
         Err(e @ (PipelineError::BadRow { .. } | PipelineError::TooManyBadRows { .. })) => {
             Err(CliError::new(ExitCode::TooManyBadRows, e))
         }

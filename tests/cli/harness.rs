@@ -87,17 +87,22 @@ impl Env {
     }
 
     pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        self.run_with(args, stdin, &[])
+    }
+
+    /// Runs with extra environment variables (all other BATCHINFER_* are removed).
+    pub fn run_with(&self, args: &[&str], stdin: Option<&[u8]>, vars: &[(&str, &str)]) -> Run {
         let td = testdata();
         let args: Vec<String> = args
             .iter()
             .map(|a| a.replace("TD/", &format!("{}/", td.display())))
             .collect();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_batchinfer"));
-        cmd.args(&args)
-            .current_dir(self.dir.path())
-            .env_remove("BATCHINFER_THREADS")
-            .env_remove("BATCHINFER_BATCH_SIZE")
-            .env_remove("BATCHINFER_PRICE_PER_HOUR");
+        cmd.args(&args).current_dir(self.dir.path());
+        for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("BATCHINFER_")) {
+            cmd.env_remove(name);
+        }
+        cmd.envs(vars.iter().copied());
         let output = match stdin {
             None => cmd
                 .stdin(std::process::Stdio::null())

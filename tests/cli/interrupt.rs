@@ -71,6 +71,21 @@ fn spawn_slow_run(env: &Env, output: &str) -> Child {
         .expect("spawn batchinfer")
 }
 
+/// Waits until the run has opened its temporary output, i.e. is scoring.
+fn wait_until_scoring(env: &Env, child: &mut Child) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if env.files().iter().any(|f| f.ends_with(".batchinfer-tmp")) {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the run ended ({status}) before it started scoring");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("the run did not start scoring within 20 s");
+}
+
 fn signal(child: &Child, sig: i32) {
     // SAFETY: kill only sends a signal to the child we spawned.
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
@@ -87,9 +102,10 @@ fn outputs(env: &Env) -> Vec<String> {
 #[test]
 fn sigterm_stops_cleanly_with_a_summary_and_nothing_written() {
     let env = Env::new();
-    big_input(&env.path("in.parquet"), 300_000);
-    let child = spawn_slow_run(&env, "out.parquet");
-    std::thread::sleep(Duration::from_millis(700));
+    big_input(&env.path("in.parquet"), 2_000_000);
+    let mut child = spawn_slow_run(&env, "out.parquet");
+    wait_until_scoring(&env, &mut child);
+    std::thread::sleep(Duration::from_millis(100));
     signal(&child, libc::SIGTERM);
     let started = Instant::now();
     let out = child.wait_with_output().unwrap();
@@ -112,8 +128,10 @@ fn sigterm_stops_cleanly_with_a_summary_and_nothing_written() {
 fn sigkill_at_any_moment_leaves_nothing_at_the_output_path() {
     let env = Env::new();
     big_input(&env.path("in.parquet"), 400_000);
-    for delay_ms in [20, 150, 400, 900] {
+    let mut mid_run = 0;
+    for delay_ms in [0, 20, 150, 400] {
         let mut child = spawn_slow_run(&env, "out.parquet");
+        wait_until_scoring(&env, &mut child);
         std::thread::sleep(Duration::from_millis(delay_ms));
         signal(&child, libc::SIGKILL);
         let _ = child.wait();
@@ -126,8 +144,15 @@ fn sigkill_at_any_moment_leaves_nothing_at_the_output_path() {
                 "killed after {delay_ms} ms"
             );
             std::fs::remove_file(&out).unwrap();
+        } else {
+            assert!(
+                env.files().iter().any(|f| f.ends_with(".batchinfer-tmp")),
+                "a run killed while scoring leaves its temporary file, not an output"
+            );
+            mid_run += 1;
         }
     }
+    assert!(mid_run > 0, "no kill landed while the run was scoring");
     // A later run removes what killed runs left and completes.
     let run = env.run(&[
         "score",

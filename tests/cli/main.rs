@@ -5,5 +5,6 @@ mod damaged;
 pub mod golden;
 mod harness;
 mod interrupt;
+mod jobfile;
 pub mod jobs;
 mod rejects;

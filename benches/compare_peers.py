@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""End to end, batchinfer against what users would write instead, on the same data
+with the same thread count: Parquet (and CSV) in, id + predictions as Parquet out.
+
+Contestants, run alternately, --repeat times each, medians reported:
+  batchinfer   batchinfer score --threads T
+  python       benches/peer_python.py (pyarrow + numpy + onnxruntime, T threads)
+and the I/O floor: both tools with a trivial model (the max of the 30 features) that
+reads the same columns and writes one, so the difference to a real model is the model.
+
+    pip install -r testdata/requirements.txt
+    cargo build --release     # or pass --batchinfer target/debug/batchinfer
+    python benches/compare_peers.py [--rows 5000000] [--repeat 3] [--threads 2] [--csv]
+
+Data and models go to target/peer-bench/ (not committed). Peak RSS comes from GNU time.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "target" / "peer-bench"
+sys.path.insert(0, str(ROOT / "testdata"))
+import exporter_compat  # noqa: E402,F401  (patches an skl2onnx/onnx incompatibility)
+
+N_FEATURES = 30
+FEATURES = [f"f{i}" for i in range(N_FEATURES)]
+
+
+def make_models():
+    from onnx import TensorProto, helper
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(20000, N_FEATURES)).astype(np.float32)
+    z = x[:, 0] * 1.5 - x[:, 1] + 0.5 * x[:, 2] * x[:, 3] + np.sin(x[:, 4])
+    y2 = (z > 0).astype(np.int64)
+    y4 = np.digitize(z, np.quantile(z, [0.25, 0.5, 0.75]))
+    types = [("input", FloatTensorType([None, N_FEATURES]))]
+    opset = {"": 15, "ai.onnx.ml": 3}
+    for name, est, y in [
+        ("logistic_regression", LogisticRegression(max_iter=300), y4),
+        ("random_forest_100", RandomForestClassifier(100, max_depth=10, random_state=0, n_jobs=-1), y2),
+        ("gradient_boosting_200", GradientBoostingRegressor(n_estimators=200, max_depth=3, random_state=0), z),
+        ("mlp_2x256", MLPClassifier(hidden_layer_sizes=(256, 256), max_iter=5, random_state=0), y4),
+    ]:
+        est.fit(x, y)
+        options = {id(est): {"zipmap": False}} if hasattr(est, "classes_") else None
+        onnx.save(convert_sklearn(est, initial_types=types, target_opset=opset, options=options), OUT / f"{name}.onnx")
+    # The I/O floor: read the 30 features, write one number per row.
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMax", ["input"], ["floor"], axes=[1], keepdims=1)], "floor",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", N_FEATURES])],
+        [helper.make_tensor_value_info("floor", TensorProto.FLOAT, ["N", 1])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    m.ir_version = 8
+    onnx.save(m, OUT / "io_floor.onnx")
+
+
+def make_data(rows, csv):
+    rng = np.random.default_rng(12)
+    writer = None
+    path = OUT / f"data_{rows}.parquet"
+    for start in range(0, rows, 500_000):
+        n = min(500_000, rows - start)
+        cols = {"id": pa.array(np.arange(start, start + n, dtype=np.int64))}
+        x = rng.normal(size=(n, N_FEATURES)).astype(np.float32)
+        cols.update({c: pa.array(x[:, i]) for i, c in enumerate(FEATURES)})
+        t = pa.table(cols)
+        if writer is None:
+            writer = pq.ParquetWriter(path, t.schema, compression="snappy")
+        writer.write_table(t, row_group_size=131072)
+    writer.close()
+    if csv:
+        pacsv.write_csv(pq.read_table(path), OUT / f"data_{rows}.csv")
+
+
+def timed(cmd):
+    """(wall seconds, peak RSS MiB) of one run."""
+    out = subprocess.run(["/usr/bin/time", "-f", "%e %M"] + cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
+    wall, rss_kb = out.stderr.strip().splitlines()[-1].split()
+    return float(wall), int(rss_kb) / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--csv", action="store_true", help="also compare on CSV input")
+    ap.add_argument("--batchinfer", default=None)
+    ap.add_argument("--models", default="io_floor,logistic_regression,random_forest_100,gradient_boosting_200,mlp_2x256")
+    args = ap.parse_args()
+    binary = Path(args.batchinfer) if args.batchinfer else next(
+        (p for p in [ROOT / "target/release/batchinfer", ROOT / "target/debug/batchinfer"] if p.exists()), None)
+    if binary is None:
+        sys.exit("build batchinfer first (cargo build --release)")
+    OUT.mkdir(parents=True, exist_ok=True)
+    if not (OUT / "io_floor.onnx").exists():
+        make_models()
+    if not (OUT / f"data_{args.rows}.parquet").exists() or (args.csv and not (OUT / f"data_{args.rows}.csv").exists()):
+        make_data(args.rows, args.csv)
+    formats = ["parquet"] + (["csv"] if args.csv else [])
+    t = str(args.threads)
+    print(f"{args.rows:,} rows x {N_FEATURES} float32 + id; {args.threads} threads each; {os.cpu_count()} cores; "
+          f"median of {args.repeat}; batchinfer binary {binary.relative_to(ROOT)}")
+    print("| model | input | batchinfer rows/s | python rows/s | ratio | batchinfer peak MiB | python peak MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for model in args.models.split(","):
+        m = str(OUT / f"{model}.onnx")
+        for fmt in formats:
+            data = str(OUT / f"data_{args.rows}.{fmt}")
+            ours, theirs = [], []
+            for _ in range(args.repeat):
+                out = str(OUT / "out.parquet")
+                ours.append(timed([str(binary), "score", "-m", m, "-i", data, "-o", out, "--overwrite", "--keep", "id",
+                                   "--features", ",".join(FEATURES), "--threads", t, "-q", "--summary", "none"]))
+                theirs.append(timed([sys.executable, str(ROOT / "benches/peer_python.py"), m, data, out, "--threads", t]))
+            ow, orss = statistics.median(w for w, _ in ours), max(r for _, r in ours)
+            tw, trss = statistics.median(w for w, _ in theirs), max(r for _, r in theirs)
+            print(f"| {model} | {fmt} | {args.rows / ow:,.0f} | {args.rows / tw:,.0f} | {tw / ow:.2f} | {orss:.0f} | {trss:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

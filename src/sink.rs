@@ -120,6 +120,25 @@ fn temp_in_destination(path: &Path) -> Result<NamedTempFile> {
         .with_context(|| format!("cannot create a file in {} for the output; check that the directory exists and is writable", dir.display()))
 }
 
+/// "writing PATH", with advice when the file system is full.
+fn write_context(action: &str, path: &Path, e: anyhow::Error) -> anyhow::Error {
+    let full = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::ENOSPC))
+            || c.to_string()
+                .contains(&format!("(os error {})", libc::ENOSPC))
+    });
+    if full {
+        let dir = path
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        e.context(format!("{action} {}: the file system holding {dir} is full; free space there or write the output elsewhere", path.display()))
+    } else {
+        e.context(format!("{action} {}", path.display()))
+    }
+}
+
 fn persist(temp: NamedTempFile, target: &OutputTarget) -> Result<()> {
     temp.as_file()
         .sync_all()
@@ -182,7 +201,7 @@ impl Sink for ParquetSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.writer
             .write(batch)
-            .with_context(|| format!("writing {}", self.target.path.display()))
+            .map_err(|e| write_context("writing", &self.target.path, e.into()))
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
@@ -193,7 +212,7 @@ impl Sink for ParquetSink {
         } = *self;
         writer
             .close()
-            .with_context(|| format!("finishing {}", target.path.display()))?;
+            .map_err(|e| write_context("finishing", &target.path, e.into()))?;
         persist(temp, &target)
     }
 }
@@ -232,7 +251,7 @@ impl Sink for FileCsvSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.inner
             .write(batch)
-            .with_context(|| format!("writing {}", self.target.path.display()))
+            .map_err(|e| write_context("writing", &self.target.path, e.into()))
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
@@ -243,7 +262,7 @@ impl Sink for FileCsvSink {
         } = *self;
         let mut w = inner.writer.into_inner();
         w.flush()
-            .with_context(|| format!("writing {}", target.path.display()))?;
+            .map_err(|e| write_context("writing", &target.path, e.into()))?;
         drop(w);
         persist(temp, &target)
     }

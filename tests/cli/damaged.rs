@@ -208,3 +208,91 @@ fn a_missing_input_or_model_is_named() {
     .expect_stderr("cannot read model nope.onnx");
     assert!(env.files().is_empty());
 }
+
+#[test]
+fn an_unwritable_output_directory_is_named_before_scoring() {
+    // Tests run as root, for whom permission bits do not apply: /proc takes no new files.
+    let env = Env::new();
+    env.run(&[
+        "score",
+        "-m",
+        MODEL,
+        "-i",
+        "TD/data/numeric.parquet",
+        "-o",
+        "/proc/scores.parquet",
+        "--features",
+        FEATURES,
+        "-q",
+    ])
+    .expect_code(2)
+    .expect_stderr("/proc/.scores.parquet.batchinfer-lock")
+    .expect_stderr("check that the output directory exists and is writable");
+}
+
+/// A 256 KiB tmpfs, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: std::path::PathBuf) -> SmallDisk {
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "this test needs to mount a small tmpfs (root, as in CI) to fill a disk"
+        );
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_named_and_leaves_nothing() {
+    let env = Env::new();
+    let disk = SmallDisk::mount(env.path("small"));
+    // About 8 MB of predictions for a 256 KiB file system.
+    let input = read_parquet(&testdata().join("data/numeric.parquet"));
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(env.path("in.parquet")).unwrap(),
+        input.schema(),
+        None,
+    )
+    .unwrap();
+    for _ in 0..200 {
+        w.write(&input).unwrap();
+    }
+    w.close().unwrap();
+    let out = disk.0.join("scores.parquet");
+    env.run(&[
+        "score",
+        "-m",
+        "TD/models/rf_binary.onnx",
+        "-i",
+        "in.parquet",
+        "-o",
+        out.to_str().unwrap(),
+        "--keep-all",
+        "--features",
+        FEATURES,
+        "-q",
+    ])
+    .expect_code(1)
+    .expect_stderr("is full; free space there or write the output elsewhere");
+    let left: Vec<_> = std::fs::read_dir(&disk.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "nothing may remain on the full disk: {left:?}"
+    );
+}

@@ -1,7 +1,9 @@
-//! Shared by the fuzz targets: a scratch file in memory for the bytes under test,
-//! since batchinfer reads inputs and models by path.
+//! Shared by the fuzz targets: a scratch file in memory for the bytes under test
+//! (batchinfer reads inputs and models by path), and reading an input to its end.
 
 use std::path::PathBuf;
+
+use batchinfer::source::{CsvOptions, Dataset, Format, InputFile};
 
 pub fn scratch(name: &str, data: &[u8]) -> PathBuf {
     let dir = if std::path::Path::new("/dev/shm").is_dir() {
@@ -12,4 +14,29 @@ pub fn scratch(name: &str, data: &[u8]) -> PathBuf {
     let path = dir.join(format!("batchinfer-fuzz-{}-{name}", std::process::id()));
     std::fs::write(&path, data).expect("write scratch file");
     path
+}
+
+/// Opens `data` as an input of `format` and reads every column of every batch.
+/// Errors are expected; a panic or a hang is a finding.
+pub fn read_input(name: &str, data: &[u8], format: Format) {
+    let path = scratch(name, data);
+    let files = vec![InputFile {
+        path,
+        format,
+        size: data.len() as u64,
+    }];
+    let options =
+        CsvOptions::new(b',', b'"', &["".to_string(), "NA".to_string()]).expect("options");
+    let Ok(mut dataset) = Dataset::open(files, options) else {
+        return;
+    };
+    let projection: Vec<usize> = (0..dataset.schema.fields().len()).collect();
+    let Ok(batches) = dataset.read_file(0, &projection, 64) else {
+        return;
+    };
+    for batch in batches {
+        if batch.is_err() {
+            break;
+        }
+    }
 }

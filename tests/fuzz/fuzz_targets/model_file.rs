@@ -2,6 +2,7 @@
 //! builders (tree, SVM, linear attributes), typing and optimisation.
 #![no_main]
 
+#[allow(dead_code)]
 mod common;
 
 use batchinfer::model::ModelFile;

@@ -3,25 +3,7 @@
 
 mod common;
 
-use batchinfer::source::{CsvOptions, Dataset, Format, InputFile};
+use batchinfer::source::Format;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let path = common::scratch("in.parquet", data);
-    let files = vec![InputFile {
-        path,
-        format: Format::Parquet,
-        size: data.len() as u64,
-    }];
-    let options = CsvOptions::new(b',', b'"', &[]).expect("options");
-    if let Ok(mut dataset) = Dataset::open(files, options) {
-        let projection: Vec<usize> = (0..dataset.schema.fields().len()).collect();
-        if let Ok(batches) = dataset.read_file(0, &projection, 64) {
-            for batch in batches {
-                if batch.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-});
+fuzz_target!(|data: &[u8]| common::read_input("in.parquet", data, Format::Parquet));

@@ -27,9 +27,9 @@ impl Progress {
                 None => ProgressBar::new_spinner(),
             };
             let template = if total_rows.is_some() {
-                "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} rows, {per_sec}, eta {eta}"
+                "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} rows, {per_sec:0}, eta {eta}"
             } else {
-                "{elapsed_precise} {spinner} {human_pos} rows, {per_sec}"
+                "{elapsed_precise} {spinner} {human_pos} rows, {per_sec:0}"
             };
             if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style.progress_chars("=> "));

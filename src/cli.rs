@@ -164,6 +164,10 @@ pub struct ScoreArgs {
     /// No progress bar or progress lines.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Seconds between progress lines when stderr is not a terminal (cron, Airflow logs). Default: 10.
+    #[arg(long, value_name = "SECONDS")]
+    pub progress_every: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -42,6 +42,8 @@ pub struct ScoreConfig {
     pub summary_json: Option<PathBuf>,
     pub summary: SummaryTo,
     pub quiet: bool,
+    /// Time between progress lines in logs.
+    pub progress_every: std::time::Duration,
     /// Stop after the checks, before scoring.
     pub check: bool,
 }
@@ -193,6 +195,11 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
             .map(|p| PathBuf::from(dated(&p.display().to_string()))),
         summary,
         quiet: args.quiet,
+        progress_every: match args.progress_every {
+            None => crate::progress::LOG_EVERY,
+            Some(s) if s.is_finite() && s > 0.0 => std::time::Duration::from_secs_f64(s),
+            Some(s) => bail!("--progress-every {s}: a positive number of seconds"),
+        },
         check: args.check,
     })
 }

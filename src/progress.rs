@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Seconds between progress lines in logs.
-const LOG_EVERY: Duration = Duration::from_secs(10);
+/// Default time between progress lines in logs.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -16,10 +16,11 @@ pub struct Progress {
     done: u64,
     started: Instant,
     last_log: Instant,
+    log_every: Duration,
 }
 
 impl Progress {
-    pub fn new(total_rows: Option<u64>, quiet: bool) -> Progress {
+    pub fn new(total_rows: Option<u64>, quiet: bool, log_every: Duration) -> Progress {
         let terminal = std::io::stderr().is_terminal();
         let bar = (!quiet && terminal).then(|| {
             let bar = match total_rows {
@@ -44,6 +45,7 @@ impl Progress {
             done: 0,
             started: now,
             last_log: now,
+            log_every,
         }
     }
 
@@ -51,7 +53,7 @@ impl Progress {
         self.done += rows;
         if let Some(bar) = &self.bar {
             bar.inc(rows);
-        } else if self.log && self.last_log.elapsed() >= LOG_EVERY {
+        } else if self.log && self.last_log.elapsed() >= self.log_every {
             self.last_log = Instant::now();
             let secs = self.started.elapsed().as_secs_f64();
             let rate = self.done as f64 / secs.max(1e-9);

@@ -128,7 +128,7 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
 
     let model = Arc::new(model);
     let pipeline = Pipeline {
-        progress: Progress::new(dataset.total_rows, cfg.quiet),
+        progress: Progress::new(dataset.total_rows, cfg.quiet, cfg.progress_every),
         dataset,
         projection,
         model: model.clone(),

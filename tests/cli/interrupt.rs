@@ -17,7 +17,7 @@ const RF: &str = "TD/models/rf_binary.onnx";
 const FEATURES: &str = "f0,f1,f2,f3,f4,f5,f6,f7";
 
 /// `rows` rows of id + f0..f7, written in row groups of 100k.
-fn big_input(path: &std::path::Path, rows: i64) {
+pub fn big_input(path: &std::path::Path, rows: i64) {
     let mut fields = vec![Field::new("id", DataType::Int64, false)];
     fields.extend((0..8).map(|i| Field::new(format!("f{i}"), DataType::Float32, false)));
     let schema = Arc::new(Schema::new(fields));

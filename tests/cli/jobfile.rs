@@ -1,7 +1,7 @@
 //! `batchinfer run JOB.toml`: flags beat environment variables, which beat the job
 //! file; unknown keys are errors; paths take the run date; the examples validate.
 
-use super::harness::{read_parquet, testdata, Env};
+use super::harness::{read_json, read_parquet, testdata, Env};
 
 const FEATURES: &str = r#"["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7"]"#;
 
@@ -20,7 +20,7 @@ fn base_job() -> String {
 }
 
 fn summary(env: &Env, file: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(env.path(file)).unwrap()).unwrap()
+    read_json(&env.path(file))
 }
 
 #[test]

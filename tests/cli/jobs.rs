@@ -10,7 +10,7 @@ use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
 use super::golden::assert_matches;
-use super::harness::{parquet_metadata, read_parquet, testdata, Env};
+use super::harness::{parquet_metadata, read_json, read_parquet, testdata, Env};
 
 const RF: &str = "TD/models/rf_binary.onnx";
 const NUMERIC: &str = "TD/data/numeric.parquet";
@@ -239,8 +239,7 @@ fn summary_json_has_the_measured_fields_and_cost() {
     ])
     .expect_code(0)
     .expect_stderr("rows             1,500 read, 1,500 scored, 0 rejected");
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(env.path("s.json")).unwrap()).unwrap();
+    let s: serde_json::Value = read_json(&env.path("s.json"));
     assert_eq!(s["status"], "ok");
     assert_eq!(s["rows_read"], 1500);
     assert_eq!(s["rows_scored"], 1500);
@@ -609,4 +608,44 @@ fn inspect_prints_signature_operators_and_mapping_plan() {
     ] {
         assert!(out.contains(needle), "inspect lacks {needle:?}\n{}", run.context());
     }
+}
+
+#[test]
+fn without_a_terminal_progress_comes_as_plain_lines() {
+    let env = Env::new();
+    super::interrupt::big_input(&env.path("in.parquet"), 200_000);
+    let args = [
+        "score",
+        "-m",
+        "TD/models/svc_rbf_proba.onnx",
+        "-i",
+        "in.parquet",
+        "-o",
+        "out.parquet",
+        "--features",
+        "f0,f1,f2,f3,f4,f5,f6,f7",
+        "--threads",
+        "1",
+        "--batch-size",
+        "1000",
+    ];
+    let mut with_progress = args.to_vec();
+    with_progress.extend(["--progress-every", "0.05"]);
+    let run = env.run(&with_progress);
+    run.expect_code(0)
+        .expect_stderr("batchinfer: progress ")
+        .expect_stderr(" of 200000 rows, ");
+    assert!(
+        !run.stderr().contains('\r'),
+        "no terminal control characters in logs"
+    );
+    let mut quiet = args.to_vec();
+    quiet.extend(["--progress-every", "0.05", "--overwrite", "-q"]);
+    let run = env.run(&quiet);
+    run.expect_code(0);
+    assert!(
+        !run.stderr().contains("batchinfer: progress"),
+        "--quiet silences progress\n{}",
+        run.context()
+    );
 }

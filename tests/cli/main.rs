@@ -4,7 +4,7 @@
 mod damaged;
 pub mod golden;
 mod harness;
-mod interrupt;
+pub mod interrupt;
 mod jobfile;
 pub mod jobs;
 mod rejects;

@@ -4,7 +4,7 @@
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, UInt64Type};
 
-use super::harness::{read_parquet, testdata, Env};
+use super::harness::{read_json, read_parquet, testdata, Env};
 use super::jobs::mixed_with_null_at_700;
 
 const PIPELINE: &str = "TD/models/pipeline_mixed.onnx";
@@ -77,8 +77,7 @@ fn skip_sets_bad_rows_aside_with_file_row_column_and_reason() {
         .as_string::<i32>()
         .value(0)
         .contains("null"));
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(env.path("s.json")).unwrap()).unwrap();
+    let s: serde_json::Value = read_json(&env.path("s.json"));
     assert_eq!(
         (
             s["rows_read"].as_u64(),
@@ -225,8 +224,7 @@ fn nan_predictions_are_counted_in_the_summary() {
     ])
     .expect_code(0)
     .expect_stderr("NaN predictions");
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(env.path("s.json")).unwrap()).unwrap();
+    let s: serde_json::Value = read_json(&env.path("s.json"));
     let out = read_parquet(&env.path("out.parquet"));
     let nan = out
         .column_by_name("variable")

@@ -15,6 +15,7 @@ pub mod job;
 pub mod lock;
 pub mod mapping;
 pub mod model;
+pub mod panics;
 pub mod pipeline;
 pub mod progress;
 pub mod rejects;

@@ -182,8 +182,18 @@ fn onnx() -> tract_onnx::Onnx {
 }
 
 impl ModelFile {
-    /// Reads the file, hashes it, and checks its operators and input types.
+    /// Reads the file, hashes it, and checks its operators and input types. A
+    /// parser panic on a damaged file is reported as "not an ONNX model".
     pub fn open(path: &Path) -> Result<ModelFile, ModelError> {
+        crate::panics::catch(|| Self::open_unguarded(path)).unwrap_or_else(|p| {
+            Err(ModelError::NotOnnx {
+                path: path.to_owned(),
+                reason: format!("parsing it crashed the ONNX reader ({p})"),
+            })
+        })
+    }
+
+    fn open_unguarded(path: &Path) -> Result<ModelFile, ModelError> {
         let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
             path: path.to_owned(),
             source,
@@ -225,6 +235,15 @@ impl ModelFile {
     /// Builds the optimised plan. `widths[i]` fixes the width of input `i` where the
     /// file leaves it symbolic (the mapping knows it from the columns).
     pub fn compile(&self, widths: &[Option<usize>]) -> Result<Model, ModelError> {
+        crate::panics::catch(|| self.compile_unguarded(widths)).unwrap_or_else(|p| {
+            Err(ModelError::Compile {
+                path: self.path.clone(),
+                reason: format!("preparing it crashed tract ({p})"),
+            })
+        })
+    }
+
+    fn compile_unguarded(&self, widths: &[Option<usize>]) -> Result<Model, ModelError> {
         let started = Instant::now();
         let err = |e: anyhow::Error| ModelError::Compile {
             path: self.path.clone(),
@@ -510,7 +529,9 @@ impl Session {
             })?;
             inputs.push(tensors::input_tensor(batch, feed, spec)?.into_tvalue());
         }
-        let outputs = match self.state.run(inputs) {
+        let run = crate::panics::catch(|| self.state.run(inputs))
+            .unwrap_or_else(|p| Err(anyhow::anyhow!("the model crashed on this batch ({p})")));
+        let outputs = match run {
             Ok(o) => o,
             Err(e) => {
                 // A failed run leaves the state bound to this batch's size: start afresh.

@@ -13,6 +13,8 @@ use anyhow::{bail, Context, Result};
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
+use crate::panics;
+
 pub use self::csv::CsvOptions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -155,23 +157,33 @@ impl Dataset {
         let mut total_rows = Some(0u64);
         let mut stdin_prefix = None;
         for file in &files {
-            let (file_schema, rows) = match file.format {
-                Format::Parquet => {
-                    let (s, rows) = parquet::schema(&file.path)?;
-                    (s, Some(rows))
-                }
-                Format::Csv if file.is_stdin() => {
-                    let (s, prefix) = csv::stdin_schema(&csv)?;
-                    stdin_prefix = Some(prefix);
-                    (s, None)
-                }
-                Format::Csv => match &schema {
-                    // Later CSV files are parsed with the first file's types; their
-                    // header must name the same columns.
-                    Some((first, _)) => (csv::check_header(&file.path, first, &csv)?, None),
-                    None => (csv::infer_schema(&file.path, &csv)?, None),
-                },
+            let read_schema = || -> Result<(SchemaRef, Option<u64>)> {
+                Ok(match file.format {
+                    Format::Parquet => {
+                        let (s, rows) = parquet::schema(&file.path)?;
+                        (s, Some(rows))
+                    }
+                    Format::Csv if file.is_stdin() => {
+                        let (s, prefix) = csv::stdin_schema(&csv)?;
+                        stdin_prefix = Some(prefix);
+                        (s, None)
+                    }
+                    Format::Csv => match &schema {
+                        // Later CSV files are parsed with the first file's types; their
+                        // header must name the same columns.
+                        Some((first, _)) => (csv::check_header(&file.path, first, &csv)?, None),
+                        None => (csv::infer_schema(&file.path, &csv)?, None),
+                    },
+                })
             };
+            // A library panic on a damaged file is an error naming the file.
+            let (file_schema, rows) = panics::catch(read_schema).map_err(|p| {
+                anyhow::anyhow!(
+                    "{} is damaged: reading its header crashed the {:?} reader ({p})",
+                    file.display(),
+                    file.format
+                )
+            })??;
             total_rows = total_rows.zip(rows).map(|(a, b)| a + b);
             match &schema {
                 None => schema = Some((file_schema, file.display())),
@@ -198,14 +210,45 @@ impl Dataset {
         projection: &[usize],
         batch_size: usize,
     ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
-        let file = &self.files[ix];
-        match file.format {
+        let file = self.files[ix].clone();
+        let stdin_prefix = &mut self.stdin_prefix;
+        let (schema, csv_options) = (&self.schema, &self.csv);
+        let open = || match file.format {
             Format::Parquet => parquet::read(&file.path, projection, batch_size),
             Format::Csv if file.is_stdin() => {
-                let prefix = self.stdin_prefix.take().unwrap_or_default();
-                csv::read_stdin(prefix, &self.schema, &self.csv, projection, batch_size)
+                let prefix = stdin_prefix.take().unwrap_or_default();
+                csv::read_stdin(prefix, schema, csv_options, projection, batch_size)
             }
-            Format::Csv => csv::read(&file.path, &self.schema, &self.csv, projection, batch_size),
+            Format::Csv => csv::read(&file.path, schema, csv_options, projection, batch_size),
+        };
+        let batches = panics::catch(open).map_err(|p| {
+            anyhow::anyhow!("opening {} crashed the reader ({p})", file.display())
+        })??;
+        Ok(Box::new(Guarded {
+            inner: Some(batches),
+        }))
+    }
+}
+
+/// Batches from a reader, with a library panic on damaged data turned into an
+/// error (after which the reader yields nothing more).
+struct Guarded {
+    inner: Option<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>>,
+}
+
+impl Iterator for Guarded {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let inner = self.inner.as_mut()?;
+        match panics::catch(|| inner.next()) {
+            Ok(item) => item,
+            Err(p) => {
+                self.inner = None;
+                Some(Err(anyhow::anyhow!(
+                    "the reader crashed on damaged data ({p})"
+                )))
+            }
         }
     }
 }

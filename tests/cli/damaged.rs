@@ -296,3 +296,35 @@ fn a_full_disk_is_named_and_leaves_nothing() {
         "nothing may remain on the full disk: {left:?}"
     );
 }
+
+#[test]
+fn a_reader_panic_on_a_damaged_parquet_file_is_an_error_not_a_crash() {
+    // Found by the parquet_input fuzz target: arrow-buffer 60.1 panics ("offset + len
+    // out of bounds") decoding this file's int64 column in batches of 64.
+    let env = Env::new();
+    let run = env.run(&[
+        "score",
+        "-m",
+        "TD/models/rf_binary.onnx",
+        "-i",
+        "TD/damaged/reader-panic.parquet",
+        "-o",
+        "out.parquet",
+        "--keep-all",
+        "--features",
+        FEATURES,
+        "--batch-size",
+        "64",
+        "-q",
+    ]);
+    run.expect_code(1)
+        .expect_stderr("cannot read")
+        .expect_stderr("reader-panic.parquet at row 0")
+        .expect_stderr("the reader crashed on damaged data");
+    assert!(
+        !run.stderr().contains("panicked") && !run.stderr().contains("internal error"),
+        "{}",
+        run.context()
+    );
+    assert!(env.files().is_empty());
+}

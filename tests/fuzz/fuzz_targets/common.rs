@@ -5,7 +5,16 @@ use std::path::PathBuf;
 
 use batchinfer::source::{CsvOptions, Dataset, Format, InputFile};
 
+/// batchinfer's panic hook, as the binary installs it (libfuzzer-sys installs one
+/// that aborts even on panics batchinfer catches and reports as errors). A panic
+/// batchinfer does not catch still reaches libFuzzer, which reports a crash.
+pub fn setup() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(batchinfer::panics::install_hook);
+}
+
 pub fn scratch(name: &str, data: &[u8]) -> PathBuf {
+    setup();
     let dir = if std::path::Path::new("/dev/shm").is_dir() {
         PathBuf::from("/dev/shm")
     } else {

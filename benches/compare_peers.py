@@ -5,6 +5,8 @@ with the same thread count: Parquet (and CSV) in, id + predictions as Parquet ou
 Contestants, run alternately, --repeat times each, medians reported:
   batchinfer   batchinfer score --threads T
   python       benches/peer_python.py (pyarrow + numpy + onnxruntime, T threads)
+  spark        benches/peer_spark.py (Spark local[T], mapInPandas + onnxruntime), with
+               --spark-models; whole command timed, JVM start included, Parquet only
 and the I/O floor: both tools with a trivial model (the max of the 30 features) that
 reads the same columns and writes one, so the difference to a real model is the model.
 
@@ -105,6 +107,7 @@ def main():
     ap.add_argument("--csv", action="store_true", help="also compare on CSV input")
     ap.add_argument("--batchinfer", default=None)
     ap.add_argument("--models", default="io_floor,logistic_regression,random_forest_100,gradient_boosting_200,mlp_2x256")
+    ap.add_argument("--spark-models", default="", help="models to also run with Spark local (needs pyspark, Java 17)")
     args = ap.parse_args()
     binary = Path(args.batchinfer) if args.batchinfer else next(
         (p for p in [ROOT / "target/release/batchinfer", ROOT / "target/debug/batchinfer"] if p.exists()), None)
@@ -121,6 +124,7 @@ def main():
           f"median of {args.repeat}; batchinfer binary {binary.relative_to(ROOT)}")
     print("| model | input | batchinfer rows/s | python rows/s | ratio | batchinfer peak MiB | python peak MiB |")
     print("|---|---|---|---|---|---|---|")
+    ours_by_model = {}
     for model in args.models.split(","):
         m = str(OUT / f"{model}.onnx")
         for fmt in formats:
@@ -134,6 +138,25 @@ def main():
             ow, orss = statistics.median(w for w, _ in ours), max(r for _, r in ours)
             tw, trss = statistics.median(w for w, _ in theirs), max(r for _, r in theirs)
             print(f"| {model} | {fmt} | {args.rows / ow:,.0f} | {args.rows / tw:,.0f} | {tw / ow:.2f} | {orss:.0f} | {trss:.0f} |", flush=True)
+            if fmt == "parquet":
+                ours_by_model[model] = ow
+    spark_models = [m for m in args.spark_models.split(",") if m]
+    if spark_models:
+        print()
+        print("| model | batchinfer rows/s | spark rows/s | ratio | spark peak MiB |")
+        print("|---|---|---|---|---|")
+    for model in spark_models:
+        m = str(OUT / f"{model}.onnx")
+        data = str(OUT / f"data_{args.rows}.parquet")
+        runs = [timed([sys.executable, str(ROOT / "benches/peer_spark.py"), m, data, str(OUT / "spark_out"), "--threads", t])
+                for _ in range(args.repeat)]
+        sw, srss = statistics.median(w for w, _ in runs), max(r for _, r in runs)
+        ow = ours_by_model.get(model)
+        if ow is None:
+            ow = statistics.median(timed([str(binary), "score", "-m", m, "-i", data, "-o", str(OUT / "out.parquet"), "--overwrite",
+                                          "--keep", "id", "--features", ",".join(FEATURES), "--threads", t, "-q",
+                                          "--summary", "none"])[0] for _ in range(args.repeat))
+        print(f"| {model} | {args.rows / ow:,.0f} | {args.rows / sw:,.0f} | {sw / ow:.1f} | {srss:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,13 @@
 //! Parquet input through arrow-rs: row group by row group, projected columns only.
+//!
+//! Files are read through [`GuardedFile`], which fails a read after too many reads
+//! at the end of the file. parquet 60.1's thrift decoder can otherwise spin for
+//! minutes on a small damaged file (a page header declaring a huge list makes it
+//! skip element after element at end of file, one system call each); a real file
+//! never reads past its end more than a few times.
 
 use std::fs::File;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -8,10 +15,59 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
+use parquet::file::reader::{ChunkReader, Length};
 
-fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+/// Reads at the end of the file one reader may make before it fails.
+const EOF_BUDGET: u32 = 64;
+
+/// A file whose readers fail after [`EOF_BUDGET`] reads at end of file.
+struct GuardedFile(File);
+
+impl Length for GuardedFile {
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+}
+
+impl ChunkReader for GuardedFile {
+    type T = EofBudget<BufReader<File>>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(EofBudget {
+            inner: self.0.get_read(start)?,
+            left: EOF_BUDGET,
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        self.0.get_bytes(start, length)
+    }
+}
+
+struct EofBudget<R> {
+    inner: R,
+    left: u32,
+}
+
+impl<R: Read> Read for EofBudget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if self.left == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file keeps being read past its end: its metadata is damaged",
+                ));
+            }
+            self.left -= 1;
+        }
+        Ok(n)
+    }
+}
+
+fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<GuardedFile>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    ParquetRecordBatchReaderBuilder::try_new(file)
+    ParquetRecordBatchReaderBuilder::try_new(GuardedFile(file))
         .with_context(|| format!("{} is not a readable Parquet file", path.display()))
 }
 

@@ -6,7 +6,6 @@
 //! are measured by every `score` run's summary). Each setting is run `--repeat`
 //! times and the median is reported.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -19,9 +18,9 @@ use serde::Serialize;
 use crate::cli::BenchArgs;
 use crate::config::{csv_options, mapping_request};
 use crate::exit::{CliError, ExitCode, WithExit};
-use crate::mapping;
-use crate::model::{Feed, Model, ModelFile};
-use crate::source::{expand_inputs, Dataset};
+use crate::model::{Feed, Model};
+use crate::prepare::{prepare, Prepared};
+use crate::source::expand_inputs;
 use crate::summary::process_usage;
 
 /// One measured setting.
@@ -83,28 +82,18 @@ fn run_once(
 }
 
 pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
-    let model_file = ModelFile::open(&args.model).exit(ExitCode::Validation)?;
     let files =
         expand_inputs(&args.input.input, args.input.csv.input_format).exit(ExitCode::Usage)?;
     let request = mapping_request(&args.mapping).exit(ExitCode::Usage)?;
-    let mut dataset = Dataset::open(files, csv_options(&args.input.csv).exit(ExitCode::Usage)?)
-        .exit(ExitCode::Validation)?;
-    let schema = dataset.schema.clone();
-    let plan =
-        mapping::plan(&schema, &model_file.signature, &request).exit(ExitCode::Validation)?;
-    let model = Arc::new(
-        model_file
-            .compile(&plan.widths(model_file.signature.inputs.len()))
-            .exit(ExitCode::Validation)?,
-    );
-    let projection = plan.projection(&schema);
-    let projected = Arc::new(
-        schema
-            .project(&projection)
-            .context("projecting")
-            .exit(ExitCode::Failure)?,
-    );
-    let feeds = plan.feeds(&projected);
+    let csv = csv_options(&args.input.csv).exit(ExitCode::Usage)?;
+    let Prepared {
+        model,
+        mut dataset,
+        projection,
+        projected,
+        feeds,
+        ..
+    } = prepare(&args.model, files, csv, &request, false)?;
 
     // Read up to --rows rows into one in-memory batch.
     let mut batches = vec![];

@@ -17,6 +17,7 @@ pub mod mapping;
 pub mod model;
 pub mod panics;
 pub mod pipeline;
+pub mod prepare;
 pub mod progress;
 pub mod rejects;
 pub mod score;

@@ -1,7 +1,6 @@
 //! `batchinfer score`: everything is opened and checked before the first batch
 //! (model, schema, mapping, output), then the pipeline runs, then the summary.
 
-use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
@@ -10,13 +9,11 @@ use crate::config::{ScoreConfig, SummaryTo};
 use crate::exit::{CliError, ExitCode, WithExit};
 use crate::interrupt::Interrupt;
 use crate::lock;
-use crate::mapping;
-use crate::model::ModelFile;
 use crate::pipeline::{Pipeline, PipelineError};
+use crate::prepare::{prepare, Prepared};
 use crate::progress::Progress;
 use crate::rejects;
 use crate::sink;
-use crate::source::Dataset;
 use crate::summary::{self, Summary};
 
 /// Runs the job; the summary, or None after `--check`.
@@ -46,42 +43,9 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     let interrupt = Interrupt::install()
         .context("installing signal handlers")
         .exit(ExitCode::Failure)?;
-    let model_file = ModelFile::open(&cfg.model).exit(ExitCode::Validation)?;
-    let dataset = Dataset::open(cfg.inputs, cfg.csv).exit(ExitCode::Validation)?;
-    let schema = dataset.schema.clone();
-    let plan = mapping::plan(&schema, &model_file.signature, &cfg.mapping)
-        .with_context(|| {
-            format!(
-                "mapping the columns of {} to the inputs of model {}",
-                describe(&inputs),
-                cfg.model.display()
-            )
-        })
-        .exit(ExitCode::Validation)?;
-    if !cfg.quiet {
-        eprint!(
-            "batchinfer: mapping\n{}",
-            indent(&plan.render(&model_file.signature, &schema))
-        );
-    }
-    let model = model_file
-        .compile(&plan.widths(model_file.signature.inputs.len()))
-        .exit(ExitCode::Validation)?;
-    let projection = plan.projection(&schema);
-    let projected = schema
-        .project(&projection)
-        .context("projecting the input schema")
-        .exit(ExitCode::Failure)?;
-    let feeds = plan.feeds(&projected);
-    let keep: Vec<usize> = plan
-        .keep
-        .iter()
-        .map(|k| projected.index_of(k).expect("kept columns are projected"))
-        .collect();
-    let kept_fields: Vec<_> = keep
-        .iter()
-        .map(|&i| projected.fields()[i].clone())
-        .collect();
+    let prepared = prepare(&cfg.model, cfg.inputs, cfg.csv, &cfg.mapping, !cfg.quiet)?;
+    let model = prepared.model.clone();
+    let kept_fields = prepared.kept_fields();
     let out_schema = sink::output_schema(
         &kept_fields,
         model.outputs.iter().map(|o| o.field()).collect(),
@@ -126,7 +90,14 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         None => None,
     };
 
-    let model = Arc::new(model);
+    let Prepared {
+        model,
+        dataset,
+        projection,
+        feeds,
+        keep,
+        ..
+    } = prepared;
     let pipeline = Pipeline {
         progress: Progress::new(dataset.total_rows, cfg.quiet, cfg.progress_every),
         dataset,
@@ -206,19 +177,6 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         )),
         Err(e) => Err(CliError::new(ExitCode::Failure, e)),
     }
-}
-
-/// The inputs as a short phrase for messages.
-fn describe(inputs: &[String]) -> String {
-    match inputs {
-        [one] => one.clone(),
-        [first, rest @ ..] => format!("{first} and {} more file(s)", rest.len()),
-        [] => "the input".into(),
-    }
-}
-
-fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("  {l}\n")).collect()
 }
 
 fn emit(summary: &Summary, to: &SummaryTo, json: Option<&std::path::Path>) -> Result<(), CliError> {

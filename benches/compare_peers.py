@@ -109,7 +109,7 @@ def main():
     ap.add_argument("--models", default="io_floor,logistic_regression,random_forest_100,gradient_boosting_200,mlp_2x256")
     ap.add_argument("--spark-models", default="", help="models to also run with Spark local (needs pyspark, Java 17)")
     args = ap.parse_args()
-    binary = Path(args.batchinfer) if args.batchinfer else next(
+    binary = Path(args.batchinfer).resolve() if args.batchinfer else next(
         (p for p in [ROOT / "target/release/batchinfer", ROOT / "target/debug/batchinfer"] if p.exists()), None)
     if binary is None:
         sys.exit("build batchinfer first (cargo build --release)")

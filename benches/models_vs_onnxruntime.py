@@ -139,7 +139,7 @@ def main():
     ap.add_argument("--batchinfer", default=None)
     args = ap.parse_args()
     batches = [int(b) for b in args.batch_sizes.split(",")]
-    binary = Path(args.batchinfer) if args.batchinfer else next(
+    binary = Path(args.batchinfer).resolve() if args.batchinfer else next(
         (p for p in [ROOT / "target/release/batchinfer", ROOT / "target/debug/batchinfer"] if p.exists()), None)
     if binary is None:
         sys.exit("build batchinfer first (cargo build --release)")

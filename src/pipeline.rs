@@ -154,7 +154,8 @@ struct Scorer<'a> {
     file_names: &'a [String],
 }
 
-/// What the writer hands back.
+/// What the writer hands back; no sinks after a failure.
+#[derive(Default)]
 struct Written {
     sink: Option<Box<dyn Sink>>,
     errors: Option<Box<dyn Sink>>,
@@ -246,13 +247,7 @@ impl Pipeline {
             stats.rows_read = rows_read;
             stats.read_s = read_s;
             stats.workers = workers;
-            writer.join().unwrap_or(Written {
-                sink: None,
-                errors: None,
-                rows: 0,
-                rejected: 0,
-                busy_s: 0.0,
-            })
+            writer.join().unwrap_or_default()
         });
         stats.rows_written = written.rows;
         stats.rows_rejected = written.rejected;
@@ -508,12 +503,11 @@ fn write_in_order(
     let mut rows = 0u64;
     let mut rejected = 0u64;
     let mut busy = 0.0;
-    let stopped = |rows, rejected, busy| Written {
-        sink: None,
-        errors: None,
+    let stopped = |rows, rejected, busy_s| Written {
         rows,
         rejected,
-        busy_s: busy,
+        busy_s,
+        ..Default::default()
     };
     for scored in rx {
         pending.insert(scored.seq, scored);

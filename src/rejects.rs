@@ -15,7 +15,7 @@ use arrow::compute::{concat, filter_record_batch, take};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use crate::model::{Feed, Model, ScoreError, Session};
+use crate::model::{BadRow, Feed, Model, ScoreError, Session};
 
 /// What a bad row does.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,21 +73,13 @@ pub fn error_schema(kept: &[FieldRef]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// One rejected row of a batch.
-#[derive(Debug, Clone)]
-pub struct Rejected {
-    /// Row index within the batch.
-    pub row: usize,
-    pub column: String,
-    pub reason: String,
-}
-
 /// The scored part of a batch, and what was rejected.
 pub struct Outcome {
     /// Rows of the batch that were scored, as indices (None: all of them).
     pub kept_rows: Option<Vec<u32>>,
     pub predictions: Vec<ArrayRef>,
-    pub rejected: Vec<Rejected>,
+    /// Rows set aside; `column` is empty when the model failed on the row.
+    pub rejected: Vec<BadRow>,
 }
 
 /// Scores a batch under `--on-error skip`.
@@ -97,28 +89,16 @@ pub fn score_skipping(
     batch: &RecordBatch,
     feeds: &[Feed],
 ) -> Result<Outcome, ScoreError> {
-    let bad = model.bad_rows(batch, feeds)?;
-    let mut rejected: Vec<Rejected> = bad
-        .into_iter()
-        .map(|b| Rejected {
-            row: b.row,
-            column: b.column,
-            reason: b.reason,
-        })
+    let mut rejected = model.bad_rows(batch, feeds)?;
+    let mut is_good = vec![true; batch.num_rows()];
+    rejected.iter().for_each(|r| is_good[r.row] = false);
+    let good: Vec<u32> = (0..batch.num_rows() as u32)
+        .filter(|&i| is_good[i as usize])
         .collect();
-    let good: Vec<u32> = {
-        let mut is_bad = vec![false; batch.num_rows()];
-        rejected.iter().for_each(|r| is_bad[r.row] = true);
-        (0..batch.num_rows() as u32)
-            .filter(|&i| !is_bad[i as usize])
-            .collect()
-    };
     let subset = if rejected.is_empty() {
         batch.clone()
     } else {
-        let mask = BooleanArray::from_iter(
-            (0..batch.num_rows()).map(|i| Some(good.binary_search(&(i as u32)).is_ok())),
-        );
+        let mask = BooleanArray::from(is_good);
         filter_record_batch(batch, &mask).map_err(|e| ScoreError::Model(e.into()))?
     };
     match session.score(model, &subset, feeds) {
@@ -140,7 +120,7 @@ pub fn score_skipping(
                         parts.push(p);
                         scored.push(orig);
                     }
-                    Err(e) => rejected.push(Rejected {
+                    Err(e) => rejected.push(BadRow {
                         row: orig as usize,
                         column: String::new(),
                         reason: e.to_string(),
@@ -178,7 +158,7 @@ pub fn error_batch(
     keep: &[usize],
     file: &str,
     first_row: u64,
-    rejected: &[Rejected],
+    rejected: &[BadRow],
 ) -> Result<RecordBatch> {
     let idx = UInt32Array::from_iter_values(rejected.iter().map(|r| r.row as u32));
     let mut cols: Vec<ArrayRef> = keep

@@ -86,7 +86,7 @@ impl OutputTarget {
     /// and that its directory is writable, by creating the temporary file.
     pub fn open(&self, schema: SchemaRef, metadata: &[(String, String)]) -> Result<Box<dyn Sink>> {
         if self.kind == OutputKind::Stdout {
-            return Ok(Box::new(CsvSink::new(BufWriter::new(StdoutWriter), schema)));
+            return Ok(Box::new(CsvSink::new(BufWriter::new(StdoutWriter))));
         }
         self.check_free()?;
         let temp = temp_in_destination(&self.path)?;
@@ -95,7 +95,7 @@ impl OutputTarget {
                 Box::new(ParquetSink::new(temp, self.clone(), schema, metadata)?)
             }
             OutputKind::Csv => Box::new(FileCsvSink {
-                inner: CsvSink::new(BufWriter::new(temp.reopen()?), schema),
+                inner: CsvSink::new(BufWriter::new(temp.reopen()?)),
                 temp,
                 target: self.clone(),
             }),
@@ -223,7 +223,7 @@ struct CsvSink<W: Write> {
 }
 
 impl<W: Write> CsvSink<W> {
-    fn new(w: W, _schema: SchemaRef) -> CsvSink<W> {
+    fn new(w: W) -> CsvSink<W> {
         CsvSink {
             writer: arrow::csv::WriterBuilder::new().with_header(true).build(w),
         }

@@ -500,10 +500,6 @@ impl Model {
             plan: self.plan.clone(),
         })
     }
-
-    pub fn input_specs(&self) -> &[InputSpec] {
-        &self.signature.inputs
-    }
 }
 
 impl Model {

@@ -1,7 +1,7 @@
 //! Damaged and unusual inputs: a clear error naming the file, a non-zero exit,
 //! never a panic, and nothing at the output path.
 
-use super::harness::{read_parquet, testdata, Env};
+use super::harness::{read_parquet, testdata, write_parquet, Env};
 
 const MODEL: &str = "TD/models/logreg_multiclass.onnx";
 const FEATURES: &str = "f0,f1,f2,f3,f4,f5,f6,f7";
@@ -92,14 +92,7 @@ fn empty_files_and_header_only_csv() {
 fn parquet_with_no_rows_writes_nothing() {
     let env = Env::new();
     let input = read_parquet(&testdata().join("data/numeric.parquet"));
-    let mut w = parquet::arrow::ArrowWriter::try_new(
-        std::fs::File::create(env.path("in.parquet")).unwrap(),
-        input.schema(),
-        None,
-    )
-    .unwrap();
-    w.write(&input.slice(0, 0)).unwrap();
-    w.close().unwrap();
+    write_parquet(&env.path("in.parquet"), [input.slice(0, 0)], None);
     expect(&env, "in.parquet", 3, &["the input has no rows"]);
 }
 
@@ -261,16 +254,11 @@ fn a_full_disk_is_named_and_leaves_nothing() {
     let disk = SmallDisk::mount(env.path("small"));
     // About 8 MB of predictions for a 256 KiB file system.
     let input = read_parquet(&testdata().join("data/numeric.parquet"));
-    let mut w = parquet::arrow::ArrowWriter::try_new(
-        std::fs::File::create(env.path("in.parquet")).unwrap(),
-        input.schema(),
+    write_parquet(
+        &env.path("in.parquet"),
+        std::iter::repeat_n(input, 200),
         None,
-    )
-    .unwrap();
-    for _ in 0..200 {
-        w.write(&input).unwrap();
-    }
-    w.close().unwrap();
+    );
     let out = disk.0.join("scores.parquet");
     env.run(&[
         "score",

@@ -142,6 +142,27 @@ impl Env {
     }
 }
 
+/// Writes batches (all of one schema) as a Parquet file, with at most
+/// `rows_per_group` rows per row group when given.
+pub fn write_parquet(
+    path: &Path,
+    batches: impl IntoIterator<Item = RecordBatch>,
+    rows_per_group: Option<usize>,
+) {
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(rows_per_group)
+        .build();
+    let mut batches = batches.into_iter().peekable();
+    let schema = batches.peek().expect("at least one batch").schema();
+    let file = File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).expect("parquet writer");
+    for b in batches {
+        w.write(&b).expect("write batch");
+    }
+    w.close().expect("close parquet");
+}
+
 /// Reads a JSON file (a summary) written by a run.
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text =

@@ -1,7 +1,7 @@
 //! Interruptions and overlapping runs: SIGTERM stops cleanly, SIGKILL at any moment
 //! leaves nothing at the output path, a second run on the same output exits 5.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -9,20 +9,18 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, Float32Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
 
-use super::harness::{read_parquet, testdata, Env};
+use super::harness::{read_parquet, testdata, write_parquet, Env};
 
 const RF: &str = "TD/models/rf_binary.onnx";
 const FEATURES: &str = "f0,f1,f2,f3,f4,f5,f6,f7";
 
-/// `rows` rows of id + f0..f7, written in row groups of 100k.
+/// `rows` rows of id + f0..f7, written in batches (and row groups) of 100k.
 pub fn big_input(path: &std::path::Path, rows: i64) {
     let mut fields = vec![Field::new("id", DataType::Int64, false)];
     fields.extend((0..8).map(|i| Field::new(format!("f{i}"), DataType::Float32, false)));
     let schema = Arc::new(Schema::new(fields));
-    let mut w = ArrowWriter::try_new(File::create(path).unwrap(), schema.clone(), None).unwrap();
-    for start in (0..rows).step_by(100_000) {
+    let batches = (0..rows).step_by(100_000).map(|start| {
         let n = (rows - start).min(100_000);
         let mut cols: Vec<ArrayRef> =
             vec![Arc::new(Int64Array::from_iter_values(start..start + n))];
@@ -31,10 +29,9 @@ pub fn big_input(path: &std::path::Path, rows: i64) {
                 (start..start + n).map(|i| ((i * 31 + f * 7) % 1000) as f32 / 250.0 - 2.0),
             )));
         }
-        w.write(&RecordBatch::try_new(schema.clone(), cols).unwrap())
-            .unwrap();
-    }
-    w.close().unwrap();
+        RecordBatch::try_new(schema.clone(), cols).unwrap()
+    });
+    write_parquet(path, batches, Some(100_000));
 }
 
 /// A slow scoring run over `in.parquet`: an RBF SVM with probabilities, one thread.

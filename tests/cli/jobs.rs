@@ -1,16 +1,13 @@
 //! Behaviour of whole jobs: kept columns, outputs, failures, summaries, inspect.
 
-use std::fs::File;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
-use parquet::file::properties::WriterProperties;
 use sha2::{Digest, Sha256};
 
 use super::golden::assert_matches;
-use super::harness::{parquet_metadata, read_json, read_parquet, testdata, Env};
+use super::harness::{parquet_metadata, read_json, read_parquet, testdata, write_parquet, Env};
 
 const RF: &str = "TD/models/rf_binary.onnx";
 const NUMERIC: &str = "TD/data/numeric.parquet";
@@ -148,13 +145,8 @@ pub fn mixed_with_null_at_700(path: &std::path::Path) {
             (0..n).map(|i| ["basic", "plus", "pro"][i as usize % 3]),
         )),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
-    let props = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(100))
-        .build();
-    let mut w = ArrowWriter::try_new(File::create(path).unwrap(), schema, Some(props)).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    let batch = RecordBatch::try_new(schema, cols).unwrap();
+    write_parquet(path, [batch], Some(100));
 }
 
 #[test]

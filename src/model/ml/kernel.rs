@@ -112,8 +112,3 @@ impl TypedOp for KernelOp {
 
     as_op!();
 }
-
-/// The rows of a tensor whose first axis is the batch: 1 for a scalar.
-pub fn batch_len(t: &Tensor) -> usize {
-    t.shape().first().copied().unwrap_or(1)
-}

@@ -641,3 +641,66 @@ fn without_a_terminal_progress_comes_as_plain_lines() {
         run.context()
     );
 }
+
+#[test]
+fn bench_measures_each_setting_and_recommends_one() {
+    let env = Env::new();
+    let run = env.run(&[
+        "bench",
+        "TD/models/rf_binary.onnx",
+        "-i",
+        "TD/data/numeric.parquet",
+        "--features",
+        "f0,f1,f2,f3,f4,f5,f6,f7",
+        "--threads",
+        "1,2",
+        "--batch-size",
+        "100,1000",
+        "--rows",
+        "1200",
+        "--repeat",
+        "1",
+        "--price-per-hour",
+        "3.6",
+        "--json",
+    ]);
+    run.expect_code(0);
+    let report: serde_json::Value =
+        serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", run.context()));
+    let results = report["results"].as_array().unwrap();
+    let settings: Vec<(u64, u64)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["threads"].as_u64().unwrap(),
+                r["batch_size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(settings, [(1, 100), (1, 1000), (2, 100), (2, 1000)]);
+    for r in results {
+        assert_eq!(r["rows"], 1200, "--rows caps the rows scored");
+        let (rows_per_s, wall) = (
+            r["rows_per_s"].as_f64().unwrap(),
+            r["wall_s"].as_f64().unwrap(),
+        );
+        assert!(
+            (rows_per_s * wall - 1200.0).abs() < 1e-6 * 1200.0,
+            "rows/s is rows over wall time"
+        );
+        let usd = r["usd_per_million_rows"].as_f64().unwrap();
+        assert!(
+            (usd - 3.6 * wall / 3600.0 * 1e6 / 1200.0).abs() < 1e-9,
+            "cost follows price and wall time"
+        );
+    }
+    let best = results
+        .iter()
+        .map(|r| r["rows_per_s"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert_eq!(
+        report["recommended"]["rows_per_s"].as_f64(),
+        Some(best),
+        "the fastest setting is recommended"
+    );
+}

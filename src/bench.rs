@@ -16,12 +16,12 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::cli::BenchArgs;
-use crate::config::{csv_options, mapping_request};
+use crate::config::{csv_options, model_specs};
 use crate::exit::{CliError, ExitCode, WithExit};
-use crate::model::{Feed, Model};
+use crate::model_set::ModelSet;
 use crate::prepare::{prepare, Prepared};
 use crate::source::expand_inputs;
-use crate::summary::process_usage;
+use crate::summary::{model_summaries, process_usage, ModelSummary};
 
 /// One measured setting.
 #[derive(Debug, Clone, Serialize)]
@@ -38,9 +38,14 @@ pub struct BenchRow {
 
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
+    /// The model's path; with several models, `NAME=PATH` items joined by ", ".
     pub model: String,
     pub model_sha256: String,
+    /// Load and optimisation, all models.
     pub model_load_s: f64,
+    /// Each model's share of scoring at the recommended setting (several models
+    /// score every batch together, as in `score`).
+    pub models: Vec<ModelSummary>,
     pub peak_rss_mib: f64,
     pub results: Vec<BenchRow>,
     pub recommended: Option<BenchRow>,
@@ -51,49 +56,65 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Scores `data` once in batches of `batch_size` on `pool`; returns (wall, cpu) seconds.
+/// One pass over the data at one setting.
+struct Measured {
+    wall_s: f64,
+    cpu_s: f64,
+    /// Seconds in each model, summed over workers.
+    model_s: Vec<f64>,
+}
+
+/// Scores `data` once in batches of `batch_size` on `pool` with every model.
 fn run_once(
     pool: &rayon::ThreadPool,
-    model: &Model,
-    feeds: &[Feed],
+    models: &ModelSet,
     data: &RecordBatch,
     batch_size: usize,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<Measured> {
     let n = data.num_rows();
     let starts: Vec<usize> = (0..n).step_by(batch_size).collect();
+    let model_s = std::sync::Mutex::new(vec![0.0; models.members.len()]);
     let (cpu0, _) = process_usage();
     let t0 = Instant::now();
     pool.install(|| {
         starts.par_iter().try_for_each_init(
-            || model.session(),
-            |session, &start| -> anyhow::Result<()> {
-                let session = session.as_mut().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            || models.sessions(),
+            |sessions, &start| -> anyhow::Result<()> {
+                let sessions = sessions.as_mut().map_err(|e| anyhow::anyhow!("{e:#}"))?;
                 let batch = data.slice(start, batch_size.min(n - start));
-                session
-                    .score(model, &batch, feeds)
+                let scores = models
+                    .score(sessions, &batch)
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let mut total = model_s.lock().unwrap_or_else(|p| p.into_inner());
+                total
+                    .iter_mut()
+                    .zip(scores.model_s)
+                    .for_each(|(t, s)| *t += s);
                 Ok(())
             },
         )
     })?;
-    let wall = t0.elapsed().as_secs_f64();
+    let wall_s = t0.elapsed().as_secs_f64();
     let (cpu1, _) = process_usage();
-    Ok((wall, cpu1 - cpu0))
+    Ok(Measured {
+        wall_s,
+        cpu_s: cpu1 - cpu0,
+        model_s: model_s.into_inner().unwrap_or_else(|p| p.into_inner()),
+    })
 }
 
 pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
     let files =
         expand_inputs(&args.input.input, args.input.csv.input_format).exit(ExitCode::Usage)?;
-    let request = mapping_request(&args.mapping).exit(ExitCode::Usage)?;
+    let specs = model_specs(&args.model, &args.mapping).exit(ExitCode::Usage)?;
     let csv = csv_options(&args.input.csv).exit(ExitCode::Usage)?;
     let Prepared {
-        model,
+        models,
         mut dataset,
         projection,
         projected,
-        feeds,
         ..
-    } = prepare(&args.model, files, csv, &request, false)?;
+    } = prepare(&specs, files, csv, false)?;
 
     // Read up to --rows rows into one in-memory batch.
     let mut batches = vec![];
@@ -124,21 +145,30 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
     }
 
     let mut results = vec![];
+    let mut shares = vec![];
     for &threads in &args.threads {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .exit(ExitCode::Failure)?;
         for &batch_size in &args.batch_size {
-            run_once(&pool, &model, &feeds, &data, batch_size).exit(ExitCode::Failure)?; // warm-up
+            run_once(&pool, &models, &data, batch_size).exit(ExitCode::Failure)?; // warm-up
             let mut walls = vec![];
             let mut cpus = vec![];
+            let mut model_s = vec![0.0; models.members.len()];
             for _ in 0..args.repeat.max(1) {
-                let (w, c) =
-                    run_once(&pool, &model, &feeds, &data, batch_size).exit(ExitCode::Failure)?;
-                walls.push(w);
-                cpus.push(c);
+                let m = run_once(&pool, &models, &data, batch_size).exit(ExitCode::Failure)?;
+                walls.push(m.wall_s);
+                cpus.push(m.cpu_s);
+                model_s.iter_mut().zip(m.model_s).for_each(|(t, s)| *t += s);
             }
+            // Per model: the mean over the repeats.
+            shares.push(
+                model_s
+                    .iter()
+                    .map(|s| s / args.repeat.max(1) as f64)
+                    .collect::<Vec<f64>>(),
+            );
             let (wall_s, cpu_s) = (median(walls), median(cpus));
             let n = data.num_rows() as f64;
             results.push(BenchRow {
@@ -153,14 +183,18 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
             });
         }
     }
-    let recommended = results
-        .iter()
-        .max_by(|a, b| a.rows_per_s.total_cmp(&b.rows_per_s))
-        .cloned();
+    let best =
+        (0..results.len()).max_by(|&a, &b| results[a].rows_per_s.total_cmp(&results[b].rows_per_s));
+    let recommended = best.map(|i| results[i].clone());
+    let per_model = match best {
+        Some(i) => model_summaries(&models, &shares[i], results[i].rows, results[i].threads),
+        None => model_summaries(&models, &[], 0, 1),
+    };
     Ok(BenchReport {
-        model: model.path.display().to_string(),
-        model_sha256: model.sha256.clone(),
-        model_load_s: model.compile_s,
+        model: models.paths(),
+        model_sha256: models.sha256s(),
+        model_load_s: models.members.iter().map(|m| m.model.compile_s).sum(),
+        models: per_model,
         peak_rss_mib: process_usage().1,
         results,
         recommended,
@@ -199,6 +233,17 @@ pub fn render(r: &BenchReport) -> String {
     );
     out.push_str(&t.to_string());
     out.push('\n');
+    if r.models.len() > 1 {
+        for m in &r.models {
+            out.push_str(&format!(
+                "model {}: {:.0}% of scoring at the recommended setting, {:.0} rows/s on its own (load {:.1} ms)\n",
+                m.name.as_deref().unwrap_or(""),
+                m.score_share * 100.0,
+                m.rows_per_s,
+                m.load_s * 1000.0
+            ));
+        }
+    }
     if let Some(best) = &r.recommended {
         out.push_str(&format!(
             "recommended: --threads {} --batch-size {} ({:.0} rows/s); peak memory {:.1} MiB\n",

@@ -67,8 +67,9 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// ONNX model file.
-    pub model: PathBuf,
+    /// ONNX model file; several as NAME=PATH, scored together on each batch as `score` would.
+    #[arg(required = true, num_args = 1.., value_name = "[NAME=]MODEL")]
+    pub model: Vec<String>,
 
     #[command(flatten)]
     pub input: InputArgs,
@@ -103,9 +104,9 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
-    /// ONNX model file.
-    #[arg(long, short = 'm')]
-    pub model: PathBuf,
+    /// ONNX model file. Repeat as NAME=PATH to score several models in one pass; their columns are then prefixed `NAME.`.
+    #[arg(long, short = 'm', required = true, value_name = "[NAME=]PATH")]
+    pub model: Vec<String>,
 
     #[command(flatten)]
     pub input: InputArgs,
@@ -172,8 +173,9 @@ pub struct ScoreArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// ONNX model file.
-    pub model: PathBuf,
+    /// ONNX model file; several as NAME=PATH.
+    #[arg(required = true, num_args = 1.., value_name = "[NAME=]MODEL")]
+    pub model: Vec<String>,
 
     /// Data to plan the mapping against (files, directories, globs).
     #[arg(long, short = 'i', num_args = 1..)]
@@ -217,12 +219,12 @@ pub struct CsvArgs {
 
 #[derive(Debug, Args)]
 pub struct MappingArgs {
-    /// Columns feeding a model with one [N, F] input, in order (comma-separated).
-    #[arg(long, value_delimiter = ',', conflicts_with = "input_map")]
-    pub features: Option<Vec<String>>,
+    /// Columns feeding a model with one [N, F] input, in order (comma-separated). With several models, `MODEL:a,b,c` is for that model only; without a prefix, for every model not given its own.
+    #[arg(long, value_name = "[MODEL:]COLS")]
+    pub features: Vec<String>,
 
-    /// Columns feeding a named model input: NAME=col1,col2. Repeatable.
-    #[arg(long, value_name = "NAME=COLS")]
+    /// Columns feeding a named model input: NAME=col1,col2. Repeatable. With several models, `MODEL:NAME=cols` is for that model only.
+    #[arg(long, value_name = "[MODEL:]NAME=COLS")]
     pub input_map: Vec<String>,
 
     /// Columns copied to the output before the predictions, types unchanged (comma-separated).

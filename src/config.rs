@@ -28,14 +28,13 @@ pub enum SummaryTo {
 /// Settings of a scoring run.
 #[derive(Debug)]
 pub struct ScoreConfig {
-    pub model: PathBuf,
+    pub models: Vec<ModelSpec>,
     pub inputs: Vec<InputFile>,
     pub csv: CsvOptions,
     pub output: OutputTarget,
     pub on_error: OnError,
     /// With `--on-error skip`: the error file.
     pub errors: Option<OutputTarget>,
-    pub mapping: MappingRequest,
     pub batch_size: usize,
     pub threads: usize,
     pub price_per_hour: Option<f64>,
@@ -65,28 +64,138 @@ pub fn csv_options(args: &CsvArgs) -> Result<CsvOptions> {
     )
 }
 
-pub fn mapping_request(args: &MappingArgs) -> Result<MappingRequest> {
-    let mut input_map = vec![];
-    for item in &args.input_map {
-        let (name, cols) = item
-            .split_once('=')
-            .with_context(|| format!("--input-map {item:?}: expected NAME=col1,col2"))?;
-        let cols: Vec<String> = cols
-            .split(',')
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if name.is_empty() || cols.is_empty() {
-            bail!("--input-map {item:?}: expected NAME=col1,col2");
-        }
-        input_map.push((name.to_owned(), cols));
+/// One model of a run: its name (several models, or `--model NAME=PATH`), its
+/// file, and how the input's columns feed it.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub name: Option<String>,
+    pub path: PathBuf,
+    pub mapping: MappingRequest,
+}
+
+/// A model name: it prefixes column names, so letters, digits, `_` and `-`.
+fn is_model_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Splits `MODEL:rest` when MODEL is one of `names`; otherwise the value is for every model.
+fn scoped<'a>(value: &'a str, names: &[&str]) -> (Option<&'a str>, &'a str) {
+    match value.split_once(':') {
+        Some((m, rest)) if names.contains(&m) => (Some(m), rest),
+        _ => (None, value),
     }
-    Ok(MappingRequest {
-        features: args.features.clone(),
-        input_map,
-        keep: args.keep.clone(),
-        keep_all: args.keep_all,
-    })
+}
+
+fn input_map_item(item: &str) -> Result<(String, Vec<String>)> {
+    let (name, cols) = item
+        .split_once('=')
+        .with_context(|| format!("--input-map {item:?}: expected NAME=col1,col2"))?;
+    let cols: Vec<String> = cols
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if name.is_empty() || cols.is_empty() {
+        bail!("--input-map {item:?}: expected NAME=col1,col2");
+    }
+    Ok((name.to_owned(), cols))
+}
+
+/// `--features` and `--input-map` values for one model, or for all.
+#[derive(Debug, Clone, Default)]
+struct Mapped {
+    features: Vec<String>,
+    input_map: Vec<(String, Vec<String>)>,
+}
+
+impl Mapped {
+    fn is_empty(&self) -> bool {
+        self.features.is_empty() && self.input_map.is_empty()
+    }
+}
+
+/// The models of a run from `--model [NAME=]PATH` values and the mapping options.
+/// `--features` and `--input-map` values prefixed `MODEL:` are for that model; the
+/// others are for every model that has no mapping of its own.
+pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpec>> {
+    let mut specs: Vec<ModelSpec> = vec![];
+    for value in models {
+        let (name, path) = match value.split_once('=') {
+            Some((n, p)) if is_model_name(n) && !p.is_empty() => (Some(n.to_owned()), p),
+            _ => (None, value.as_str()),
+        };
+        if path.is_empty() {
+            bail!("--model needs a path to an ONNX file");
+        }
+        if let Some(n) = &name {
+            if specs.iter().any(|s| s.name.as_ref() == Some(n)) {
+                bail!(
+                    "--model {value}: the name `{n}` is given twice; each model needs its own name"
+                );
+            }
+        }
+        specs.push(ModelSpec {
+            name,
+            path: PathBuf::from(path),
+            mapping: MappingRequest::default(),
+        });
+    }
+    if specs.len() > 1 {
+        if let Some(unnamed) = specs.iter().find(|s| s.name.is_none()) {
+            bail!(
+                "with several models each needs a name, which prefixes its output columns: --model NAME={}",
+                unnamed.path.display()
+            );
+        }
+    }
+    let names: Vec<String> = specs.iter().filter_map(|s| s.name.clone()).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut own = vec![Mapped::default(); specs.len()];
+    let mut shared = Mapped::default();
+    let slot = |m: Option<&str>| m.and_then(|m| names.iter().position(|n| *n == m));
+    for value in &args.features {
+        let (m, cols) = scoped(value, &names);
+        let target = match slot(m) {
+            Some(i) => &mut own[i],
+            None => &mut shared,
+        };
+        let cols = cols.split(',').filter(|c| !c.is_empty()).map(str::to_owned);
+        target.features.extend(cols);
+    }
+    for value in &args.input_map {
+        let (m, item) = scoped(value, &names);
+        let target = match slot(m) {
+            Some(i) => &mut own[i],
+            None => &mut shared,
+        };
+        target.input_map.push(input_map_item(item)?);
+    }
+    for (spec, own) in specs.iter_mut().zip(own) {
+        // A model's own mapping replaces the shared one.
+        let Mapped {
+            features,
+            input_map,
+        } = if own.is_empty() { shared.clone() } else { own };
+        if !features.is_empty() && !input_map.is_empty() {
+            let whose = spec
+                .name
+                .as_ref()
+                .map(|n| format!(" for model {n}"))
+                .unwrap_or_default();
+            bail!("--features and --input-map are both given{whose}; use one: --features for a model with one [N, F] input, --input-map for named inputs");
+        }
+        spec.mapping = MappingRequest {
+            features: (!features.is_empty()).then_some(features),
+            input_map,
+            keep: args.keep.clone(),
+            keep_all: args.keep_all,
+        };
+    }
+    Ok(specs)
 }
 
 /// Usage errors (exit 2) come out of here; nothing is opened but the inputs' names.
@@ -171,7 +280,7 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
         }
     }
     Ok(ScoreConfig {
-        model: args.model.clone(),
+        models: model_specs(&args.model, &args.mapping)?,
         on_error,
         errors,
         inputs: expand_inputs(
@@ -185,7 +294,6 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
         )?,
         csv: csv_options(&args.input.csv)?,
         output,
-        mapping: mapping_request(&args.mapping)?,
         batch_size,
         threads,
         price_per_hour: args.price_per_hour,
@@ -202,4 +310,60 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
         },
         check: args.check,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(features: &[&str], input_map: &[&str]) -> MappingArgs {
+        MappingArgs {
+            features: features.iter().map(|s| s.to_string()).collect(),
+            input_map: input_map.iter().map(|s| s.to_string()).collect(),
+            keep: vec!["id".into()],
+            keep_all: false,
+        }
+    }
+
+    fn models(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn scoped_mappings_go_to_their_model_and_the_rest_to_all_others() {
+        let specs = model_specs(
+            &models(&["a=m/a.onnx", "b=m/b.onnx", "c=c.onnx"]),
+            &mapping(&["x,y", "b:p,q", "b:r", "a:b:c"], &["c:in=u,v"]),
+        )
+        .unwrap();
+        let names: Vec<_> = specs.iter().map(|s| s.name.as_deref().unwrap()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(specs[0].path, PathBuf::from("m/a.onnx"));
+        // `a:b:c` is for model a, whose columns are `b:c`.
+        assert_eq!(specs[0].mapping.features, Some(vec!["b:c".to_string()]));
+        assert_eq!(
+            specs[1].mapping.features,
+            Some(vec!["p".into(), "q".into(), "r".into()])
+        );
+        assert_eq!(
+            specs[2].mapping.features, None,
+            "c has a mapping of its own"
+        );
+        assert_eq!(
+            specs[2].mapping.input_map,
+            vec![("in".to_string(), vec!["u".to_string(), "v".to_string()])]
+        );
+        assert!(specs.iter().all(|s| s.mapping.keep == ["id"]));
+    }
+
+    #[test]
+    fn one_model_may_be_unnamed_and_paths_may_hold_equals_signs() {
+        let specs = model_specs(&models(&["dir/x=1.onnx"]), &mapping(&["a:b"], &[])).unwrap();
+        assert_eq!(specs[0].name, None);
+        assert_eq!(specs[0].path, PathBuf::from("dir/x=1.onnx"));
+        assert_eq!(specs[0].mapping.features, Some(vec!["a:b".to_string()]));
+        assert!(model_specs(&models(&["a.onnx", "b=b.onnx"]), &mapping(&[], &[])).is_err());
+        assert!(model_specs(&models(&["b=a.onnx", "b=b.onnx"]), &mapping(&[], &[])).is_err());
+        assert!(model_specs(&models(&["a=x.onnx"]), &mapping(&["f"], &["in=f"])).is_err());
+    }
 }

@@ -4,16 +4,47 @@
 use std::fmt::Write;
 
 use crate::cli::InspectArgs;
-use crate::config::{csv_options, mapping_request};
+use crate::config::{csv_options, model_specs, ModelSpec};
 use crate::exit::{CliError, ExitCode, WithExit};
 use crate::mapping;
 use crate::model::ModelFile;
 use crate::source::{expand_inputs, Dataset};
 
 pub fn run(args: &InspectArgs) -> Result<String, CliError> {
-    let model = ModelFile::open(&args.model).exit(ExitCode::Validation)?;
+    let specs = model_specs(&args.model, &args.mapping).exit(ExitCode::Usage)?;
+    let dataset = if args.input.is_empty() {
+        None
+    } else {
+        let files = expand_inputs(&args.input, args.csv.input_format).exit(ExitCode::Usage)?;
+        let csv = csv_options(&args.csv).exit(ExitCode::Usage)?;
+        Some(Dataset::open(files, csv).exit(ExitCode::Validation)?)
+    };
     let mut out = String::new();
-    let _ = writeln!(out, "model {}", model.path.display());
+    for (i, spec) in specs.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&inspect_one(spec, dataset.as_ref())?);
+    }
+    Ok(out)
+}
+
+/// One model: signature, output columns, operators, and the mapping plan.
+fn inspect_one(spec: &ModelSpec, dataset: Option<&Dataset>) -> Result<String, CliError> {
+    let model = ModelFile::open(&spec.path).exit(ExitCode::Validation)?;
+    let mut out = String::new();
+    match &spec.name {
+        Some(name) => {
+            let _ = writeln!(
+                out,
+                "model {name} {} (columns prefixed `{name}.`)",
+                model.path.display()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "model {}", model.path.display());
+        }
+    }
     let _ = writeln!(out, "sha256 {}", model.sha256);
     let _ = writeln!(out, "inputs:");
     for i in &model.signature.inputs {
@@ -21,16 +52,17 @@ pub fn run(args: &InspectArgs) -> Result<String, CliError> {
     }
     let mut widths = vec![None; model.signature.inputs.len()];
     let mut plan_text = None;
-    if !args.input.is_empty() {
-        let files = expand_inputs(&args.input, args.csv.input_format).exit(ExitCode::Usage)?;
-        let csv = csv_options(&args.csv).exit(ExitCode::Usage)?;
-        let request = mapping_request(&args.mapping).exit(ExitCode::Usage)?;
-        let dataset = Dataset::open(files, csv).exit(ExitCode::Validation)?;
-        let plan = mapping::plan(&dataset.schema, &model.signature, &request)
+    if let Some(dataset) = dataset {
+        let plan = mapping::plan(&dataset.schema, &model.signature, &spec.mapping)
             .exit(ExitCode::Validation)?;
         widths = plan.widths(widths.len());
         plan_text = Some(plan.render(&model.signature, &dataset.schema));
     }
+    let prefix = spec
+        .name
+        .as_ref()
+        .map(|n| format!("{n}."))
+        .unwrap_or_default();
     let _ = writeln!(out, "outputs:");
     match model.compile(&widths) {
         Ok(compiled) => {
@@ -39,7 +71,7 @@ pub fn run(args: &InspectArgs) -> Result<String, CliError> {
                     .outputs
                     .iter()
                     .filter(|c| model.signature.outputs[c.output].name == spec.name)
-                    .map(|c| format!("{} ({})", c.name, c.data_type))
+                    .map(|c| format!("{prefix}{} ({})", c.name, c.data_type))
                     .collect();
                 let _ = writeln!(out, "  {} → columns: {}", spec.name, cols.join(", "));
             }

@@ -67,6 +67,14 @@ pub fn read_job_file(path: &Path) -> Result<Layer> {
     let mut layer = Layer::new();
     for (raw_key, value) in table {
         let key = key_name(&raw_key);
+        if let (true, Some(tables)) = (key == "model", model_tables(&value)) {
+            for (i, table) in tables.iter().enumerate() {
+                model_table(table, &base, &mut layer).with_context(|| {
+                    format!("job file {}: [[model]] table {}", path.display(), i + 1)
+                })?;
+            }
+            continue;
+        }
         let Some(&takes_value) = options.get(&key) else {
             bail!(
                 "job file {}: unknown key `{raw_key}`; keys are the long options of `batchinfer score`: {}",
@@ -95,6 +103,78 @@ pub fn read_job_file(path: &Path) -> Result<Layer> {
         layer.insert(key, values);
     }
     Ok(layer)
+}
+
+/// `[[model]]` tables (or one `[model]` table); None when `model` is a path.
+fn model_tables(value: &toml::Value) -> Option<Vec<&toml::Table>> {
+    match value {
+        toml::Value::Table(t) => Some(vec![t]),
+        toml::Value::Array(items) if items.iter().all(|v| v.is_table()) && !items.is_empty() => {
+            Some(items.iter().filter_map(|v| v.as_table()).collect())
+        }
+        _ => None,
+    }
+}
+
+/// Layer keys for values that come from a `[[model]]` table: they are passed as
+/// the option after the dot, and dropped when a higher layer sets that option or
+/// `model`, since they belong to the file's models.
+const MODEL_SCOPED: &str = "model.";
+
+/// One `[[model]]` table (`name`, `path`, `features`, `input_map`) as the
+/// options `--model NAME=PATH`, `--features NAME:cols`, `--input-map NAME:INPUT=cols`.
+fn model_table(table: &toml::Table, base: &Path, layer: &mut Layer) -> Result<()> {
+    let mut name = None;
+    let mut path = None;
+    let mut features = vec![];
+    let mut input_map = vec![];
+    for (raw_key, value) in table {
+        match key_name(raw_key).as_str() {
+            "name" => name = Some(one_string(value).context("key `name`")?),
+            "path" => path = Some(resolve(base, &one_string(value).context("key `path`")?)),
+            "features" => features = toml_values(value).context("key `features`")?,
+            "input-map" => match value {
+                toml::Value::Table(t) => {
+                    for (input, cols) in t {
+                        let cols = toml_values(cols)
+                            .with_context(|| format!("key `input_map.{input}`"))?;
+                        input_map.push(format!("{input}={}", cols.join(",")));
+                    }
+                }
+                other => input_map = toml_values(other).context("key `input_map`")?,
+            },
+            _ => bail!(
+                "unknown key `{raw_key}`; a model table has name, path, features and input_map"
+            ),
+        }
+    }
+    let path = path.context("no `path`: give the model file, path = \"model.onnx\"")?;
+    let scope = name.as_ref().map(|n| format!("{n}:")).unwrap_or_default();
+    let model = match &name {
+        Some(n) => format!("{n}={path}"),
+        None => path,
+    };
+    layer.entry("model".into()).or_default().push(model);
+    if !features.is_empty() {
+        layer
+            .entry(format!("{MODEL_SCOPED}features"))
+            .or_default()
+            .push(format!("{scope}{}", features.join(",")));
+    }
+    for item in input_map {
+        layer
+            .entry(format!("{MODEL_SCOPED}input-map"))
+            .or_default()
+            .push(format!("{scope}{item}"));
+    }
+    Ok(())
+}
+
+fn one_string(value: &toml::Value) -> Result<String> {
+    match value.as_str() {
+        Some(s) => Ok(s.to_string()),
+        None => bail!("expected a string, found {}", value.type_str()),
+    }
 }
 
 fn toml_values(value: &toml::Value) -> Result<Vec<String>> {
@@ -172,7 +252,11 @@ fn cli_keys(args: &[OsString]) -> Vec<String> {
 fn layer_args(layer: &Layer, skip: &[String]) -> Vec<OsString> {
     let mut args = vec![];
     for (key, values) in layer {
-        if skip.contains(key) {
+        let (key, dropped) = match key.strip_prefix(MODEL_SCOPED) {
+            Some(option) => (option, skip.iter().any(|s| s == option || s == "model")),
+            None => (key.as_str(), skip.contains(key)),
+        };
+        if dropped {
             continue;
         }
         if values.is_empty() {

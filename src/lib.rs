@@ -15,6 +15,7 @@ pub mod job;
 pub mod lock;
 pub mod mapping;
 pub mod model;
+pub mod model_set;
 pub mod panics;
 pub mod pipeline;
 pub mod prepare;

@@ -21,7 +21,8 @@ use arrow::record_batch::RecordBatch;
 use rayon::prelude::*;
 
 use crate::interrupt::Interrupt;
-use crate::model::{Feed, Model, ScoreError, Session};
+use crate::model::{ScoreError, Session};
+use crate::model_set::ModelSet;
 use crate::progress::Progress;
 use crate::rejects::{self, MaxErrors, OnError};
 use crate::sink::Sink;
@@ -33,9 +34,8 @@ pub struct Pipeline {
     pub dataset: Dataset,
     /// Columns to read, indices into the dataset schema, ascending.
     pub projection: Vec<usize>,
-    pub model: Arc<Model>,
-    /// Feeds over the projected batch.
-    pub feeds: Vec<Feed>,
+    /// The models, with their feeds over the projected batch.
+    pub models: Arc<ModelSet>,
     /// Kept columns, indices into the projected batch, in output order.
     pub keep: Vec<usize>,
     pub out_schema: SchemaRef,
@@ -145,8 +145,7 @@ impl Failure {
 
 /// What workers need to turn a read batch into a scored one.
 struct Scorer<'a> {
-    model: &'a Model,
-    feeds: &'a [Feed],
+    models: &'a ModelSet,
     keep: &'a [usize],
     out_schema: &'a SchemaRef,
     error_schema: Option<&'a SchemaRef>,
@@ -170,8 +169,7 @@ impl Pipeline {
         let Pipeline {
             mut dataset,
             projection,
-            model,
-            feeds,
+            models,
             keep,
             out_schema,
             sink,
@@ -206,8 +204,7 @@ impl Pipeline {
             OnError::Fail => None,
         };
         let scorer = Scorer {
-            model: &model,
-            feeds: &feeds,
+            models: &models,
             keep: &keep,
             out_schema: &out_schema,
             error_schema: error_schema.as_ref(),
@@ -237,7 +234,7 @@ impl Pipeline {
                     .into_iter()
                     .par_bridge()
                     .map_init(
-                        || model.session(),
+                        || models.sessions(),
                         |session, rb| scorer.score(session, rb, &out_tx, failure),
                     )
                     .reduce(WorkerStats::default, |a, b| a + b)
@@ -309,7 +306,7 @@ fn commit_errors(errors: Option<Box<dyn Sink>>) -> String {
 impl Scorer<'_> {
     fn score(
         &self,
-        session: &mut Result<Session>,
+        sessions: &mut Result<Vec<Session>>,
         rb: ReadBatch,
         out: &SyncSender<Scored>,
         failure: &Failure,
@@ -317,7 +314,7 @@ impl Scorer<'_> {
         if failure.before(rb.seq) {
             return WorkerStats::default();
         }
-        let session = match session {
+        let sessions = match sessions {
             Ok(s) => s,
             Err(e) => {
                 failure.record(
@@ -331,18 +328,16 @@ impl Scorer<'_> {
         let rows = rb.batch.num_rows() as u64;
         let started = Instant::now();
         let scored = match self.on_error {
-            OnError::Fail => {
-                session
-                    .score(self.model, &rb.batch, self.feeds)
-                    .map(|p| rejects::Outcome {
-                        kept_rows: None,
-                        predictions: p,
-                        rejected: vec![],
-                    })
-            }
-            OnError::Skip { .. } => {
-                rejects::score_skipping(session, self.model, &rb.batch, self.feeds)
-            }
+            OnError::Fail => self
+                .models
+                .score(sessions, &rb.batch)
+                .map(|s| rejects::Outcome {
+                    kept_rows: None,
+                    predictions: s.columns,
+                    rejected: vec![],
+                    model_s: s.model_s,
+                }),
+            OnError::Skip { .. } => rejects::score_skipping(self.models, sessions, &rb.batch),
         };
         let outcome = match scored {
             Ok(o) => o,
@@ -368,6 +363,7 @@ impl Scorer<'_> {
         };
         let elapsed = started.elapsed().as_secs_f64();
         let nan_predictions = rejects::count_nan(&outcome.predictions);
+        let model_s = outcome.model_s.clone();
         match self.assemble(&rb, file, outcome) {
             // A closed channel means the writer failed and recorded why.
             Ok(scored) => drop(out.send(scored)),
@@ -378,6 +374,7 @@ impl Scorer<'_> {
             score_s: elapsed,
             batch_s: vec![elapsed],
             nan_predictions,
+            model_s,
         }
     }
 

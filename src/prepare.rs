@@ -3,27 +3,27 @@
 //! read and where each one lands. `score` and `bench` share it, so a job that
 //! would fail fails here, before anything is read or written.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use arrow::datatypes::{FieldRef, SchemaRef};
 
+use crate::config::ModelSpec;
 use crate::exit::{CliError, ExitCode, WithExit};
-use crate::mapping::{self, MappingRequest};
-use crate::model::{Feed, Model, ModelFile};
+use crate::mapping;
+use crate::model::ModelFile;
+use crate::model_set::{Member, ModelSet};
 use crate::source::{CsvOptions, Dataset, InputFile};
 
 /// A job ready to read its first batch.
 pub struct Prepared {
-    pub model: Arc<Model>,
+    pub models: ModelSet,
     pub dataset: Dataset,
-    /// Columns to read, indices into the dataset schema, ascending.
+    /// Columns to read, indices into the dataset schema, ascending: what every
+    /// model and the kept columns need.
     pub projection: Vec<usize>,
     /// The schema of the batches read.
     pub projected: SchemaRef,
-    /// Which read columns feed which model input.
-    pub feeds: Vec<Feed>,
     /// Kept columns, indices into the read batches, in output order.
     pub keep: Vec<usize>,
 }
@@ -47,59 +47,86 @@ fn describe(files: &[InputFile]) -> String {
     }
 }
 
-/// Opens and checks everything; with `log_plan`, writes the mapping plan to stderr.
+/// Opens and checks everything; with `log_plan`, writes each model's mapping plan to stderr.
 pub fn prepare(
-    model: &Path,
+    models: &[ModelSpec],
     files: Vec<InputFile>,
     csv: CsvOptions,
-    request: &MappingRequest,
     log_plan: bool,
 ) -> Result<Prepared, CliError> {
-    let model_file = ModelFile::open(model).exit(ExitCode::Validation)?;
+    let model_files = models
+        .iter()
+        .map(|spec| ModelFile::open(&spec.path))
+        .collect::<Result<Vec<_>, _>>()
+        .exit(ExitCode::Validation)?;
     let inputs = describe(&files);
     let dataset = Dataset::open(files, csv).exit(ExitCode::Validation)?;
     let schema = dataset.schema.clone();
-    let plan = mapping::plan(&schema, &model_file.signature, request)
-        .with_context(|| {
-            format!(
-                "mapping the columns of {inputs} to the inputs of model {}",
-                model.display()
-            )
-        })
-        .exit(ExitCode::Validation)?;
-    if log_plan {
-        let text = plan.render(&model_file.signature, &schema);
-        eprint!(
-            "batchinfer: mapping\n{}",
-            text.lines().map(|l| format!("  {l}\n")).collect::<String>()
-        );
+    let mut planned = vec![];
+    for (spec, model_file) in models.iter().zip(model_files) {
+        let whose = spec
+            .name
+            .as_ref()
+            .map(|n| format!("model {n} ({})", spec.path.display()))
+            .unwrap_or_else(|| format!("model {}", spec.path.display()));
+        let plan = mapping::plan(&schema, &model_file.signature, &spec.mapping)
+            .with_context(|| format!("mapping the columns of {inputs} to the inputs of {whose}"))
+            .exit(ExitCode::Validation)?;
+        if log_plan {
+            let text = plan.render(&model_file.signature, &schema);
+            let title = match &spec.name {
+                Some(n) => format!("mapping for model {n}"),
+                None => "mapping".into(),
+            };
+            eprint!(
+                "batchinfer: {title}\n{}",
+                text.lines().map(|l| format!("  {l}\n")).collect::<String>()
+            );
+        }
+        let compiled = model_file
+            .compile(&plan.widths(model_file.signature.inputs.len()))
+            .exit(ExitCode::Validation)?;
+        planned.push((spec.name.clone(), plan, compiled));
     }
-    let compiled = model_file
-        .compile(&plan.widths(model_file.signature.inputs.len()))
-        .exit(ExitCode::Validation)?;
-    let projection = plan.projection(&schema);
+    let mut projection: Vec<usize> = planned
+        .iter()
+        .flat_map(|(_, plan, _)| plan.projection(&schema))
+        .collect();
+    projection.sort_unstable();
+    projection.dedup();
     let projected = Arc::new(
         schema
             .project(&projection)
             .context("projecting the input schema")
             .exit(ExitCode::Failure)?,
     );
-    let feeds = plan.feeds(&projected);
-    let keep = plan
-        .keep
-        .iter()
-        .map(|k| {
-            projected
-                .index_of(k)
-                .expect("the projection holds every kept column")
+    // Every plan keeps the same columns: --keep is one option for the run.
+    let keep = planned
+        .first()
+        .map(|(_, plan, _)| {
+            plan.keep
+                .iter()
+                .map(|k| {
+                    projected
+                        .index_of(k)
+                        .expect("the projection holds every kept column")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let members = planned
+        .into_iter()
+        .map(|(name, plan, compiled)| Member {
+            name,
+            feeds: plan.feeds(&projected),
+            model: Arc::new(compiled),
         })
         .collect();
     Ok(Prepared {
-        model: Arc::new(compiled),
+        models: ModelSet { members },
         dataset,
         projection,
         projected,
-        feeds,
         keep,
     })
 }

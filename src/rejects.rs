@@ -5,6 +5,7 @@
 //! rejected rows go to the error file. `--max-errors N|P%` bounds the rejections.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use arrow::array::{
@@ -15,7 +16,8 @@ use arrow::compute::{concat, filter_record_batch, take};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use crate::model::{BadRow, Feed, Model, ScoreError, Session};
+use crate::model::{BadRow, Model, ScoreError, Session};
+use crate::model_set::ModelSet;
 
 /// What a bad row does.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,19 +79,31 @@ pub fn error_schema(kept: &[FieldRef]) -> SchemaRef {
 pub struct Outcome {
     /// Rows of the batch that were scored, as indices (None: all of them).
     pub kept_rows: Option<Vec<u32>>,
+    /// Every model's prediction columns for the scored rows.
     pub predictions: Vec<ArrayRef>,
-    /// Rows set aside; `column` is empty when the model failed on the row.
+    /// Rows set aside; `column` is empty when a model failed on the row.
     pub rejected: Vec<BadRow>,
+    /// Seconds each model took.
+    pub model_s: Vec<f64>,
 }
 
-/// Scores a batch under `--on-error skip`.
+/// One model's predictions over the rows left after the bad-row scan.
+enum Scored {
+    /// Every row.
+    All(Vec<ArrayRef>),
+    /// Scored one row at a time after the batch failed: the rows it took
+    /// (indices into the subset) and their predictions.
+    Rows(Vec<u32>, Vec<ArrayRef>),
+}
+
+/// Scores a batch under `--on-error skip`: a row is rejected when any model
+/// cannot take it or fails on it, and then no model's prediction of it is kept.
 pub fn score_skipping(
-    session: &mut Session,
-    model: &Model,
+    models: &ModelSet,
+    sessions: &mut [Session],
     batch: &RecordBatch,
-    feeds: &[Feed],
 ) -> Result<Outcome, ScoreError> {
-    let mut rejected = model.bad_rows(batch, feeds)?;
+    let mut rejected = models.bad_rows(batch)?;
     let mut is_good = vec![true; batch.num_rows()];
     rejected.iter().for_each(|r| is_good[r.row] = false);
     let good: Vec<u32> = (0..batch.num_rows() as u32)
@@ -101,42 +115,80 @@ pub fn score_skipping(
         let mask = BooleanArray::from(is_good);
         filter_record_batch(batch, &mask).map_err(|e| ScoreError::Model(e.into()))?
     };
-    match session.score(model, &subset, feeds) {
-        Ok(predictions) => {
-            let kept_rows = (!rejected.is_empty()).then_some(good);
-            Ok(Outcome {
-                kept_rows,
-                predictions,
-                rejected,
-            })
-        }
-        Err(ScoreError::Model(_)) => {
-            // Find the rows the model fails on, one at a time.
-            let mut parts: Vec<Vec<ArrayRef>> = vec![];
-            let mut scored = vec![];
-            for (i, &orig) in good.iter().enumerate() {
-                match session.score(model, &subset.slice(i, 1), feeds) {
-                    Ok(p) => {
-                        parts.push(p);
-                        scored.push(orig);
+    // Rows of the subset every model has taken so far.
+    let mut ok = vec![true; subset.num_rows()];
+    let mut scored = vec![];
+    let mut model_s = vec![];
+    for (m, session) in models.members.iter().zip(sessions.iter_mut()) {
+        let started = Instant::now();
+        match session.score(&m.model, &subset, &m.feeds) {
+            Ok(p) => scored.push(Scored::All(p)),
+            Err(ScoreError::Model(_)) => {
+                // Find the rows this model fails on, one at a time.
+                let mut parts: Vec<Vec<ArrayRef>> = vec![];
+                let mut took = vec![];
+                for i in 0..subset.num_rows() {
+                    if !ok[i] {
+                        continue;
                     }
-                    Err(e) => rejected.push(BadRow {
-                        row: orig as usize,
-                        column: String::new(),
-                        reason: e.to_string(),
-                    }),
+                    match session.score(&m.model, &subset.slice(i, 1), &m.feeds) {
+                        Ok(p) => {
+                            parts.push(p);
+                            took.push(i as u32);
+                        }
+                        Err(e @ ScoreError::Model(_)) => {
+                            ok[i] = false;
+                            rejected.push(BadRow {
+                                row: good[i] as usize,
+                                column: String::new(),
+                                reason: models.name_model(m, e).to_string(),
+                            });
+                        }
+                        Err(e @ ScoreError::BadRow(_)) => return Err(e),
+                    }
+                }
+                scored.push(Scored::Rows(took, concat_parts(&parts, &m.model)?));
+            }
+            Err(e @ ScoreError::BadRow(_)) => return Err(e),
+        }
+        model_s.push(started.elapsed().as_secs_f64());
+    }
+    rejected.sort_by_key(|r| r.row);
+    let keep: Vec<u32> = (0..subset.num_rows() as u32)
+        .filter(|&i| ok[i as usize])
+        .collect();
+    let mut predictions = vec![];
+    for s in scored {
+        let (took, columns) = match s {
+            Scored::All(columns) if keep.len() == subset.num_rows() => {
+                predictions.extend(columns);
+                continue;
+            }
+            Scored::All(columns) => (None, columns),
+            Scored::Rows(took, columns) => (Some(took), columns),
+        };
+        // Positions of the kept rows among the rows this model scored.
+        let at = UInt32Array::from_iter_values(keep.iter().map(|&i| {
+            match &took {
+                None => i,
+                Some(took) => {
+                    took.binary_search(&i)
+                        .expect("kept rows were scored by every model") as u32
                 }
             }
-            rejected.sort_by_key(|r| r.row);
-            let predictions = concat_parts(&parts, model)?;
-            Ok(Outcome {
-                kept_rows: Some(scored),
-                predictions,
-                rejected,
-            })
+        }));
+        for c in columns {
+            predictions.push(take(&c, &at, None).map_err(|e| ScoreError::Model(e.into()))?);
         }
-        Err(e @ ScoreError::BadRow(_)) => Err(e),
     }
+    let kept_rows =
+        (!rejected.is_empty()).then(|| keep.iter().map(|&i| good[i as usize]).collect());
+    Ok(Outcome {
+        kept_rows,
+        predictions,
+        rejected,
+        model_s,
+    })
 }
 
 fn concat_parts(parts: &[Vec<ArrayRef>], model: &Model) -> Result<Vec<ArrayRef>, ScoreError> {

@@ -1,6 +1,7 @@
 //! `batchinfer score`: everything is opened and checked before the first batch
 //! (model, schema, mapping, output), then the pipeline runs, then the summary.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
@@ -43,32 +44,29 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     let interrupt = Interrupt::install()
         .context("installing signal handlers")
         .exit(ExitCode::Failure)?;
-    let prepared = prepare(&cfg.model, cfg.inputs, cfg.csv, &cfg.mapping, !cfg.quiet)?;
-    let model = prepared.model.clone();
+    let prepared = prepare(&cfg.models, cfg.inputs, cfg.csv, !cfg.quiet)?;
     let kept_fields = prepared.kept_fields();
-    let out_schema = sink::output_schema(
-        &kept_fields,
-        model.outputs.iter().map(|o| o.field()).collect(),
-    )
-    .exit(ExitCode::Validation)?;
-    let metadata = vec![
-        ("batchinfer.model_sha256".to_string(), model.sha256.clone()),
-        (
-            "batchinfer.model".to_string(),
-            model.path.display().to_string(),
-        ),
+    let out_schema = sink::output_schema(&kept_fields, prepared.models.output_fields())
+        .exit(ExitCode::Validation)?;
+    let mut metadata = prepared.models.metadata();
+    metadata.extend([
         (
             "batchinfer.version".to_string(),
             env!("CARGO_PKG_VERSION").to_string(),
         ),
         ("batchinfer.run_start".to_string(), run_start),
-    ];
+    ]);
     if cfg.check {
+        let models: Vec<String> = prepared
+            .models
+            .members
+            .iter()
+            .map(|m| format!("{} ({} output columns)", m.label(), m.model.outputs.len()))
+            .collect();
         println!(
-            "check passed: {} input file(s), model {} ({} output columns), output {}; nothing was scored",
+            "check passed: {} input file(s), {}, output {}; nothing was scored",
             inputs.len(),
-            model.path.display(),
-            model.outputs.len(),
+            models.join(", "),
             cfg.output.path.display()
         );
         return Ok(None);
@@ -91,19 +89,18 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     };
 
     let Prepared {
-        model,
+        models,
         dataset,
         projection,
-        feeds,
         keep,
         ..
     } = prepared;
+    let models = Arc::new(models);
     let pipeline = Pipeline {
         progress: Progress::new(dataset.total_rows, cfg.quiet, cfg.progress_every),
         dataset,
         projection,
-        model: model.clone(),
-        feeds,
+        models: models.clone(),
         keep,
         out_schema,
         sink,
@@ -131,8 +128,9 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         }
         .into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
-        model: model.path.display().to_string(),
-        model_sha256: model.sha256.clone(),
+        model: models.paths(),
+        model_sha256: models.sha256s(),
+        models: summary::model_summaries(&models, &stats.workers.model_s, rows_scored, cfg.threads),
         inputs,
         output: cfg.output.path.display().to_string(),
         rows_read: stats.rows_read,
@@ -150,7 +148,7 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
             .map(|e| e.path.display().to_string()),
         wall_s,
         rows_per_s: rows_scored as f64 / wall_s.max(1e-9),
-        model_load_s: model.compile_s,
+        model_load_s: models.members.iter().map(|m| m.model.compile_s).sum(),
         read_s: stats.read_s,
         score_s: stats.workers.score_s,
         write_s: stats.write_s,

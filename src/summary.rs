@@ -7,6 +7,8 @@ use std::ops::Add;
 
 use serde::Serialize;
 
+use crate::model_set::ModelSet;
+
 /// What scoring workers measure; values add up across workers.
 #[derive(Debug, Default, Clone)]
 pub struct WorkerStats {
@@ -16,6 +18,8 @@ pub struct WorkerStats {
     pub batch_s: Vec<f64>,
     /// NaN values among float predictions.
     pub nan_predictions: u64,
+    /// Seconds spent in each model (several models share each batch).
+    pub model_s: Vec<f64>,
 }
 
 impl Add for WorkerStats {
@@ -25,6 +29,12 @@ impl Add for WorkerStats {
         self.score_s += other.score_s;
         self.batch_s.extend(other.batch_s);
         self.nan_predictions += other.nan_predictions;
+        if self.model_s.len() < other.model_s.len() {
+            self.model_s.resize(other.model_s.len(), 0.0);
+        }
+        for (a, b) in self.model_s.iter_mut().zip(other.model_s) {
+            *a += b;
+        }
         self
     }
 }
@@ -71,12 +81,63 @@ pub fn cost(price_per_hour_usd: f64, wall_s: f64, rows: u64) -> Cost {
     }
 }
 
+/// One model's part of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSummary {
+    /// Null for a single model given without a name.
+    pub name: Option<String>,
+    pub path: String,
+    pub sha256: String,
+    pub load_s: f64,
+    /// Seconds workers spent in this model, summed over workers.
+    pub score_s: f64,
+    /// This model's fraction of all scoring time.
+    pub score_share: f64,
+    /// Rows/s this model alone sustains on the run's threads, scoring only.
+    pub rows_per_s: f64,
+}
+
+/// Each model's load time, scoring time and rate; `model_s` as the workers measured it.
+pub fn model_summaries(
+    models: &ModelSet,
+    model_s: &[f64],
+    rows: u64,
+    threads: usize,
+) -> Vec<ModelSummary> {
+    let total: f64 = model_s.iter().sum();
+    models
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let score_s = model_s.get(i).copied().unwrap_or(0.0);
+            ModelSummary {
+                name: m.name.clone(),
+                path: m.model.path.display().to_string(),
+                sha256: m.model.sha256.clone(),
+                load_s: m.model.compile_s,
+                score_s,
+                score_share: if total > 0.0 { score_s / total } else { 0.0 },
+                rows_per_s: if score_s > 0.0 {
+                    rows as f64 * threads as f64 / score_s
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub status: String,
     pub tool_version: String,
+    /// The model's path; with several models, `NAME=PATH` items joined by ", ".
     pub model: String,
+    /// The model's SHA-256; with several models, `NAME=SHA256` items joined by ",".
     pub model_sha256: String,
+    /// Every model with its own load time, scoring time and rate.
+    pub models: Vec<ModelSummary>,
     pub inputs: Vec<String>,
     pub output: String,
     pub rows_read: u64,
@@ -129,12 +190,31 @@ fn thousands(n: u64) -> String {
 pub fn render_text(s: &Summary) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "batchinfer {} summary ({})", s.tool_version, s.status);
-    let _ = writeln!(
-        o,
-        "  model            {} (sha256 {})",
-        s.model,
-        &s.model_sha256[..s.model_sha256.len().min(16)]
-    );
+    match s.models.as_slice() {
+        [m] if m.name.is_none() => {
+            let _ = writeln!(
+                o,
+                "  model            {} (sha256 {})",
+                m.path,
+                &m.sha256[..16]
+            );
+        }
+        models => {
+            for m in models {
+                let _ = writeln!(
+                    o,
+                    "  model {:<10} {} (sha256 {}): load {:.1} ms, score {:.3} s ({:.0}% of scoring), {:.0} rows/s",
+                    m.name.as_deref().unwrap_or(""),
+                    m.path,
+                    &m.sha256[..16],
+                    m.load_s * 1000.0,
+                    m.score_s,
+                    m.score_share * 100.0,
+                    m.rows_per_s
+                );
+            }
+        }
+    }
     let _ = writeln!(o, "  output           {}", s.output);
     let _ = writeln!(
         o,
@@ -218,18 +298,21 @@ mod tests {
             score_s: 1.0,
             batch_s: vec![1.0],
             nan_predictions: 1,
+            model_s: vec![0.25, 0.75],
         };
         let b = WorkerStats {
             rows: 4,
             score_s: 2.0,
             batch_s: vec![2.0],
             nan_predictions: 2,
+            model_s: vec![0.5, 1.5],
         };
         let s = a + b;
         assert_eq!(
             (s.rows, s.score_s, s.batch_s.len(), s.nan_predictions),
             (7, 3.0, 2, 3)
         );
+        assert_eq!(s.model_s, [0.75, 2.25]);
     }
 
     #[test]

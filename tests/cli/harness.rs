@@ -54,6 +54,15 @@ impl Run {
     }
 
     #[track_caller]
+    pub fn expect_stdout(&self, needle: &str) -> &Run {
+        assert!(
+            self.stdout().contains(needle),
+            "stdout lacks {needle:?}\n{}",
+            self.context()
+        );
+        self
+    }
+
     pub fn expect_stderr(&self, needle: &str) -> &Run {
         assert!(
             self.stderr().contains(needle),

@@ -155,6 +155,12 @@ fn the_examples_validate() {
         "2024-01-02",
     ])
     .expect_code(0);
+    // Two models in one pass, each with its own mapping.
+    let two = examples.join("champion_challenger.toml");
+    env.run(&["run", two.to_str().unwrap(), "--check"])
+        .expect_code(0)
+        .expect_stdout("model champion (")
+        .expect_stdout("model challenger (");
     // The Airflow task's command line, as the DAG writes it, with a date for {{ ds }}.
     let dag = std::fs::read_to_string(examples.join("airflow_dag.py")).unwrap();
     let start = dag.find("bash_command=\"").unwrap() + "bash_command=\"".len();

@@ -7,4 +7,5 @@ mod harness;
 pub mod interrupt;
 mod jobfile;
 pub mod jobs;
+mod models;
 mod rejects;

@@ -22,6 +22,7 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     let started = Instant::now();
     // CPU time of this run only: process start-up (loading the binary) is not the job's.
     let (cpu_at_start, _) = summary::process_usage();
+    let read_at_start = summary::bytes_read();
     let run_start = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let inputs: Vec<String> = cfg.inputs.iter().map(|f| f.display()).collect();
 
@@ -156,6 +157,9 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         cpu_s,
         cpu_utilisation: cpu_s / (wall_s * cfg.threads as f64).max(1e-9),
         peak_rss_mib,
+        read_bytes: summary::bytes_read()
+            .zip(read_at_start)
+            .map(|(now, start)| now.saturating_sub(start)),
         threads: cfg.threads,
         batch_size: cfg.batch_size,
         cost: cfg

@@ -156,6 +156,9 @@ pub struct Summary {
     pub cpu_s: f64,
     pub cpu_utilisation: f64,
     pub peak_rss_mib: f64,
+    /// Bytes this run read from files (inputs and models; Linux `rchar`), null
+    /// where the platform does not say.
+    pub read_bytes: Option<u64>,
     pub threads: usize,
     pub batch_size: usize,
     pub cost: Option<Cost>,
@@ -172,6 +175,15 @@ pub fn process_usage() -> (f64, f64) {
     let cpu = secs(usage.ru_utime) + secs(usage.ru_stime);
     // ru_maxrss is in KiB on Linux.
     (cpu, usage.ru_maxrss as f64 / 1024.0)
+}
+
+/// Bytes this process has read through read(2) and friends so far (Linux
+/// `/proc/self/io` `rchar`; page-cache hits included, memory maps not).
+pub fn bytes_read() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn thousands(n: u64) -> String {
@@ -248,6 +260,9 @@ pub fn render_text(s: &Summary) -> String {
         s.threads
     );
     let _ = writeln!(o, "  peak memory      {:.1} MiB", s.peak_rss_mib);
+    if let Some(b) = s.read_bytes {
+        let _ = writeln!(o, "  read from files  {:.1} MiB", b as f64 / 1048576.0);
+    }
     let _ = writeln!(
         o,
         "  settings         {} threads, batch size {}",

@@ -227,6 +227,14 @@ pub struct MappingArgs {
     #[arg(long, value_name = "[MODEL:]NAME=COLS")]
     pub input_map: Vec<String>,
 
+    /// Model outputs to write (comma-separated ONNX output names), e.g. the probabilities without the label. Default: all. `MODEL:` for one of several models.
+    #[arg(long, value_name = "[MODEL:]OUTPUTS")]
+    pub select_outputs: Vec<String>,
+
+    /// Write these [N, K] outputs as one fixed-size-list column each, named after the output, instead of K columns. `MODEL:` for one of several models.
+    #[arg(long, value_name = "[MODEL:]OUTPUTS")]
+    pub as_list: Vec<String>,
+
     /// Columns copied to the output before the predictions, types unchanged (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub keep: Vec<String>,

@@ -71,6 +71,10 @@ pub struct ModelSpec {
     pub name: Option<String>,
     pub path: PathBuf,
     pub mapping: MappingRequest,
+    /// Outputs to write (None: all).
+    pub outputs: Option<Vec<String>>,
+    /// Outputs written as one list column each.
+    pub as_list: Vec<String>,
 }
 
 /// A model name: it prefixes column names, so letters, digits, `_` and `-`.
@@ -118,6 +122,29 @@ impl Mapped {
     }
 }
 
+/// Comma-separated values of a `[MODEL:]a,b` option, for each model: its own
+/// values if it has any, else the unprefixed ones.
+fn per_model(values: &[String], names: &[&str], models: usize) -> Vec<Vec<String>> {
+    let mut own = vec![vec![]; models];
+    let mut shared = vec![];
+    for value in values {
+        let (m, items) = scoped(value, names);
+        let target = match m.and_then(|m| names.iter().position(|n| *n == m)) {
+            Some(i) => &mut own[i],
+            None => &mut shared,
+        };
+        target.extend(
+            items
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    own.into_iter()
+        .map(|v: Vec<String>| if v.is_empty() { shared.clone() } else { v })
+        .collect()
+}
+
 /// The models of a run from `--model [NAME=]PATH` values and the mapping options.
 /// `--features` and `--input-map` values prefixed `MODEL:` are for that model; the
 /// others are for every model that has no mapping of its own.
@@ -142,6 +169,8 @@ pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpe
             name,
             path: PathBuf::from(path),
             mapping: MappingRequest::default(),
+            outputs: None,
+            as_list: vec![],
         });
     }
     if specs.len() > 1 {
@@ -173,6 +202,12 @@ pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpe
             None => &mut shared,
         };
         target.input_map.push(input_map_item(item)?);
+    }
+    let select = per_model(&args.select_outputs, &names, specs.len());
+    let as_list = per_model(&args.as_list, &names, specs.len());
+    for (spec, (select, as_list)) in specs.iter_mut().zip(select.into_iter().zip(as_list)) {
+        spec.outputs = (!select.is_empty()).then_some(select);
+        spec.as_list = as_list;
     }
     for (spec, own) in specs.iter_mut().zip(own) {
         // A model's own mapping replaces the shared one.
@@ -322,6 +357,8 @@ mod tests {
             input_map: input_map.iter().map(|s| s.to_string()).collect(),
             keep: vec!["id".into()],
             keep_all: false,
+            select_outputs: vec!["b:probabilities".into()],
+            as_list: vec!["probabilities".into()],
         }
     }
 
@@ -354,6 +391,9 @@ mod tests {
             vec![("in".to_string(), vec!["u".to_string(), "v".to_string()])]
         );
         assert!(specs.iter().all(|s| s.mapping.keep == ["id"]));
+        assert_eq!(specs[0].outputs, None);
+        assert_eq!(specs[1].outputs, Some(vec!["probabilities".to_string()]));
+        assert!(specs.iter().all(|s| s.as_list == ["probabilities"]));
     }
 
     #[test]

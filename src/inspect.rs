@@ -65,7 +65,11 @@ fn inspect_one(spec: &ModelSpec, dataset: Option<&Dataset>) -> Result<String, Cl
         .unwrap_or_default();
     let _ = writeln!(out, "outputs:");
     match model.compile(&widths) {
-        Ok(compiled) => {
+        Ok(mut compiled) => {
+            compiled
+                .select_outputs(spec.outputs.as_deref(), &spec.as_list)
+                .map_err(|e| anyhow::anyhow!(e))
+                .exit(ExitCode::Validation)?;
             for spec in &model.signature.outputs {
                 let cols: Vec<String> = compiled
                     .outputs

@@ -121,18 +121,24 @@ fn model_tables(value: &toml::Value) -> Option<Vec<&toml::Table>> {
 /// `model`, since they belong to the file's models.
 const MODEL_SCOPED: &str = "model.";
 
-/// One `[[model]]` table (`name`, `path`, `features`, `input_map`) as the
-/// options `--model NAME=PATH`, `--features NAME:cols`, `--input-map NAME:INPUT=cols`.
+/// One `[[model]]` table (`name`, `path`, `features`, `input_map`,
+/// `select_outputs`, `as_list`) as the options `--model NAME=PATH`,
+/// `--features NAME:cols`, `--input-map NAME:INPUT=cols` and so on.
 fn model_table(table: &toml::Table, base: &Path, layer: &mut Layer) -> Result<()> {
     let mut name = None;
     let mut path = None;
     let mut features = vec![];
     let mut input_map = vec![];
+    let mut lists = vec![];
     for (raw_key, value) in table {
         match key_name(raw_key).as_str() {
             "name" => name = Some(one_string(value).context("key `name`")?),
             "path" => path = Some(resolve(base, &one_string(value).context("key `path`")?)),
             "features" => features = toml_values(value).context("key `features`")?,
+            key @ ("select-outputs" | "as-list") => {
+                let values = toml_values(value).with_context(|| format!("key `{raw_key}`"))?;
+                lists.push((key.to_string(), values));
+            }
             "input-map" => match value {
                 toml::Value::Table(t) => {
                     for (input, cols) in t {
@@ -144,7 +150,7 @@ fn model_table(table: &toml::Table, base: &Path, layer: &mut Layer) -> Result<()
                 other => input_map = toml_values(other).context("key `input_map`")?,
             },
             _ => bail!(
-                "unknown key `{raw_key}`; a model table has name, path, features and input_map"
+                "unknown key `{raw_key}`; a model table has name, path, features, input_map, select_outputs and as_list"
             ),
         }
     }
@@ -160,6 +166,12 @@ fn model_table(table: &toml::Table, base: &Path, layer: &mut Layer) -> Result<()
             .entry(format!("{MODEL_SCOPED}features"))
             .or_default()
             .push(format!("{scope}{}", features.join(",")));
+    }
+    for (key, values) in lists {
+        layer
+            .entry(format!("{MODEL_SCOPED}{key}"))
+            .or_default()
+            .push(format!("{scope}{}", values.join(",")));
     }
     for item in input_map {
         layer

@@ -83,8 +83,12 @@ pub fn prepare(
                 text.lines().map(|l| format!("  {l}\n")).collect::<String>()
             );
         }
-        let compiled = model_file
+        let mut compiled = model_file
             .compile(&plan.widths(model_file.signature.inputs.len()))
+            .exit(ExitCode::Validation)?;
+        compiled
+            .select_outputs(spec.outputs.as_deref(), &spec.as_list)
+            .map_err(|e| anyhow::anyhow!("{whose}: {e}"))
             .exit(ExitCode::Validation)?;
         planned.push((spec.name.clone(), plan, compiled));
     }

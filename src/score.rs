@@ -49,6 +49,21 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     let kept_fields = prepared.kept_fields();
     let out_schema = sink::output_schema(&kept_fields, prepared.models.output_fields())
         .exit(ExitCode::Validation)?;
+    if cfg.output.kind != crate::sink::OutputKind::Parquet {
+        if let Some(f) = out_schema
+            .fields()
+            .iter()
+            .find(|f| matches!(f.data_type(), arrow::datatypes::DataType::FixedSizeList(..)))
+        {
+            return Err(CliError::new(
+                ExitCode::Usage,
+                anyhow::anyhow!(
+                    "column `{}` is a list (--as-list), which CSV cannot hold; write Parquet or drop --as-list",
+                    f.name()
+                ),
+            ));
+        }
+    }
     let mut metadata = prepared.models.metadata();
     metadata.extend([
         (

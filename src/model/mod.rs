@@ -435,13 +435,25 @@ fn labels_of(output: &str, producers: &HashMap<&str, &pb::NodeProto>) -> Option<
     None
 }
 
-/// One prediction column: which output it comes from and which of its K entries.
+/// One prediction column: which output it comes from and which of its K entries,
+/// or (a list column) all K of them.
 #[derive(Debug, Clone)]
 pub struct OutputColumn {
     pub name: String,
     pub output: usize,
     pub index: usize,
+    /// The column's type: the entry's type, or a fixed-size list of K entries.
     pub data_type: DataType,
+}
+
+impl OutputColumn {
+    /// K when the column holds a whole `[N, K]` output as a fixed-size list.
+    pub fn list_width(&self) -> Option<usize> {
+        match &self.data_type {
+            DataType::FixedSizeList(_, k) => Some(*k as usize),
+            _ => None,
+        }
+    }
 }
 
 impl OutputColumn {
@@ -494,6 +506,52 @@ pub struct Session {
 }
 
 impl Model {
+    /// Keeps only the named outputs (None: all) and writes those named in `as_list`
+    /// as one fixed-size-list column each, named after the output. Errors name the
+    /// unknown output and list the model's outputs.
+    pub fn select_outputs(
+        &mut self,
+        keep: Option<&[String]>,
+        as_list: &[String],
+    ) -> Result<(), String> {
+        let names: Vec<&str> = self
+            .signature
+            .outputs
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        for n in keep.unwrap_or_default().iter().chain(as_list) {
+            if !names.contains(&n.as_str()) {
+                return Err(format!(
+                    "the model has no output `{n}`; its outputs are: {}",
+                    names.join(", ")
+                ));
+            }
+        }
+        let mut columns: Vec<OutputColumn> = vec![];
+        for (ix, name) in names.iter().enumerate() {
+            if keep.is_some_and(|k| !k.iter().any(|n| n == name)) {
+                continue;
+            }
+            let of_output = self.outputs.iter().filter(|c| c.output == ix);
+            if as_list.iter().any(|n| n == name) {
+                let parts: Vec<&OutputColumn> = of_output.collect();
+                let Some(first) = parts.first() else { continue };
+                let item = Arc::new(Field::new("item", first.data_type.clone(), false));
+                columns.push(OutputColumn {
+                    name: name.to_string(),
+                    output: ix,
+                    index: 0,
+                    data_type: DataType::FixedSizeList(item, parts.len() as i32),
+                });
+            } else {
+                columns.extend(of_output.cloned());
+            }
+        }
+        self.outputs = columns;
+        Ok(())
+    }
+
     pub fn session(&self) -> anyhow::Result<Session> {
         Ok(Session {
             state: self.plan.spawn()?,

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array,
-    StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array,
+    Int32Array, Int64Array, StringArray,
 };
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type};
@@ -325,45 +325,68 @@ pub fn output_arrays(
             col.output,
             t.shape()
         );
-        anyhow::ensure!(
-            col.index < width,
-            "output {} has {width} columns, expected more",
-            col.output
-        );
-        let pick = |i: usize| i * width + col.index;
-        let array: ArrayRef = match &col.data_type {
-            DataType::Float32 => {
-                let v = t.try_as_plain_ram()?.as_slice::<f32>()?;
-                Arc::new(Float32Array::from_iter_values((0..n).map(|i| v[pick(i)])))
+        let array = match (&col.data_type, col.list_width()) {
+            (DataType::FixedSizeList(item, k), Some(list)) => {
+                anyhow::ensure!(
+                    list == width,
+                    "output {} has {width} columns, expected {list}",
+                    col.output
+                );
+                // Row-major [N, K]: the values in order are the lists' items.
+                let values = entries(t, item.data_type(), n * width, |i| i)?;
+                Arc::new(FixedSizeListArray::try_new(item.clone(), *k, values, None)?) as ArrayRef
             }
-            DataType::Float64 => {
-                let v = t.try_as_plain_ram()?.as_slice::<f64>()?;
-                Arc::new(Float64Array::from_iter_values((0..n).map(|i| v[pick(i)])))
+            (dt, _) => {
+                anyhow::ensure!(
+                    col.index < width,
+                    "output {} has {width} columns, expected more",
+                    col.output
+                );
+                entries(t, dt, n, |i| i * width + col.index)?
             }
-            DataType::Int64 => {
-                let t = t.cast_to::<i64>()?;
-                let v = t.try_as_plain_ram()?.as_slice::<i64>()?;
-                Arc::new(Int64Array::from_iter_values((0..n).map(|i| v[pick(i)])))
-            }
-            DataType::Int32 => {
-                let v = t.try_as_plain_ram()?.as_slice::<i32>()?;
-                Arc::new(Int32Array::from_iter_values((0..n).map(|i| v[pick(i)])))
-            }
-            DataType::Boolean => {
-                let v = t.try_as_plain_ram()?.as_slice::<bool>()?;
-                Arc::new(BooleanArray::from_iter((0..n).map(|i| Some(v[pick(i)]))))
-            }
-            DataType::Utf8 => {
-                let v = t.try_as_plain_ram()?.as_slice::<String>()?;
-                Arc::new(StringArray::from_iter_values(
-                    (0..n).map(|i| v[pick(i)].as_str()),
-                ))
-            }
-            other => anyhow::bail!("no conversion for output type {other}"),
         };
         arrays.push(array);
     }
     Ok(arrays)
+}
+
+/// `len` entries of a tensor, the i-th taken at `pick(i)`, as an Arrow array.
+fn entries(
+    t: &TValue,
+    dt: &DataType,
+    len: usize,
+    pick: impl Fn(usize) -> usize,
+) -> anyhow::Result<ArrayRef> {
+    Ok(match dt {
+        DataType::Float32 => {
+            let v = t.try_as_plain_ram()?.as_slice::<f32>()?;
+            Arc::new(Float32Array::from_iter_values((0..len).map(|i| v[pick(i)])))
+        }
+        DataType::Float64 => {
+            let v = t.try_as_plain_ram()?.as_slice::<f64>()?;
+            Arc::new(Float64Array::from_iter_values((0..len).map(|i| v[pick(i)])))
+        }
+        DataType::Int64 => {
+            let t = t.cast_to::<i64>()?;
+            let v = t.try_as_plain_ram()?.as_slice::<i64>()?;
+            Arc::new(Int64Array::from_iter_values((0..len).map(|i| v[pick(i)])))
+        }
+        DataType::Int32 => {
+            let v = t.try_as_plain_ram()?.as_slice::<i32>()?;
+            Arc::new(Int32Array::from_iter_values((0..len).map(|i| v[pick(i)])))
+        }
+        DataType::Boolean => {
+            let v = t.try_as_plain_ram()?.as_slice::<bool>()?;
+            Arc::new(BooleanArray::from_iter((0..len).map(|i| Some(v[pick(i)]))))
+        }
+        DataType::Utf8 => {
+            let v = t.try_as_plain_ram()?.as_slice::<String>()?;
+            Arc::new(StringArray::from_iter_values(
+                (0..len).map(|i| v[pick(i)].as_str()),
+            ))
+        }
+        other => anyhow::bail!("no conversion for output type {other}"),
+    })
 }
 
 #[cfg(test)]

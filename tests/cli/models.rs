@@ -203,6 +203,7 @@ path = "{churn}"
 name = "ltv"
 path = "ltv.onnx"
 features = [{features}]
+select_outputs = ["variable"]
 "#,
         data = td.join("data/numeric.parquet").display(),
         churn = td.join("models/rf_multiclass_strlabels.onnx").display(),
@@ -434,4 +435,106 @@ fn inspect_and_bench_take_several_models() {
         .sum();
     assert!((share - 1.0).abs() < 1e-9);
     assert_eq!(report["results"][0]["rows"], 500);
+}
+
+#[test]
+fn each_model_chooses_its_outputs_and_list_columns() {
+    let env = Env::new();
+    let nn = single(&env, NN, &[], "nn.parquet");
+    let churn = single(&env, CHURN, &[], "churn.parquet");
+    env.run(&[
+        "score",
+        "-m",
+        &format!("churn={CHURN}"),
+        "-m",
+        &format!("nn={NN}"),
+        "-i",
+        DATA,
+        "-o",
+        "both.parquet",
+        "--keep",
+        "id",
+        "--select-outputs",
+        "churn:output_probability",
+        "--as-list",
+        "nn:output_probability",
+        "-q",
+    ])
+    .expect_code(0);
+    let both = read_parquet(&env.path("both.parquet"));
+    let names: Vec<String> = both
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "id",
+            "churn.output_probability_high",
+            "churn.output_probability_low",
+            "churn.output_probability_mid",
+            "nn.output_label",
+            "nn.output_probability"
+        ]
+    );
+    for c in ["high", "low", "mid"] {
+        let name = format!("output_probability_{c}");
+        assert_eq!(
+            both.column_by_name(&format!("churn.{name}"))
+                .unwrap()
+                .as_ref(),
+            churn.column_by_name(&name).unwrap().as_ref()
+        );
+    }
+    // The list holds the three probability columns of the single run, row by row.
+    let list = both
+        .column_by_name("nn.output_probability")
+        .unwrap()
+        .as_fixed_size_list();
+    assert_eq!(list.value_length(), 3);
+    for k in 0..3 {
+        let single = nn
+            .column_by_name(&format!("output_probability_{k}"))
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Float32Type>();
+        for row in [0, 1, 777, 1499] {
+            let items = list.value(row);
+            let items = items.as_primitive::<arrow::datatypes::Float32Type>();
+            assert_eq!(items.value(k), single.value(row), "row {row}, class {k}");
+        }
+    }
+    // A list cannot go to CSV; an unknown output is named with the model's outputs.
+    env.run(&[
+        "score",
+        "-m",
+        NN,
+        "-i",
+        DATA,
+        "--keep",
+        "id",
+        "-o",
+        "x.csv",
+        "--as-list",
+        "output_probability",
+    ])
+    .expect_code(2)
+    .expect_stderr("CSV cannot hold");
+    env.run(&[
+        "score",
+        "-m",
+        NN,
+        "-i",
+        DATA,
+        "--keep",
+        "id",
+        "-o",
+        "x.parquet",
+        "--select-outputs",
+        "probs",
+    ])
+    .expect_code(3)
+    .expect_stderr("no output `probs`; its outputs are: output_label, output_probability");
+    assert!(!env.path("x.csv").exists() && !env.path("x.parquet").exists());
 }

@@ -46,6 +46,8 @@ pub enum Command {
     /// Show a model's inputs, outputs and operators; with --input, the mapping plan.
     #[command(after_help = EXIT_CODES_HELP)]
     Inspect(InspectArgs),
+    /// Report which shards of a directory output are complete; exit 0 when all are, 1 otherwise.
+    Status(StatusArgs),
     /// Measure rows/s, rows per CPU-second and cost per million rows across batch sizes and thread counts.
     #[command(after_help = EXIT_CODES_HELP)]
     Bench(BenchArgs),
@@ -63,6 +65,16 @@ pub struct RunArgs {
         value_name = "SCORE OPTIONS"
     )]
     pub overrides: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The directory output.
+    pub output: PathBuf,
+
+    /// Print the status as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -111,7 +123,7 @@ pub struct ScoreArgs {
     #[command(flatten)]
     pub input: InputArgs,
 
-    /// Output file: `.parquet` (the default format) or `.csv`; `-` writes CSV to stdout.
+    /// Output file: `.parquet` (the default format) or `.csv`; `-` writes CSV to stdout; a path ending in `/` (or an existing directory) is a directory output of part files with a manifest and `_SUCCESS`.
     #[arg(long, short = 'o')]
     pub output: String,
 
@@ -146,9 +158,21 @@ pub struct ScoreArgs {
     #[arg(long, default_value = "stderr", value_name = "WHERE")]
     pub summary: String,
 
-    /// Replace an existing output.
+    /// Replace an existing output (a directory output: this shard's parts).
     #[arg(long)]
     pub overwrite: bool,
+
+    /// Directory outputs: finish an interrupted run, scoring only the parts its manifest does not list as done. Refused if the inputs, models or options changed.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Directory outputs: score only shard I of N (0-based). `auto` takes I and N from AWS Batch or Slurm array variables; `auto/N` takes I from JOB_COMPLETION_INDEX (Kubernetes) too.
+    #[arg(long, value_name = "I/N|auto[/N]")]
+    pub shard: Option<String>,
+
+    /// Directory outputs: start a new part file before one would pass N rows (parts never split a Parquet row group or a CSV file). Default: one part per input file.
+    #[arg(long, value_name = "N")]
+    pub rows_per_file: Option<u64>,
 
     /// What a bad row does: `fail` stops the run naming file, row and column; `skip` sets it aside in the error file and goes on.
     #[arg(long, default_value = "fail", value_parser = ["fail", "skip"])]

@@ -8,7 +8,8 @@ use crate::cli::{CsvArgs, MappingArgs, ScoreArgs};
 use crate::job::{expand_date, RunDate};
 use crate::mapping::MappingRequest;
 use crate::rejects::{MaxErrors, OnError};
-use crate::sink::OutputTarget;
+use crate::shard::Shard;
+use crate::sink::{OutputKind, OutputTarget};
 use crate::source::{expand_inputs, CsvOptions, InputFile};
 
 /// Rows per batch. MEASURED.md: splitting batches below ~1,024 rows across threads
@@ -45,6 +46,10 @@ pub struct ScoreConfig {
     pub progress_every: std::time::Duration,
     /// Stop after the checks, before scoring.
     pub check: bool,
+    /// Directory outputs: this run's shard, whether to resume, and the part size cap.
+    pub shard: Shard,
+    pub resume: bool,
+    pub rows_per_file: Option<u64>,
 }
 
 fn one_byte(what: &str, s: &str) -> Result<u8> {
@@ -290,6 +295,7 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
         (OnError::Skip { .. }, None) if output.kind == crate::sink::OutputKind::Stdout => {
             bail!("--on-error skip with --output - needs --errors PATH for the rejected rows")
         }
+        (OnError::Skip { .. }, None) if output.kind == OutputKind::Directory => None,
         (OnError::Skip { .. }, None) => {
             let stem = output
                 .path
@@ -314,19 +320,47 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
             bail!("--errors and --output name the same file");
         }
     }
+    let directory = output.kind == OutputKind::Directory;
+    let shard = match &args.shard {
+        Some(spec) => Shard::parse(spec, &std::env::vars().collect())?,
+        None => Shard::WHOLE,
+    };
+    if !directory {
+        let given = [
+            (args.shard.is_some(), "--shard"),
+            (args.resume, "--resume"),
+            (args.rows_per_file.is_some(), "--rows-per-file"),
+        ];
+        if let Some((_, flag)) = given.iter().find(|(on, _)| *on) {
+            bail!("{flag} is for directory outputs: end --output with / (scores/) to write part files");
+        }
+    }
+    if directory && args.errors.is_some() {
+        bail!("a directory output keeps rejected rows in its _errors/ directory; drop --errors");
+    }
+    if args.rows_per_file == Some(0) {
+        bail!("--rows-per-file must be at least 1");
+    }
+    let inputs = expand_inputs(
+        &args
+            .input
+            .input
+            .iter()
+            .map(|i| dated(i))
+            .collect::<Vec<_>>(),
+        args.input.csv.input_format,
+    )?;
+    if directory && inputs.iter().any(|f| f.is_stdin()) {
+        bail!("a directory output reads its inputs again to resume, which standard input cannot do; write a file output (or -), or save the input to a file");
+    }
     Ok(ScoreConfig {
+        shard,
+        resume: args.resume,
+        rows_per_file: args.rows_per_file,
         models: model_specs(&args.model, &args.mapping)?,
         on_error,
         errors,
-        inputs: expand_inputs(
-            &args
-                .input
-                .input
-                .iter()
-                .map(|i| dated(i))
-                .collect::<Vec<_>>(),
-            args.input.csv.input_format,
-        )?,
+        inputs,
         csv: csv_options(&args.input.csv)?,
         output,
         batch_size,

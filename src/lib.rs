@@ -17,13 +17,16 @@ pub mod mapping;
 pub mod model;
 pub mod model_set;
 pub mod panics;
+pub mod parts;
 pub mod pipeline;
 pub mod prepare;
 pub mod progress;
 pub mod rejects;
 pub mod score;
+pub mod shard;
 pub mod sink;
 pub mod source;
+pub mod status;
 pub mod summary;
 
 use std::ffi::OsString;
@@ -113,6 +116,28 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 print!("{}", bench::render(&report));
             }
             Ok(())
+        }
+        Command::Status(args) => {
+            let status = status::status(&args.output)?;
+            if args.json {
+                let text = serde_json::to_string_pretty(&status).exit(ExitCode::Failure)?;
+                println!("{text}");
+            } else {
+                print!("{}", status::render(&status));
+            }
+            if status.complete {
+                Ok(())
+            } else {
+                Err(CliError::new(
+                    ExitCode::Failure,
+                    anyhow::anyhow!(
+                        "{} is not complete: {} of {} shard(s) done",
+                        status.output,
+                        status.found.iter().filter(|f| f.complete).count(),
+                        status.shards
+                    ),
+                ))
+            }
         }
         Command::Inspect(args) => {
             let text = inspect::run(&args)?;

@@ -25,7 +25,7 @@ use crate::model::{ScoreError, Session};
 use crate::model_set::ModelSet;
 use crate::progress::Progress;
 use crate::rejects::{self, MaxErrors, OnError};
-use crate::sink::Sink;
+use crate::sink::Destination;
 use crate::source::Dataset;
 use crate::summary::WorkerStats;
 
@@ -39,10 +39,18 @@ pub struct Pipeline {
     /// Kept columns, indices into the projected batch, in output order.
     pub keep: Vec<usize>,
     pub out_schema: SchemaRef,
-    pub sink: Box<dyn Sink>,
+    /// What to read, in order, and which part of the output each piece goes to.
+    pub segments: Vec<Segment>,
+    pub destination: Box<dyn Destination>,
     pub on_error: OnError,
-    /// With `--on-error skip`: where rejected rows go, and their schema.
-    pub errors: Option<(Box<dyn Sink>, SchemaRef)>,
+    /// With `--on-error skip`: the schema of the rejected rows.
+    pub error_schema: Option<SchemaRef>,
+    /// Rows rejected by earlier runs of a resumed directory output (for `--max-errors`).
+    pub prior_rejected: u64,
+    /// Rows read by earlier runs of a resumed directory output (for `--max-errors P%`).
+    pub prior_read: u64,
+    /// Whether reading no rows is fine (a shard with nothing left to do).
+    pub allow_empty: bool,
     pub threads: usize,
     pub batch_size: usize,
     pub progress: Progress,
@@ -84,8 +92,34 @@ pub struct PipelineStats {
     pub workers: WorkerStats,
 }
 
+/// A piece of input: one file, or some of its row groups, bound for one part.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub part: usize,
+    pub file: usize,
+    /// Row groups to read (None: the whole file).
+    pub row_groups: Option<Vec<usize>>,
+    /// Index in the file of the segment's first row.
+    pub first_row: u64,
+}
+
+impl Segment {
+    /// Every file whole, all bound for one output.
+    pub fn whole_files(files: usize) -> Vec<Segment> {
+        (0..files)
+            .map(|file| Segment {
+                part: 0,
+                file,
+                row_groups: None,
+                first_row: 0,
+            })
+            .collect()
+    }
+}
+
 struct ReadBatch {
     seq: u64,
+    part: usize,
     file: usize,
     first_row: u64,
     batch: RecordBatch,
@@ -94,6 +128,7 @@ struct ReadBatch {
 /// A scored batch on its way to the writer.
 struct Scored {
     seq: u64,
+    part: usize,
     output: RecordBatch,
     rejected: Option<RecordBatch>,
 }
@@ -153,11 +188,10 @@ struct Scorer<'a> {
     file_names: &'a [String],
 }
 
-/// What the writer hands back; no sinks after a failure.
+/// What the writer hands back; no destination after a failure.
 #[derive(Default)]
 struct Written {
-    sink: Option<Box<dyn Sink>>,
-    errors: Option<Box<dyn Sink>>,
+    destination: Option<Box<dyn Destination>>,
     rows: u64,
     rejected: u64,
     busy_s: f64,
@@ -172,9 +206,13 @@ impl Pipeline {
             models,
             keep,
             out_schema,
-            sink,
+            segments,
+            destination,
             on_error,
-            errors,
+            error_schema,
+            prior_rejected,
+            prior_read,
+            allow_empty,
             threads,
             batch_size,
             mut progress,
@@ -194,10 +232,6 @@ impl Pipeline {
                     Err(PipelineError::Failed(e.into())),
                 )
             }
-        };
-        let (error_sink, error_schema) = match errors {
-            Some((sink, schema)) => (Some(sink), Some(schema)),
-            None => (None, None),
         };
         let limit = match on_error {
             OnError::Skip { max } => max,
@@ -220,6 +254,7 @@ impl Pipeline {
             let reader = scope.spawn(|| {
                 read_all(
                     &mut dataset,
+                    &segments,
                     &projection,
                     batch_size,
                     read_tx,
@@ -227,8 +262,15 @@ impl Pipeline {
                     &interrupt,
                 )
             });
-            let writer = scope
-                .spawn(|| write_in_order(sink, error_sink, out_rx, &mut progress, limit, failure));
+            let writer = scope.spawn(|| {
+                write_in_order(
+                    destination,
+                    out_rx,
+                    &mut progress,
+                    limit.map(|l| (l, prior_rejected)),
+                    failure,
+                )
+            });
             let workers = pool.install(|| {
                 read_rx
                     .into_iter()
@@ -254,13 +296,24 @@ impl Pipeline {
         if let Some(e) = failure.take() {
             return (stats, Err(e));
         }
-        if stats.rows_read == 0 {
+        if stats.rows_read == 0 && !allow_empty {
             return (stats, Err(PipelineError::Empty));
         }
+        let Some(destination) = written.destination else {
+            return (
+                stats,
+                Err(PipelineError::Failed(anyhow::anyhow!(
+                    "the writer stopped unexpectedly"
+                ))),
+            );
+        };
         // A percentage is of the rows read, known only now.
         if let Some(max @ MaxErrors::Percent(p)) = limit {
-            if max.exceeded(written.rejected, stats.rows_read) {
-                let errors = commit_errors(written.errors);
+            if max.exceeded(
+                prior_rejected + written.rejected,
+                prior_read + stats.rows_read,
+            ) {
+                let errors = destination.keep_errors();
                 return (
                     stats,
                     Err(PipelineError::TooManyBadRows {
@@ -271,35 +324,8 @@ impl Pipeline {
                 );
             }
         }
-        let Some(sink) = written.sink else {
-            return (
-                stats,
-                Err(PipelineError::Failed(anyhow::anyhow!(
-                    "the writer stopped unexpectedly"
-                ))),
-            );
-        };
-        if let Some(errors) = written.errors {
-            if let Err(e) = errors.commit() {
-                return (
-                    stats,
-                    Err(PipelineError::Failed(
-                        e.context("committing the error file"),
-                    )),
-                );
-            }
-        }
-        let committed = sink.commit().map_err(PipelineError::Failed);
+        let committed = destination.commit().map_err(PipelineError::Failed);
         (stats, committed)
-    }
-}
-
-/// Commits the error file after too many rejections, so the user can see them.
-fn commit_errors(errors: Option<Box<dyn Sink>>) -> String {
-    match errors.map(|e| e.commit()) {
-        Some(Ok(())) => "the error file".into(),
-        Some(Err(e)) => format!("no file: the error file could not be written ({e:#})"),
-        None => "no file".into(),
     }
 }
 
@@ -411,15 +437,17 @@ impl Scorer<'_> {
         };
         Ok(Scored {
             seq: rb.seq,
+            part: rb.part,
             output,
             rejected,
         })
     }
 }
 
-/// Reads every file in order; returns rows read and seconds spent reading.
+/// Reads the segments in order; returns rows read and seconds spent reading.
 fn read_all(
     dataset: &mut Dataset,
+    segments: &[Segment],
     projection: &[usize],
     batch_size: usize,
     tx: SyncSender<ReadBatch>,
@@ -429,9 +457,12 @@ fn read_all(
     let mut seq = 0u64;
     let mut rows = 0u64;
     let mut busy = 0.0;
-    for file in 0..dataset.files.len() {
+    for segment in segments {
+        let file = segment.file;
         let started = Instant::now();
-        let mut batches = match dataset.read_file(file, projection, batch_size) {
+        let opened =
+            dataset.read_row_groups(file, segment.row_groups.as_deref(), projection, batch_size);
+        let mut batches = match opened {
             Ok(b) => b,
             Err(e) => {
                 failure.record(seq, PipelineError::Failed(e));
@@ -439,7 +470,7 @@ fn read_all(
             }
         };
         busy += started.elapsed().as_secs_f64();
-        let mut first_row = 0u64;
+        let mut first_row = segment.first_row;
         loop {
             if let Some(sig) = interrupt.signal() {
                 failure.record(seq, PipelineError::Interrupted(sig));
@@ -469,6 +500,7 @@ fn read_all(
             if tx
                 .send(ReadBatch {
                     seq,
+                    part: segment.part,
                     file,
                     first_row,
                     batch,
@@ -485,14 +517,13 @@ fn read_all(
     (rows, busy)
 }
 
-/// Writes batches in input order, and rejected rows to the error file; stops when
-/// a row-count limit on rejections is passed.
+/// Writes batches in input order, with the rows rejected from them; stops when
+/// a row-count limit on rejections (counting `prior` rejections) is passed.
 fn write_in_order(
-    mut sink: Box<dyn Sink>,
-    mut errors: Option<Box<dyn Sink>>,
+    mut destination: Box<dyn Destination>,
     rx: Receiver<Scored>,
     progress: &mut Progress,
-    limit: Option<MaxErrors>,
+    limit: Option<(MaxErrors, u64)>,
     failure: &Failure,
 ) -> Written {
     let mut pending = BTreeMap::new();
@@ -513,26 +544,20 @@ fn write_in_order(
                 return stopped(rows, rejected, busy);
             }
             let started = Instant::now();
-            if let Err(e) = sink.write(&scored.output) {
+            if let Err(e) = destination.write(scored.part, &scored.output, scored.rejected.as_ref())
+            {
                 failure.record(next, PipelineError::Failed(e));
                 return stopped(rows, rejected, busy);
             }
-            if let (Some(bad), Some(err_sink)) = (&scored.rejected, errors.as_mut()) {
+            if let Some(bad) = &scored.rejected {
                 rejected += bad.num_rows() as u64;
-                if let Err(e) = err_sink.write(bad) {
-                    failure.record(
-                        next,
-                        PipelineError::Failed(e.context("writing the error file")),
-                    );
-                    return stopped(rows, rejected, busy);
-                }
-                if let Some(MaxErrors::Rows(n)) = limit {
-                    if rejected > n {
-                        let errors = commit_errors(errors.take());
+                if let Some((MaxErrors::Rows(n), prior)) = limit {
+                    if prior + rejected > n {
+                        let errors = destination.keep_errors();
                         failure.record(
                             next,
                             PipelineError::TooManyBadRows {
-                                rejected,
+                                rejected: prior + rejected,
                                 limit: n.to_string(),
                                 errors,
                             },
@@ -552,8 +577,7 @@ fn write_in_order(
         return stopped(rows, rejected, busy);
     }
     Written {
-        sink: Some(sink),
-        errors,
+        destination: Some(destination),
         rows,
         rejected,
         busy_s: busy,

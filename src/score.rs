@@ -1,21 +1,160 @@
 //! `batchinfer score`: everything is opened and checked before the first batch
 //! (model, schema, mapping, output), then the pipeline runs, then the summary.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
+use arrow::datatypes::SchemaRef;
 
 use crate::config::{ScoreConfig, SummaryTo};
 use crate::exit::{CliError, ExitCode, WithExit};
 use crate::interrupt::Interrupt;
 use crate::lock;
-use crate::pipeline::{Pipeline, PipelineError};
+use crate::parts::{self, JobIdentity, ModelPrint, OpenError, Opened, PartWriter};
+use crate::pipeline::{Pipeline, PipelineError, Segment};
 use crate::prepare::{prepare, Prepared};
 use crate::progress::Progress;
-use crate::rejects;
-use crate::sink;
-use crate::summary::{self, Summary};
+use crate::rejects::{self, OnError};
+use crate::shard;
+use crate::sink::{self, Destination, FileDestination, OutputKind};
+use crate::summary::{self, PartsSummary, Summary};
+
+/// Where the scored rows of this run go, and what is already there.
+struct Plan {
+    destination: Box<dyn Destination>,
+    segments: Vec<Segment>,
+    /// Rows the pending input holds, when the files say (for progress).
+    rows: Option<u64>,
+    prior_read: u64,
+    prior_rejected: u64,
+    parts: Option<PartsSummary>,
+}
+
+/// A directory output that needs this run, or one that is already complete.
+enum DirectoryPlan {
+    Run(Plan),
+    Complete(parts::Manifest),
+}
+
+/// What makes this run's output what it is: checked by `--resume`.
+fn job_identity(cfg: &ScoreConfig, prepared: &Prepared) -> Result<JobIdentity, CliError> {
+    let inputs = prepared
+        .dataset
+        .files
+        .iter()
+        .map(parts::fingerprint)
+        .collect::<anyhow::Result<Vec<_>>>()
+        .exit(ExitCode::Validation)?;
+    let models = prepared
+        .models
+        .members
+        .iter()
+        .map(|m| ModelPrint {
+            name: m.name.clone(),
+            path: m.model.path.display().to_string(),
+            sha256: m.model.sha256.clone(),
+        })
+        .collect();
+    let mut options = BTreeMap::new();
+    for spec in &cfg.models {
+        options.insert(
+            format!("model {}", spec.name.as_deref().unwrap_or("")),
+            format!(
+                "{:?} outputs {:?} as list {:?}",
+                spec.mapping, spec.outputs, spec.as_list
+            ),
+        );
+    }
+    options.insert("on-error".into(), format!("{:?}", cfg.on_error));
+    options.insert("csv".into(), format!("{:?}", cfg.csv));
+    options.insert("rows-per-file".into(), format!("{:?}", cfg.rows_per_file));
+    Ok(JobIdentity {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        shard: cfg.shard,
+        inputs,
+        models,
+        options,
+    })
+}
+
+/// The parts of this shard of a directory output.
+fn part_plans(cfg: &ScoreConfig, prepared: &Prepared) -> Vec<shard::PartPlan> {
+    let units = shard::units(&prepared.dataset);
+    let mine = shard::assign(&units, cfg.shard);
+    shard::parts(&units, &mine, cfg.rows_per_file)
+}
+
+fn directory_plan(
+    cfg: &ScoreConfig,
+    prepared: &Prepared,
+    out_schema: &SchemaRef,
+    error_schema: Option<SchemaRef>,
+    metadata: Vec<(String, String)>,
+) -> Result<DirectoryPlan, CliError> {
+    let identity = job_identity(cfg, prepared)?;
+    let opened = parts::open(
+        &cfg.output.path,
+        identity,
+        part_plans(cfg, prepared),
+        cfg.resume,
+        cfg.output.overwrite,
+    )
+    .map_err(|e| match e {
+        OpenError::Usage(m) => CliError::new(ExitCode::Usage, anyhow::anyhow!(m)),
+        OpenError::Changed(m) => CliError::new(ExitCode::Validation, anyhow::anyhow!(m)),
+        OpenError::Io(e) => CliError::new(ExitCode::Failure, e),
+    })?;
+    let (manifest, pending, resumed) = match opened {
+        Opened::Complete(m) => return Ok(DirectoryPlan::Complete(m)),
+        Opened::ToDo {
+            manifest,
+            pending,
+            resumed,
+        } => (manifest, pending, resumed),
+    };
+    let segments: Vec<Segment> = pending
+        .iter()
+        .map(|&p| {
+            let plan = &manifest.parts[p].plan;
+            Segment {
+                part: p,
+                file: plan.file,
+                row_groups: plan.row_groups.clone(),
+                first_row: plan.first_row,
+            }
+        })
+        .collect();
+    let rows = pending
+        .iter()
+        .map(|&p| manifest.parts[p].plan.rows)
+        .sum::<Option<u64>>();
+    let done = manifest.parts.iter().filter(|p| p.done);
+    let prior_read = done.clone().map(|p| p.rows_written + p.rows_rejected).sum();
+    let prior_rejected = done.map(|p| p.rows_rejected).sum();
+    let parts = PartsSummary {
+        total: manifest.parts.len(),
+        written: pending.len(),
+        already_done: resumed,
+    };
+    let destination = PartWriter::new(
+        &cfg.output.path,
+        manifest,
+        pending,
+        out_schema.clone(),
+        error_schema,
+        metadata,
+    );
+    Ok(DirectoryPlan::Run(Plan {
+        destination: Box::new(destination),
+        segments,
+        rows,
+        prior_read,
+        prior_rejected,
+        parts: Some(parts),
+    }))
+}
 
 /// Runs the job; the summary, or None after `--check`.
 pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
@@ -25,31 +164,49 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     let read_at_start = summary::bytes_read();
     let run_start = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let inputs: Vec<String> = cfg.inputs.iter().map(|f| f.display()).collect();
+    let directory = cfg.output.kind == OutputKind::Directory;
 
     cfg.output.check_free().exit(ExitCode::Usage)?;
     if let Some(errors) = &cfg.errors {
         errors.check_free().exit(ExitCode::Usage)?;
     }
-    // Held until the run ends; file outputs only.
-    let _lock = match cfg.output.kind {
-        crate::sink::OutputKind::Stdout => None,
-        _ => {
-            let held = lock::acquire(&cfg.output.path).map_err(|e| match e {
+    // Held until the run ends: one run per output file, or per shard of a directory.
+    let lock_on = match cfg.output.kind {
+        OutputKind::Stdout => None,
+        OutputKind::Directory => {
+            std::fs::create_dir_all(&cfg.output.path)
+                .with_context(|| {
+                    format!(
+                        "cannot create the output directory {}; check that its parent exists and is writable",
+                        cfg.output.path.display()
+                    )
+                })
+                .exit(ExitCode::Usage)?;
+            Some(parts::manifest_path(&cfg.output.path, cfg.shard))
+        }
+        _ => Some(cfg.output.path.clone()),
+    };
+    let _lock = match lock_on {
+        None => None,
+        Some(path) => {
+            let held = lock::acquire(&path).map_err(|e| match e {
                 e @ lock::LockError::Held { .. } => CliError::new(ExitCode::Locked, e),
                 lock::LockError::Io(e) => CliError::new(ExitCode::Usage, e),
             })?;
-            lock::remove_leftovers(&cfg.output.path);
+            if !directory {
+                lock::remove_leftovers(&path);
+            }
             Some(held)
         }
     };
     let interrupt = Interrupt::install()
         .context("installing signal handlers")
         .exit(ExitCode::Failure)?;
-    let prepared = prepare(&cfg.models, cfg.inputs, cfg.csv, !cfg.quiet)?;
+    let prepared = prepare(&cfg.models, cfg.inputs.clone(), cfg.csv.clone(), !cfg.quiet)?;
     let kept_fields = prepared.kept_fields();
     let out_schema = sink::output_schema(&kept_fields, prepared.models.output_fields())
         .exit(ExitCode::Validation)?;
-    if cfg.output.kind != crate::sink::OutputKind::Parquet {
+    if matches!(cfg.output.kind, OutputKind::Csv | OutputKind::Stdout) {
         if let Some(f) = out_schema
             .fields()
             .iter()
@@ -79,29 +236,88 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
             .iter()
             .map(|m| format!("{} ({} output columns)", m.label(), m.model.outputs.len()))
             .collect();
+        let parts = if directory {
+            format!(
+                " ({} part file(s) for shard {})",
+                part_plans(&cfg, &prepared).len(),
+                cfg.shard
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "check passed: {} input file(s), {}, output {}; nothing was scored",
+            "check passed: {} input file(s), {}, output {}{parts}; nothing was scored",
             inputs.len(),
             models.join(", "),
             cfg.output.path.display()
         );
         return Ok(None);
     }
-    let sink = cfg
-        .output
-        .open(out_schema.clone(), &metadata)
-        .exit(ExitCode::Usage)?;
-    let errors = match &cfg.errors {
-        Some(target) => {
-            let schema = rejects::error_schema(&kept_fields);
-            Some((
+    let error_schema = cfg
+        .errors
+        .as_ref()
+        .map(|_| rejects::error_schema(&kept_fields))
+        .or_else(|| {
+            (directory && matches!(cfg.on_error, OnError::Skip { .. }))
+                .then(|| rejects::error_schema(&kept_fields))
+        });
+    let shard_text = (cfg.shard.count > 1).then(|| cfg.shard.to_string());
+    let plan = if directory {
+        match directory_plan(&cfg, &prepared, &out_schema, error_schema.clone(), metadata)? {
+            DirectoryPlan::Run(plan) => plan,
+            DirectoryPlan::Complete(manifest) => {
+                let rows = manifest.rows_written();
+                eprintln!(
+                    "batchinfer: {} is already complete{} ({} parts, {rows} rows, finished {}); nothing to do. Pass --overwrite to score it again",
+                    cfg.output.path.display(),
+                    shard_text.as_ref().map(|s| format!(" for shard {s}")).unwrap_or_default(),
+                    manifest.parts.len(),
+                    manifest.finished.as_deref().unwrap_or("?")
+                );
+                let summary = Summary {
+                    status: "already complete".into(),
+                    tool_version: env!("CARGO_PKG_VERSION").into(),
+                    model: prepared.models.paths(),
+                    model_sha256: prepared.models.sha256s(),
+                    models: summary::model_summaries(&prepared.models, &[], 0, cfg.threads),
+                    inputs,
+                    output: cfg.output.path.display().to_string(),
+                    shard: shard_text,
+                    parts: Some(PartsSummary {
+                        total: manifest.parts.len(),
+                        written: 0,
+                        already_done: manifest.parts.len(),
+                    }),
+                    wall_s: started.elapsed().as_secs_f64(),
+                    threads: cfg.threads,
+                    batch_size: cfg.batch_size,
+                    ..Default::default()
+                };
+                emit(&summary, &cfg.summary, cfg.summary_json.as_deref())?;
+                return Ok(Some(summary));
+            }
+        }
+    } else {
+        let sink = cfg
+            .output
+            .open(out_schema.clone(), &metadata)
+            .exit(ExitCode::Usage)?;
+        let errors = match (&cfg.errors, &error_schema) {
+            (Some(target), Some(schema)) => Some(
                 target
                     .open(schema.clone(), &metadata)
                     .exit(ExitCode::Usage)?,
-                schema,
-            ))
+            ),
+            _ => None,
+        };
+        Plan {
+            destination: Box::new(FileDestination { sink, errors }),
+            segments: Segment::whole_files(prepared.dataset.files.len()),
+            rows: prepared.dataset.total_rows,
+            prior_read: 0,
+            prior_rejected: 0,
+            parts: None,
         }
-        None => None,
     };
 
     let Prepared {
@@ -112,16 +328,21 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         ..
     } = prepared;
     let models = Arc::new(models);
+    let allow_empty = directory && dataset.total_rows != Some(0);
     let pipeline = Pipeline {
-        progress: Progress::new(dataset.total_rows, cfg.quiet, cfg.progress_every),
+        progress: Progress::new(plan.rows, cfg.quiet, cfg.progress_every),
         dataset,
         projection,
         models: models.clone(),
         keep,
         out_schema,
-        sink,
+        segments: plan.segments,
+        destination: plan.destination,
         on_error: cfg.on_error,
-        errors,
+        error_schema,
+        prior_rejected: plan.prior_rejected,
+        prior_read: plan.prior_read,
+        allow_empty,
         threads: cfg.threads,
         batch_size: cfg.batch_size,
         interrupt,
@@ -136,6 +357,8 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     } else {
         0
     };
+    let kept_errors = stats.rows_rejected > 0
+        && matches!(result, Ok(()) | Err(PipelineError::TooManyBadRows { .. }));
     let summary = Summary {
         status: match &result {
             Ok(()) => "ok",
@@ -149,19 +372,20 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         models: summary::model_summaries(&models, &stats.workers.model_s, rows_scored, cfg.threads),
         inputs,
         output: cfg.output.path.display().to_string(),
+        shard: shard_text,
+        parts: plan.parts,
         rows_read: stats.rows_read,
         rows_scored,
         rows_rejected: stats.rows_rejected
             + matches!(result, Err(PipelineError::BadRow { .. })) as u64,
         nan_predictions: stats.workers.nan_predictions,
-        errors_file: cfg
-            .errors
-            .as_ref()
-            .filter(|_| {
-                stats.rows_rejected > 0
-                    && matches!(result, Ok(()) | Err(PipelineError::TooManyBadRows { .. }))
-            })
-            .map(|e| e.path.display().to_string()),
+        errors_file: match &cfg.errors {
+            Some(e) => kept_errors.then(|| e.path.display().to_string()),
+            None if directory => {
+                kept_errors.then(|| cfg.output.path.join("_errors").display().to_string())
+            }
+            None => None,
+        },
         wall_s,
         rows_per_s: rows_scored as f64 / wall_s.max(1e-9),
         model_load_s: models.members.iter().map(|m| m.model.compile_s).sum(),

@@ -31,6 +31,61 @@ pub enum OutputKind {
     Parquet,
     Csv,
     Stdout,
+    /// Part files, a manifest and a `_SUCCESS` marker (see `parts`).
+    Directory,
+}
+
+/// Where a run's scored batches go: one file, or the part files of a directory.
+pub trait Destination: Send {
+    /// Writes a batch of `part` (parts come in ascending order) and the rows
+    /// rejected from it.
+    fn write(
+        &mut self,
+        part: usize,
+        output: &RecordBatch,
+        rejected: Option<&RecordBatch>,
+    ) -> Result<()>;
+    /// Everything is written: makes the output visible.
+    fn commit(self: Box<Self>) -> Result<()>;
+    /// Too many bad rows: keeps the rejected rows for the user to see, commits
+    /// nothing else, and says where they are.
+    fn keep_errors(self: Box<Self>) -> String;
+}
+
+/// A single output file and, with `--on-error skip`, its error file.
+pub struct FileDestination {
+    pub sink: Box<dyn Sink>,
+    pub errors: Option<Box<dyn Sink>>,
+}
+
+impl Destination for FileDestination {
+    fn write(
+        &mut self,
+        _part: usize,
+        output: &RecordBatch,
+        rejected: Option<&RecordBatch>,
+    ) -> Result<()> {
+        self.sink.write(output)?;
+        if let (Some(bad), Some(errors)) = (rejected, self.errors.as_mut()) {
+            errors.write(bad).context("writing the error file")?;
+        }
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        if let Some(errors) = self.errors {
+            errors.commit().context("committing the error file")?;
+        }
+        self.sink.commit()
+    }
+
+    fn keep_errors(self: Box<Self>) -> String {
+        match self.errors.map(|e| e.commit()) {
+            Some(Ok(())) => "the error file".into(),
+            Some(Err(e)) => format!("no file: the error file could not be written ({e:#})"),
+            None => "no file".into(),
+        }
+    }
 }
 
 /// Where and how to write.
@@ -42,8 +97,9 @@ pub struct OutputTarget {
 }
 
 impl OutputTarget {
-    /// Reads the kind from the path: `-` is CSV on stdout, `.csv` is CSV, anything
-    /// else Parquet. Directory outputs are refused for now.
+    /// Reads the kind from the path: `-` is CSV on stdout, a path ending in `/` or
+    /// an existing directory is a directory output, `.csv` is CSV, anything else
+    /// Parquet.
     pub fn parse(path: &str, overwrite: bool) -> Result<OutputTarget> {
         if path == "-" {
             return Ok(OutputTarget {
@@ -54,7 +110,11 @@ impl OutputTarget {
         }
         let p = PathBuf::from(path);
         if path.ends_with('/') || p.is_dir() {
-            bail!("--output {path} is a directory; directory outputs (part files, manifest, --resume) are not implemented yet, name a .parquet or .csv file");
+            return Ok(OutputTarget {
+                path: p,
+                kind: OutputKind::Directory,
+                overwrite,
+            });
         }
         let kind = match p
             .extension()
@@ -73,7 +133,8 @@ impl OutputTarget {
 
     /// Refuses an existing output unless `--overwrite`: a cheap check made first.
     pub fn check_free(&self) -> Result<()> {
-        if self.kind != OutputKind::Stdout && self.path.exists() && !self.overwrite {
+        let file = matches!(self.kind, OutputKind::Parquet | OutputKind::Csv);
+        if file && self.path.exists() && !self.overwrite {
             bail!(
                 "output {} already exists; pass --overwrite to replace it",
                 self.path.display()
@@ -99,7 +160,12 @@ impl OutputTarget {
                 temp,
                 target: self.clone(),
             }),
-            OutputKind::Stdout => unreachable!("handled above"),
+            OutputKind::Stdout | OutputKind::Directory => {
+                bail!(
+                    "{} is a directory output: it is written part by part",
+                    self.path.display()
+                )
+            }
         })
     }
 }
@@ -116,8 +182,16 @@ fn temp_in_destination(path: &Path) -> Result<NamedTempFile> {
     tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".batchinfer-tmp")
+        .permissions(output_permissions())
         .tempfile_in(&dir)
         .with_context(|| format!("cannot create a file in {} for the output; check that the directory exists and is writable", dir.display()))
+}
+
+/// Outputs get the permissions of any new file (0666 less the umask), not the
+/// owner-only 0600 of a temporary file: other users and jobs read them.
+pub fn output_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o666)
 }
 
 /// "writing PATH", with advice when the file system is full.

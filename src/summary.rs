@@ -39,7 +39,7 @@ impl Add for WorkerStats {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Latency {
     pub p50_ms: f64,
     pub p95_ms: f64,
@@ -128,7 +128,17 @@ pub fn model_summaries(
         .collect()
 }
 
+/// A directory output's parts, for this shard.
 #[derive(Debug, Clone, Serialize)]
+pub struct PartsSummary {
+    pub total: usize,
+    /// Written by this run.
+    pub written: usize,
+    /// Found complete from an earlier run (`--resume`, or a completed job rerun).
+    pub already_done: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub status: String,
     pub tool_version: String,
@@ -140,6 +150,10 @@ pub struct Summary {
     pub models: Vec<ModelSummary>,
     pub inputs: Vec<String>,
     pub output: String,
+    /// `I/N` when the run is one shard of several.
+    pub shard: Option<String>,
+    /// Directory outputs: the parts of this shard.
+    pub parts: Option<PartsSummary>,
     pub rows_read: u64,
     pub rows_scored: u64,
     pub rows_rejected: u64,
@@ -228,6 +242,16 @@ pub fn render_text(s: &Summary) -> String {
         }
     }
     let _ = writeln!(o, "  output           {}", s.output);
+    if let Some(shard) = &s.shard {
+        let _ = writeln!(o, "  shard            {shard}");
+    }
+    if let Some(p) = &s.parts {
+        let _ = writeln!(
+            o,
+            "  parts            {} written, {} already done, {} in all",
+            p.written, p.already_done, p.total
+        );
+    }
     let _ = writeln!(
         o,
         "  rows             {} read, {} scored, {} rejected",

@@ -146,6 +146,8 @@ pub struct Dataset {
     pub schema: SchemaRef,
     /// Rows in the dataset, when the files say (Parquet).
     pub total_rows: Option<u64>,
+    /// Per file, the row count of each row group (Parquet; None for CSV).
+    pub row_groups: Vec<Option<Vec<u64>>>,
     csv: CsvOptions,
     stdin_prefix: Option<Vec<u8>>,
 }
@@ -155,9 +157,10 @@ impl Dataset {
     pub fn open(files: Vec<InputFile>, csv: CsvOptions) -> Result<Dataset> {
         let mut schema: Option<(SchemaRef, String)> = None;
         let mut total_rows = Some(0u64);
+        let mut row_groups = vec![];
         let mut stdin_prefix = None;
         for file in &files {
-            let read_schema = || -> Result<(SchemaRef, Option<u64>)> {
+            let read_schema = || -> Result<(SchemaRef, Option<Vec<u64>>)> {
                 Ok(match file.format {
                     Format::Parquet => {
                         let (s, rows) = parquet::schema(&file.path)?;
@@ -184,7 +187,10 @@ impl Dataset {
                     file.format
                 )
             })??;
-            total_rows = total_rows.zip(rows).map(|(a, b)| a + b);
+            total_rows = total_rows
+                .zip(rows.as_ref())
+                .map(|(a, b)| a + b.iter().sum::<u64>());
+            row_groups.push(rows);
             match &schema {
                 None => schema = Some((file_schema, file.display())),
                 Some((first, first_name)) => {
@@ -197,6 +203,7 @@ impl Dataset {
             files,
             schema,
             total_rows,
+            row_groups,
             csv,
             stdin_prefix,
         })
@@ -210,11 +217,22 @@ impl Dataset {
         projection: &[usize],
         batch_size: usize,
     ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
+        self.read_row_groups(ix, None, projection, batch_size)
+    }
+
+    /// Reads file `ix`, or only the given row groups of a Parquet file.
+    pub fn read_row_groups(
+        &mut self,
+        ix: usize,
+        row_groups: Option<&[usize]>,
+        projection: &[usize],
+        batch_size: usize,
+    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
         let file = self.files[ix].clone();
         let stdin_prefix = &mut self.stdin_prefix;
         let (schema, csv_options) = (&self.schema, &self.csv);
         let open = || match file.format {
-            Format::Parquet => parquet::read(&file.path, projection, batch_size),
+            Format::Parquet => parquet::read(&file.path, row_groups, projection, batch_size),
             Format::Csv if file.is_stdin() => {
                 let prefix = stdin_prefix.take().unwrap_or_default();
                 csv::read_stdin(prefix, schema, csv_options, projection, batch_size)

@@ -71,20 +71,30 @@ fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<GuardedFile>> 
         .with_context(|| format!("{} is not a readable Parquet file", path.display()))
 }
 
-/// The file's Arrow schema and row count, from its footer.
-pub fn schema(path: &Path) -> Result<(SchemaRef, u64)> {
+/// The file's Arrow schema and the row count of each row group, from its footer.
+pub fn schema(path: &Path) -> Result<(SchemaRef, Vec<u64>)> {
     let b = builder(path)?;
-    let rows = b.metadata().file_metadata().num_rows().max(0) as u64;
+    let rows = b
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|rg| rg.num_rows().max(0) as u64)
+        .collect();
     Ok((b.schema().clone(), rows))
 }
 
+/// Reads the file, or only the given row groups (ascending).
 pub fn read(
     path: &Path,
+    row_groups: Option<&[usize]>,
     projection: &[usize],
     batch_size: usize,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
-    let b = builder(path)?;
+    let mut b = builder(path)?;
     let mask = ProjectionMask::roots(b.parquet_schema(), projection.iter().copied());
+    if let Some(groups) = row_groups {
+        b = b.with_row_groups(groups.to_vec());
+    }
     let reader = b
         .with_projection(mask)
         .with_batch_size(batch_size)

@@ -142,7 +142,12 @@ impl Env {
 
     /// Files in the test directory (to check that nothing partial is left).
     pub fn files(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.dir.path())
+        self.files_in(".")
+    }
+
+    /// Files in a directory under the test directory, sorted.
+    pub fn files_in(&self, sub: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir.path().join(sub))
             .expect("list temp dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();

@@ -2,6 +2,7 @@
 //! with onnxruntime's predictions (testdata/expected, made by testdata/generate.py).
 
 mod damaged;
+mod directory;
 pub mod golden;
 mod harness;
 pub mod interrupt;

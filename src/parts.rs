@@ -1,0 +1,509 @@
+//! Directory outputs: part files, a manifest, and a `_SUCCESS` marker written last.
+//!
+//! Each shard (the whole input when unsharded) owns its parts, its manifest
+//! `_manifest[-shard-I-of-N].json` and its marker `_SUCCESS[-shard-I-of-N]`, so N
+//! shards can write into one directory. A part is written under a temporary name
+//! and renamed when complete, then the manifest is rewritten (atomically) to say
+//! so. After a crash, `--resume` checks that the inputs, models and options are
+//! those of the manifest and scores only the parts it does not list as done. A
+//! completed shard run again does nothing, unless `--overwrite`.
+//! Rows set aside by `--on-error skip` go to `_errors/<part name>`; names starting
+//! with `_` or `.` are skipped by Spark, pandas and pyarrow dataset readers.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{bail, Context, Result};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::shard::{PartPlan, Shard};
+use crate::sink::{Destination, OutputKind, OutputTarget, Sink};
+use crate::source::InputFile;
+
+/// Bytes hashed at each end of an input for its fingerprint.
+const FINGERPRINT_BYTES: u64 = 64 * 1024;
+
+/// What makes two runs the same job: `--resume` goes on only when these match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobIdentity {
+    pub tool_version: String,
+    pub shard: Shard,
+    pub inputs: Vec<InputPrint>,
+    pub models: Vec<ModelPrint>,
+    /// The options that shape the output (mapping, kept columns, bad-row policy, …).
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputPrint {
+    pub path: String,
+    pub size: u64,
+    /// SHA-256 of the first and last 64 KiB (a Parquet file's footer is at its end).
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelPrint {
+    pub name: Option<String>,
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartRecord {
+    #[serde(flatten)]
+    pub plan: PartPlan,
+    pub done: bool,
+    pub rows_written: u64,
+    pub rows_rejected: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub job: JobIdentity,
+    pub started: String,
+    pub finished: Option<String>,
+    pub complete: bool,
+    pub parts: Vec<PartRecord>,
+}
+
+impl Manifest {
+    pub fn rows_written(&self) -> u64 {
+        self.parts.iter().map(|p| p.rows_written).sum()
+    }
+}
+
+pub fn fingerprint(file: &InputFile) -> Result<InputPrint> {
+    let mut f = std::fs::File::open(&file.path)
+        .with_context(|| format!("cannot open {} to fingerprint it", file.display()))?;
+    let size = f.metadata()?.len();
+    let mut hash = Sha256::new();
+    let mut head = vec![];
+    (&mut f).take(FINGERPRINT_BYTES).read_to_end(&mut head)?;
+    hash.update(&head);
+    if size > FINGERPRINT_BYTES {
+        f.seek(SeekFrom::Start(
+            size.saturating_sub(FINGERPRINT_BYTES)
+                .max(FINGERPRINT_BYTES),
+        ))?;
+        let mut tail = vec![];
+        f.read_to_end(&mut tail)?;
+        hash.update(&tail);
+    }
+    Ok(InputPrint {
+        path: file.display(),
+        size,
+        fingerprint: format!("{:x}", hash.finalize()),
+    })
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+pub fn manifest_path(dir: &Path, shard: Shard) -> PathBuf {
+    dir.join(format!("_manifest{}.json", shard.suffix()))
+}
+
+pub fn success_path(dir: &Path, shard: Shard) -> PathBuf {
+    dir.join(format!("_SUCCESS{}", shard.suffix()))
+}
+
+/// Reads a manifest.
+pub fn read_manifest(path: &Path) -> Result<Manifest> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read manifest {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a batchinfer manifest (damaged, or from another tool)",
+            path.display()
+        )
+    })
+}
+
+/// Writes a file by renaming a finished temporary file onto it.
+fn write_atomically(path: &Path, body: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new()
+        .prefix(".batchinfer-")
+        .suffix(".batchinfer-tmp")
+        .permissions(crate::sink::output_permissions())
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    temp.write_all(body)
+        .and_then(|_| temp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    temp.persist(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
+    Ok(())
+}
+
+fn save(path: &Path, manifest: &Manifest) -> Result<()> {
+    let body = serde_json::to_vec_pretty(manifest).context("serialising the manifest")?;
+    write_atomically(path, &body)
+}
+
+/// What a directory output holds for this shard before the run.
+pub enum Opened {
+    /// This shard already completed this job: nothing to do.
+    Complete(Manifest),
+    /// Parts to write (indices into the manifest's parts), and how many were
+    /// already done by an earlier run.
+    ToDo {
+        manifest: Manifest,
+        pending: Vec<usize>,
+        resumed: usize,
+    },
+}
+
+/// Why a directory output cannot be written as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Usage: a decision the user has to make (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The job changed since the run being resumed (exit 3).
+    #[error("{0}")]
+    Changed(String),
+    #[error(transparent)]
+    Io(#[from] anyhow::Error),
+}
+
+/// The first difference between the manifest's job and this one, in words.
+fn difference(old: &JobIdentity, new: &JobIdentity) -> Option<String> {
+    if old.tool_version != new.tool_version {
+        return Some(format!(
+            "it was written by batchinfer {}, this is {}",
+            old.tool_version, new.tool_version
+        ));
+    }
+    if old.inputs.len() != new.inputs.len() {
+        return Some(format!(
+            "it read {} input file(s), this run has {}",
+            old.inputs.len(),
+            new.inputs.len()
+        ));
+    }
+    for (a, b) in old.inputs.iter().zip(&new.inputs) {
+        if a != b {
+            return Some(format!(
+                "input {} changed (it was {} bytes with fingerprint {}, now {} bytes with {})",
+                b.path,
+                a.size,
+                &a.fingerprint[..12],
+                b.size,
+                &b.fingerprint[..12]
+            ));
+        }
+    }
+    if old.models != new.models {
+        for (a, b) in old.models.iter().zip(&new.models) {
+            if a != b {
+                return Some(format!(
+                    "model {} changed (sha256 {} then, {} now)",
+                    b.path,
+                    &a.sha256[..12],
+                    &b.sha256[..12]
+                ));
+            }
+        }
+        return Some("the set of models changed".into());
+    }
+    for (key, value) in &new.options {
+        let was = old
+            .options
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or("(unset)");
+        if was != value {
+            return Some(format!("option {key} was {was}, now {value}"));
+        }
+    }
+    None
+}
+
+/// Looks at the directory and decides what this run writes. Holds no lock:
+/// call it under the shard's lock.
+pub fn open(
+    dir: &Path,
+    job: JobIdentity,
+    plans: Vec<PartPlan>,
+    resume: bool,
+    overwrite: bool,
+) -> Result<Opened, OpenError> {
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "cannot create the output directory {}; check that its parent exists and is writable",
+            dir.display()
+        )
+    })?;
+    let shard = job.shard;
+    // Shards of another split would write overlapping parts.
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry.context("listing the output directory")?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("_manifest") && name.ends_with(".json") {
+            let other = read_manifest(&path)?;
+            if other.job.shard.count != shard.count {
+                return Err(OpenError::Usage(format!(
+                    "{} holds shards of a {}-way split ({name}), but this run is shard {shard}; use the same shard count, another output directory, or remove the old run",
+                    dir.display(),
+                    other.job.shard.count
+                )));
+            }
+        }
+    }
+    let manifest_path = manifest_path(dir, shard);
+    let success = success_path(dir, shard);
+    let what = if shard.count > 1 {
+        format!("shard {shard} of {}", dir.display())
+    } else {
+        dir.display().to_string()
+    };
+    if manifest_path.exists() {
+        let old = read_manifest(&manifest_path)?;
+        let changed = difference(&old.job, &job);
+        if old.complete && success.exists() && !overwrite {
+            return match changed {
+                None => Ok(Opened::Complete(old)),
+                Some(why) => Err(OpenError::Usage(format!(
+                    "{what} holds a completed run of another job ({why}); pass --overwrite to replace it, or write elsewhere"
+                ))),
+            };
+        }
+        if !old.complete && !overwrite {
+            if !resume {
+                return Err(OpenError::Usage(format!(
+                    "{what} holds an unfinished run (started {}, {} of {} parts done); pass --resume to finish it, or --overwrite to start again",
+                    old.started,
+                    old.parts.iter().filter(|p| p.done).count(),
+                    old.parts.len()
+                )));
+            }
+            if let Some(why) = changed {
+                return Err(OpenError::Changed(format!(
+                    "cannot resume {what}: {why}. Restore the earlier inputs, models and options, or pass --overwrite to score everything again"
+                )));
+            }
+            let pending: Vec<usize> = old
+                .parts
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| !p.done || !dir.join(&p.plan.name).exists())
+                .map(|(i, _)| i)
+                .collect();
+            let resumed = old.parts.len() - pending.len();
+            let mut manifest = old;
+            for &i in &pending {
+                manifest.parts[i].done = false;
+            }
+            return Ok(Opened::ToDo {
+                manifest,
+                pending,
+                resumed,
+            });
+        }
+        // --overwrite: remove what the earlier run of this shard wrote.
+        let _ = std::fs::remove_file(&success);
+        for p in &old.parts {
+            let _ = std::fs::remove_file(dir.join(&p.plan.name));
+            let _ = std::fs::remove_file(dir.join("_errors").join(&p.plan.name));
+        }
+    }
+    let manifest = Manifest {
+        job,
+        started: now(),
+        finished: None,
+        complete: false,
+        parts: plans
+            .into_iter()
+            .map(|plan| PartRecord {
+                plan,
+                done: false,
+                rows_written: 0,
+                rows_rejected: 0,
+            })
+            .collect(),
+    };
+    save(&manifest_path, &manifest)?;
+    let pending = (0..manifest.parts.len()).collect();
+    Ok(Opened::ToDo {
+        manifest,
+        pending,
+        resumed: 0,
+    })
+}
+
+/// The part being written.
+struct Current {
+    part: usize,
+    sink: Box<dyn Sink>,
+    errors: Option<Box<dyn Sink>>,
+    rows: u64,
+    rejected: u64,
+}
+
+/// Writes parts in order, committing each and recording it in the manifest.
+pub struct PartWriter {
+    dir: PathBuf,
+    manifest: Manifest,
+    /// Parts still to write, ascending; `next` is the first not yet opened.
+    pending: Vec<usize>,
+    next: usize,
+    current: Option<Current>,
+    schema: SchemaRef,
+    error_schema: Option<SchemaRef>,
+    metadata: Vec<(String, String)>,
+}
+
+impl PartWriter {
+    pub fn new(
+        dir: &Path,
+        manifest: Manifest,
+        pending: Vec<usize>,
+        schema: SchemaRef,
+        error_schema: Option<SchemaRef>,
+        metadata: Vec<(String, String)>,
+    ) -> PartWriter {
+        // Temporary files a killed run of this shard left (other shards' parts
+        // have other names, and may be being written right now).
+        for &i in &pending {
+            let name = &manifest.parts[i].plan.name;
+            crate::lock::remove_leftovers(&dir.join(name));
+            crate::lock::remove_leftovers(&dir.join("_errors").join(name));
+        }
+        PartWriter {
+            dir: dir.to_path_buf(),
+            manifest,
+            pending,
+            next: 0,
+            current: None,
+            schema,
+            error_schema,
+            metadata,
+        }
+    }
+
+    fn target(&self, path: PathBuf) -> OutputTarget {
+        OutputTarget {
+            path,
+            kind: OutputKind::Parquet,
+            overwrite: true,
+        }
+    }
+
+    fn open_next(&mut self) -> Result<()> {
+        let part = self.pending[self.next];
+        self.next += 1;
+        let name = self.manifest.parts[part].plan.name.clone();
+        let sink = self
+            .target(self.dir.join(&name))
+            .open(self.schema.clone(), &self.metadata)?;
+        let errors = match &self.error_schema {
+            Some(schema) => {
+                let dir = self.dir.join("_errors");
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                Some(
+                    self.target(dir.join(&name))
+                        .open(schema.clone(), &self.metadata)?,
+                )
+            }
+            None => None,
+        };
+        self.current = Some(Current {
+            part,
+            sink,
+            errors,
+            rows: 0,
+            rejected: 0,
+        });
+        Ok(())
+    }
+
+    /// Commits the current part and records it in the manifest.
+    fn commit_current(&mut self) -> Result<()> {
+        let Some(c) = self.current.take() else {
+            return Ok(());
+        };
+        let name = self.manifest.parts[c.part].plan.name.clone();
+        let error_file = self.dir.join("_errors").join(&name);
+        match (c.errors, c.rejected) {
+            (Some(errors), n) if n > 0 => errors
+                .commit()
+                .with_context(|| format!("committing the error file of {name}"))?,
+            _ => {
+                // No rejections: no error file, not even one left by an earlier run.
+                let _ = std::fs::remove_file(&error_file);
+            }
+        }
+        c.sink.commit()?;
+        let record = &mut self.manifest.parts[c.part];
+        record.done = true;
+        record.rows_written = c.rows;
+        record.rows_rejected = c.rejected;
+        save(
+            &manifest_path(&self.dir, self.manifest.job.shard),
+            &self.manifest,
+        )
+    }
+
+    /// Opens and commits parts until `part` is the current one.
+    fn advance_to(&mut self, part: usize) -> Result<()> {
+        while self.current.as_ref().is_none_or(|c| c.part != part) {
+            self.commit_current()?;
+            if self.next >= self.pending.len() {
+                bail!("part {part} is not one this run writes");
+            }
+            self.open_next()?;
+        }
+        Ok(())
+    }
+}
+
+impl Destination for PartWriter {
+    fn write(
+        &mut self,
+        part: usize,
+        output: &RecordBatch,
+        rejected: Option<&RecordBatch>,
+    ) -> Result<()> {
+        self.advance_to(part)?;
+        let c = self.current.as_mut().expect("advance_to opened it");
+        c.sink.write(output)?;
+        c.rows += output.num_rows() as u64;
+        if let (Some(bad), Some(errors)) = (rejected, c.errors.as_mut()) {
+            errors.write(bad).context("writing the error file")?;
+            c.rejected += bad.num_rows() as u64;
+        }
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        // Parts no batch came for (no rows) are committed empty.
+        self.commit_current()?;
+        while self.next < self.pending.len() {
+            self.open_next()?;
+            self.commit_current()?;
+        }
+        self.manifest.complete = true;
+        self.manifest.finished = Some(now());
+        let shard = self.manifest.job.shard;
+        save(&manifest_path(&self.dir, shard), &self.manifest)?;
+        write_atomically(&success_path(&self.dir, shard), b"")
+    }
+
+    fn keep_errors(mut self: Box<Self>) -> String {
+        if let Some(c) = self.current.take() {
+            if let Some(errors) = c.errors {
+                let _ = errors.commit();
+            }
+        }
+        format!("{}", self.dir.join("_errors").display())
+    }
+}

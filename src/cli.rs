@@ -193,6 +193,10 @@ pub struct ScoreArgs {
     /// Seconds between progress lines when stderr is not a terminal (cron, Airflow logs). Default: 10.
     #[arg(long, value_name = "SECONDS")]
     pub progress_every: Option<f64>,
+
+    /// `json`: every stderr line is one JSON object (time, level, event: mapping, progress, summary, error) for log collectors. Default: text.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: crate::log::LogFormat,
 }
 
 #[derive(Debug, Args)]

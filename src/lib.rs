@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod interrupt;
 pub mod job;
 pub mod lock;
+pub mod log;
 pub mod mapping;
 pub mod model;
 pub mod model_set;
@@ -88,6 +89,7 @@ impl From<CliError> for ParseError {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Score(args) => {
+            log::set_format(args.log_format);
             let config = config::score_config(&args).exit(ExitCode::Usage)?;
             score::run(config).map(|_| ())
         }

@@ -8,7 +8,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(ParseError::Clap(e)) => e.exit(),
         Err(ParseError::Cli(e)) => {
-            eprintln!("batchinfer: error: {e}");
+            batchinfer::log::error(&e.to_string(), e.code.code());
             return ExitCode::from(e.code.code());
         }
     };
@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e.error) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("batchinfer: error: {e}");
+            batchinfer::log::error(&e.to_string(), e.code.code());
             ExitCode::from(e.code.code())
         }
     }

@@ -78,9 +78,18 @@ pub fn prepare(
                 Some(n) => format!("mapping for model {n}"),
                 None => "mapping".into(),
             };
-            eprint!(
-                "batchinfer: {title}\n{}",
-                text.lines().map(|l| format!("  {l}\n")).collect::<String>()
+            crate::log::event(
+                "info",
+                "mapping",
+                serde_json::json!({
+                    "model": spec.name,
+                    "path": spec.path.display().to_string(),
+                    "plan": text,
+                }),
+                &format!(
+                    "batchinfer: {title}\n{}",
+                    text.lines().map(|l| format!("  {l}\n")).collect::<String>()
+                ),
             );
         }
         let mut compiled = model_file

@@ -21,7 +21,8 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(total_rows: Option<u64>, quiet: bool, log_every: Duration) -> Progress {
-        let terminal = std::io::stderr().is_terminal();
+        // JSON logs are for machines: no bar even on a terminal.
+        let terminal = std::io::stderr().is_terminal() && !crate::log::is_json();
         let bar = (!quiet && terminal).then(|| {
             let bar = match total_rows {
                 Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
@@ -57,15 +58,26 @@ impl Progress {
             self.last_log = Instant::now();
             let secs = self.started.elapsed().as_secs_f64();
             let rate = self.done as f64 / secs.max(1e-9);
-            let eta = self
+            let eta_s = self
                 .total
                 .filter(|_| rate > 0.0)
-                .map(|t| format!(", eta {:.0} s", t.saturating_sub(self.done) as f64 / rate))
-                .unwrap_or_default();
+                .map(|t| t.saturating_sub(self.done) as f64 / rate);
+            let eta = eta_s.map(|e| format!(", eta {e:.0} s")).unwrap_or_default();
             let of = self.total.map(|t| format!(" of {t}")).unwrap_or_default();
-            eprintln!(
-                "batchinfer: progress {}{of} rows, {rate:.0} rows/s{eta}",
-                self.done
+            crate::log::event(
+                "info",
+                "progress",
+                serde_json::json!({
+                    "rows": self.done,
+                    "total_rows": self.total,
+                    "rows_per_s": rate.round(),
+                    "eta_s": eta_s.map(f64::round),
+                    "elapsed_s": secs,
+                }),
+                &format!(
+                    "batchinfer: progress {}{of} rows, {rate:.0} rows/s{eta}\n",
+                    self.done
+                ),
             );
         }
     }

@@ -267,12 +267,24 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
             DirectoryPlan::Run(plan) => plan,
             DirectoryPlan::Complete(manifest) => {
                 let rows = manifest.rows_written();
-                eprintln!(
-                    "batchinfer: {} is already complete{} ({} parts, {rows} rows, finished {}); nothing to do. Pass --overwrite to score it again",
+                let text = format!(
+                    "batchinfer: {} is already complete{} ({} parts, {rows} rows, finished {}); nothing to do. Pass --overwrite to score it again\n",
                     cfg.output.path.display(),
                     shard_text.as_ref().map(|s| format!(" for shard {s}")).unwrap_or_default(),
                     manifest.parts.len(),
                     manifest.finished.as_deref().unwrap_or("?")
+                );
+                crate::log::event(
+                    "info",
+                    "already_complete",
+                    serde_json::json!({
+                        "output": cfg.output.path.display().to_string(),
+                        "shard": shard_text,
+                        "parts": manifest.parts.len(),
+                        "rows": rows,
+                        "finished": manifest.finished,
+                    }),
+                    &text,
                 );
                 let summary = Summary {
                     status: "already complete".into(),
@@ -421,7 +433,11 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
 }
 
 fn emit(summary: &Summary, to: &SummaryTo, json: Option<&std::path::Path>) -> Result<(), CliError> {
-    let text = summary::render_text(summary);
+    let text = if crate::log::is_json() {
+        crate::log::json_line("info", "summary", summary) + "\n"
+    } else {
+        summary::render_text(summary)
+    };
     match to {
         SummaryTo::Stderr => eprint!("{text}"),
         SummaryTo::Stdout => print!("{text}"),

@@ -7,6 +7,7 @@ pub mod golden;
 mod harness;
 pub mod interrupt;
 mod jobfile;
+mod logs;
 pub mod jobs;
 mod models;
 mod rejects;

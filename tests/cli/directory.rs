@@ -47,7 +47,7 @@ fn uneven_inputs(env: &Env) {
 }
 
 /// The part files of a directory output, in name order, as one batch.
-fn read_parts(dir: &Path) -> RecordBatch {
+pub fn read_parts(dir: &Path) -> RecordBatch {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

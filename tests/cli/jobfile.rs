@@ -180,3 +180,86 @@ fn the_examples_validate() {
         .lines()
         .any(|l| !l.starts_with('#') && l.contains("batchinfer run examples/nightly.toml")));
 }
+
+/// The text between `# BEGIN {what}` and `# END {what}` in an example.
+fn marked<'a>(text: &'a str, what: &str) -> &'a str {
+    let begin = format!("# BEGIN {what}");
+    let start = text.find(&begin).unwrap_or_else(|| panic!("no {begin}"));
+    let start = start + text[start..].find('\n').unwrap() + 1;
+    let end = start + text[start..].find(&format!("# END {what}")).unwrap();
+    text[start..end].trim()
+}
+
+#[test]
+fn the_sharded_examples_score_every_row_once() {
+    let env = Env::new();
+    let examples = testdata().parent().unwrap().join("examples");
+    let job = examples.join("sharded.toml");
+    let job = job.to_str().unwrap();
+    // The reference: the same job unsharded.
+    env.run(&["run", job, "-o", "whole/", "--date", "2024-01-02", "-q"])
+        .expect_code(0);
+    let whole = super::directory::read_parts(&env.path("whole"));
+    assert_eq!(whole.num_rows(), 3000);
+
+    // Airflow: one mapped task per shard.
+    let dag = std::fs::read_to_string(examples.join("airflow_dag.py")).unwrap();
+    let template = marked(&dag, "sharded command");
+    let template = template
+        .strip_prefix("f\"")
+        .and_then(|t| t.strip_suffix('"'))
+        .expect("an f-string");
+    let shards: u32 = dag
+        .lines()
+        .find_map(|l| l.strip_prefix("SHARDS = "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    for i in 0..shards {
+        let command = template
+            .replace("{{{{ ds }}}}", "2024-01-02")
+            .replace("{i}", &i.to_string())
+            .replace("{SHARDS}", &shards.to_string())
+            .replace("examples/sharded.toml", job);
+        let mut args: Vec<&str> = command.split_whitespace().skip(1).collect();
+        args.extend(["-o", "airflow/"]);
+        env.run(&args).expect_code(0);
+    }
+    env.run(&["status", "airflow/"]).expect_code(0);
+    assert_eq!(super::directory::read_parts(&env.path("airflow")), whole);
+
+    // Kubernetes: an Indexed Job's pods, told their index by JOB_COMPLETION_INDEX.
+    let manifest = std::fs::read_to_string(examples.join("k8s_indexed_job.yaml")).unwrap();
+    let line = marked(&manifest, "batchinfer command");
+    let args: Vec<String> =
+        serde_json::from_str(line.strip_prefix("args:").unwrap().trim()).unwrap();
+    let completions: u32 = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("completions: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    for i in 0..completions {
+        let mut a: Vec<String> = args
+            .iter()
+            .map(|x| x.replace("/etc/batchinfer/sharded.toml", job))
+            .collect();
+        a.extend(["-o".into(), "k8s/".into()]);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        env.run_with(&a, None, &[("JOB_COMPLETION_INDEX", &i.to_string())])
+            .expect_code(0);
+    }
+    env.run(&["status", "k8s/"])
+        .expect_code(0)
+        .expect_stdout(&format!("{completions} of {completions} shard(s) complete"));
+    assert_eq!(super::directory::read_parts(&env.path("k8s")), whole);
+
+    // cron: the shard's line runs the same job file.
+    let crontab = std::fs::read_to_string(examples.join("crontab")).unwrap();
+    assert!(
+        crontab
+            .lines()
+            .any(|l| !l.starts_with('#')
+                && l.contains("batchinfer run examples/sharded.toml --shard"))
+    );
+}

@@ -33,7 +33,10 @@ fn json_logs_have_one_object_per_line_for_each_event() {
     );
     run.expect_code(0);
     let events = lines(&run.stderr());
-    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.first(), Some(&"mapping"));
     assert_eq!(kinds.last(), Some(&"summary"));
     assert!(kinds.contains(&"progress"), "{kinds:?}");
@@ -43,7 +46,9 @@ fn json_logs_have_one_object_per_line_for_each_event() {
     let summary = events.last().unwrap();
     assert_eq!(summary["status"], "ok");
     assert_eq!(summary["rows_scored"], 1500);
-    assert!(events.iter().all(|e| e["time"].is_string() && e["level"].is_string()));
+    assert!(events
+        .iter()
+        .all(|e| e["time"].is_string() && e["level"].is_string()));
 
     let failed = env.run(&[
         "score",
@@ -62,5 +67,8 @@ fn json_logs_have_one_object_per_line_for_each_event() {
     assert_eq!(events[0]["event"], "error");
     assert_eq!(events[0]["level"], "error");
     assert_eq!(events[0]["exit_code"], 3);
-    assert!(events[0]["message"].as_str().unwrap().contains("missing.onnx"));
+    assert!(events[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("missing.onnx"));
 }

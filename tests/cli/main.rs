@@ -2,12 +2,12 @@
 //! with onnxruntime's predictions (testdata/expected, made by testdata/generate.py).
 
 mod damaged;
-mod directory;
+pub mod directory;
 pub mod golden;
 mod harness;
 pub mod interrupt;
 mod jobfile;
-mod logs;
 pub mod jobs;
+mod logs;
 mod models;
 mod rejects;

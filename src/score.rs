@@ -385,7 +385,15 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         inputs,
         output: cfg.output.path.display().to_string(),
         shard: shard_text,
-        parts: plan.parts,
+        parts: plan.parts.map(|mut p| {
+            // What the manifest now lists as done (a failed run stops midway).
+            if let Ok(m) = parts::read_manifest(&parts::manifest_path(&cfg.output.path, cfg.shard))
+            {
+                let done = m.parts.iter().filter(|p| p.done).count();
+                p.written = done.saturating_sub(p.already_done);
+            }
+            p
+        }),
         rows_read: stats.rows_read,
         rows_scored,
         rows_rejected: stats.rows_rejected

@@ -334,85 +334,107 @@ fn resume_scores_only_unfinished_parts_and_refuses_a_changed_job() {
         .expect_stderr("d.parquet changed");
 }
 
+fn done_parts(manifest: &Path) -> usize {
+    std::fs::read_to_string(manifest)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .map(|m| {
+            m["parts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["done"] == true)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 #[test]
-fn a_run_killed_midway_then_resumed_gives_every_row_once() {
+fn a_run_stopped_then_killed_midway_then_resumed_gives_every_row_once() {
     let env = Env::new();
     table(&env.path("slow.parquet"), 0, 200_000, 1000);
-    let args = [
-        "score",
-        "-m",
-        &testdata()
-            .join("models/svc_rbf_proba.onnx")
-            .display()
-            .to_string(),
-        "-i",
-        "slow.parquet",
-        "--keep",
-        "id",
-        "--features",
-        FEATURES,
-        "--threads",
-        "1",
-        "--batch-size",
-        "1",
-        "--rows-per-file",
-        "1000",
-        "-q",
-        "-o",
-        "out/",
-    ]
-    .map(String::from);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_batchinfer"))
-        .args(&args)
-        .current_dir(env.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn batchinfer");
-    // Kill it once a few parts are done.
-    let manifest = env.path("out/_manifest.json");
-    let started = Instant::now();
-    loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no part finished in 60 s"
-        );
-        let done = std::fs::read_to_string(&manifest)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .map(|m| {
-                m["parts"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|p| p["done"] == true)
-                    .count()
-            })
-            .unwrap_or(0);
-        if done >= 5 {
-            break;
+    let model = testdata()
+        .join("models/svc_rbf_proba.onnx")
+        .display()
+        .to_string();
+    // One row per batch on one thread: slow enough to stop midway.
+    let args = |batch: &'static str, resume: bool| {
+        let mut a = vec![
+            "score",
+            "-m",
+            &model,
+            "-i",
+            "slow.parquet",
+            "--keep",
+            "id",
+            "--features",
+            FEATURES,
+            "--threads",
+            "1",
+            "--batch-size",
+            batch,
+            "--rows-per-file",
+            "1000",
+            "-q",
+            "-o",
+            "out/",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        if resume {
+            a.push("--resume".into());
         }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+        a
+    };
+    let manifest = env.path("out/_manifest.json");
+    // Starts a run and stops it with `signal` once `parts` parts are done.
+    let stop_after = |parts: usize, resume: bool, signal: i32| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_batchinfer"))
+            .args(args("1", resume))
+            .current_dir(env.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn batchinfer");
+        let started = Instant::now();
+        while done_parts(&manifest) < parts {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{parts} parts not done in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        child.wait_with_output().unwrap()
+    };
+    let stopped = stop_after(5, false, libc::SIGTERM);
+    assert_eq!(stopped.status.code(), Some(143), "SIGTERM: exit 143");
     let m = read_json(&manifest);
-    assert_eq!(m["complete"], false, "killed before the end");
+    assert_eq!(m["complete"], false, "stopped before the end");
     assert!(!env.path("out/_SUCCESS").exists());
-    let done_before = m["parts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["done"] == true)
-        .count();
+    assert!(
+        !env.files_in("out")
+            .iter()
+            .any(|f| f.ends_with(".batchinfer-tmp")),
+        "a stopped run removes its temporary part: {:?}",
+        env.files_in("out")
+    );
+    let done_then = done_parts(&manifest);
+    let killed = stop_after(done_then + 5, true, libc::SIGKILL);
+    assert_eq!(killed.status.code(), None, "killed by a signal");
+    let done_before = done_parts(&manifest);
+    assert!(done_before >= done_then + 5 && done_before < 200);
 
-    let mut resume: Vec<&str> = args.iter().map(String::as_str).collect();
-    resume.extend(["--resume", "--summary-json", "r.json"]);
-    resume[12] = "256"; // a bigger batch size is fine: it does not change the job
+    let mut resume = args("256", true);
+    resume.extend(["--summary-json".into(), "r.json".into()]);
+    let resume: Vec<&str> = resume.iter().map(String::as_str).collect();
     env.run(&resume).expect_code(0);
     let s = read_json(&env.path("r.json"));
     assert_eq!(s["parts"]["already_done"], done_before);
+    assert_eq!(s["parts"]["written"], 200 - done_before);
     assert_eq!(s["parts"]["total"], 200);
     let parts = read_parts(&env.path("out"));
     assert_eq!(
@@ -420,6 +442,10 @@ fn a_run_killed_midway_then_resumed_gives_every_row_once() {
         (0..200_000).collect::<Vec<_>>(),
         "each row once"
     );
+    assert!(!env
+        .files_in("out")
+        .iter()
+        .any(|f| f.ends_with(".batchinfer-tmp")));
     env.run(&["status", "out"]).expect_code(0);
 }
 

@@ -4,7 +4,8 @@
 //! [`Signature`], [`OutputColumn`] and Arrow arrays.
 
 pub mod ml;
-mod tensors;
+/// Arrow ↔ tensor conversion; public for the benches in `benches/pipeline.rs`.
+pub mod tensors;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;

@@ -107,6 +107,59 @@ fn cast_column(col: &ArrayRef, to: &DataType, name: &str) -> Result<ArrayRef, Sc
         .map_err(|e| ScoreError::Model(anyhow::anyhow!("cannot cast column `{name}` to {to}: {e}")))
 }
 
+/// A float column's values, nulls as NaN: borrowed when there are no nulls.
+enum FloatValues<'a, T> {
+    Borrowed(&'a [T]),
+    Owned(Vec<T>),
+}
+
+impl<'a, T: arrow::datatypes::ArrowNativeType> FloatValues<'a, T> {
+    fn of<P>(array: &'a arrow::array::PrimitiveArray<P>, nan: T) -> Self
+    where
+        P: arrow::datatypes::ArrowPrimitiveType<Native = T>,
+    {
+        if array.null_count() == 0 {
+            FloatValues::Borrowed(array.values())
+        } else {
+            FloatValues::Owned(array.iter().map(|v| v.unwrap_or(nan)).collect())
+        }
+    }
+
+    fn as_slice(&self) -> &[T] {
+        match self {
+            FloatValues::Borrowed(s) => s,
+            FloatValues::Owned(v) => v,
+        }
+    }
+}
+
+/// Rows per block of the column → row transpose: a block of the output
+/// (256 rows × F values) stays in L1 while every column is copied into it.
+const TRANSPOSE_ROWS: usize = 256;
+
+/// Interleaves F columns of n values into one row-major `[n, F]` tensor, in
+/// blocks of rows, and hands the buffer to the tensor without another copy.
+fn row_major<T>(columns: &[FloatValues<T>], n: usize, shape: &[usize]) -> TractResult<Tensor>
+where
+    T: arrow::datatypes::ArrowNativeType + Datum + Copy,
+{
+    let f = columns.len();
+    let columns: Vec<&[T]> = columns.iter().map(|c| &c.as_slice()[..n]).collect();
+    let mut out: Vec<T> = Vec::with_capacity(n * f);
+    for start in (0..n).step_by(TRANSPOSE_ROWS) {
+        let end = (start + TRANSPOSE_ROWS).min(n);
+        let block = out.len();
+        out.resize(block + (end - start) * f, T::default());
+        let rows = &mut out[block..];
+        for (j, col) in columns.iter().enumerate() {
+            for (r, v) in col[start..end].iter().enumerate() {
+                rows[r * f + j] = *v;
+            }
+        }
+    }
+    Ok(tract_ndarray::ArrayD::from_shape_vec(shape, out)?.into_tensor())
+}
+
 /// Builds the tensor for one input: `[N, F]` (or `[N]` when the input is rank 1).
 pub fn input_tensor(
     batch: &RecordBatch,
@@ -129,33 +182,30 @@ pub fn input_tensor(
     let cols: Vec<&ArrayRef> = feed.columns.iter().map(|&c| batch.column(c)).collect();
     let tensor = match spec.elem {
         ElemType::F32 => {
-            let mut out = vec![0f32; n * f];
-            for (j, (col, name)) in cols.iter().zip(&names).enumerate() {
+            let mut columns = vec![];
+            for (col, name) in cols.iter().zip(&names) {
                 let c = cast_column(col, &DataType::Float32, name)?;
                 reject_unparsed(col, &c, name)?;
-                let values = c.as_primitive::<Float32Type>();
-                if values.null_count() == 0 {
-                    for (i, v) in values.values().iter().enumerate() {
-                        out[i * f + j] = *v;
-                    }
-                } else {
-                    for (i, v) in values.iter().enumerate() {
-                        out[i * f + j] = v.unwrap_or(f32::NAN);
-                    }
-                }
+                columns.push(c);
             }
-            Tensor::from_shape(&shape, &out)
+            let values: Vec<FloatValues<f32>> = columns
+                .iter()
+                .map(|c| FloatValues::of(c.as_primitive::<Float32Type>(), f32::NAN))
+                .collect();
+            row_major(&values, n, &shape)
         }
         ElemType::F64 => {
-            let mut out = vec![0f64; n * f];
-            for (j, (col, name)) in cols.iter().zip(&names).enumerate() {
+            let mut columns = vec![];
+            for (col, name) in cols.iter().zip(&names) {
                 let c = cast_column(col, &DataType::Float64, name)?;
                 reject_unparsed(col, &c, name)?;
-                for (i, v) in c.as_primitive::<Float64Type>().iter().enumerate() {
-                    out[i * f + j] = v.unwrap_or(f64::NAN);
-                }
+                columns.push(c);
             }
-            Tensor::from_shape(&shape, &out)
+            let values: Vec<FloatValues<f64>> = columns
+                .iter()
+                .map(|c| FloatValues::of(c.as_primitive::<Float64Type>(), f64::NAN))
+                .collect();
+            row_major(&values, n, &shape)
         }
         ElemType::I64 => {
             let mut out = vec![0i64; n * f];

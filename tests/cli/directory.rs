@@ -390,7 +390,7 @@ fn a_run_stopped_then_killed_midway_then_resumed_gives_every_row_once() {
     let manifest = env.path("out/_manifest.json");
     // Starts a run and stops it with `signal` once `parts` parts are done.
     let stop_after = |parts: usize, resume: bool, signal: i32| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_batchinfer"))
+        let child = Command::new(env!("CARGO_BIN_EXE_batchinfer"))
             .args(args("1", resume))
             .current_dir(env.dir.path())
             .stdin(Stdio::null())

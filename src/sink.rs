@@ -19,6 +19,12 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use tempfile::NamedTempFile;
 
+/// Rows per row group written. The writer holds a row group in memory until it
+/// is full: at parquet's default of 1M rows that is ~32 MiB for an id and four
+/// float predictions, and peak memory then depends on where the run ends
+/// relative to row-group boundaries. 128Ki rows keeps it to a few MiB.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
 /// Receives the scored batches of one run, in input order.
 pub trait Sink: Send {
     fn write(&mut self, batch: &RecordBatch) -> Result<()>;
@@ -246,6 +252,7 @@ impl ParquetSink {
     ) -> Result<ParquetSink> {
         let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_created_by(format!("batchinfer {}", env!("CARGO_PKG_VERSION")))
             .set_key_value_metadata(Some(
                 metadata

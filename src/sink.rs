@@ -332,7 +332,7 @@ impl Sink for FileCsvSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.inner
             .write(batch)
-            .map_err(|e| write_context("writing", &self.target.path, e.into()))
+            .map_err(|e| write_context("writing", &self.target.path, e))
     }
 
     fn commit(self: Box<Self>) -> Result<()> {

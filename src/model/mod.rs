@@ -291,7 +291,7 @@ impl ModelFile {
             model.set_input_fact(ix, InferenceFact::dt_shape(input.elem.datum_type(), shape))?;
         }
         let typed = model.into_typed()?.into_optimized()?;
-        Ok(tract_onnx::tract_core::plan::SimplePlan::new(typed)?)
+        tract_onnx::tract_core::plan::SimplePlan::new(typed)
     }
 
     fn output_columns(&self, plan: &TypedSimplePlan) -> anyhow::Result<Vec<OutputColumn>> {

@@ -42,6 +42,10 @@ impl Labels {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn datum_type(&self) -> DatumType {
         match self {
             Labels::Int(_) => i64::datum_type(),
@@ -177,7 +181,7 @@ pub fn finish(
     binary: BinaryScore,
 ) -> TractResult<TVec<TValue>> {
     let k = labels.len();
-    let width = if n == 0 { 0 } else { raw.len() / n };
+    let width = raw.len().checked_div(n).unwrap_or(0);
     let mut idx = Vec::with_capacity(n);
     let probs: Tensor = if width == 1 && k == 2 {
         let mut out = Vec::with_capacity(2 * n);

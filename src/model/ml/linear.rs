@@ -31,7 +31,7 @@ pub fn linear_classifier(node: &NodeProto) -> TractResult<LinearClassifier> {
         intercepts.len()
     };
     ensure!(
-        scores_per_row > 0 && coefficients.len() % scores_per_row == 0,
+        scores_per_row > 0 && coefficients.len().is_multiple_of(scores_per_row),
         "{} coefficients do not split into {scores_per_row} rows",
         coefficients.len()
     );

@@ -119,7 +119,6 @@ impl Kernel for Scaler {
             let j = i % w;
             *v = (*v - per_column(&self.offset, j)) * per_column(&self.scale, j);
         }
-        drop(view);
         Ok(tvec!(x.into_tvalue()))
     }
 }
@@ -199,7 +198,6 @@ impl Kernel for Imputer {
                         *v = per_column(values, i % w);
                     }
                 }
-                drop(view);
                 Ok(tvec!(x.into_tvalue()))
             }
             Imputer::Int { values, replaced } => {
@@ -215,7 +213,6 @@ impl Kernel for Imputer {
                         };
                     }
                 }
-                drop(view);
                 Ok(tvec!(x.into_tvalue()))
             }
         }
@@ -429,7 +426,6 @@ impl Kernel for Binarizer {
         for v in view.as_slice_mut::<f32>()?.iter_mut() {
             *v = if *v > self.threshold { 1.0 } else { 0.0 };
         }
-        drop(view);
         Ok(tvec!(x.into_tvalue()))
     }
 }

@@ -178,7 +178,7 @@ pub fn classifier(node: &NodeProto) -> TractResult<SvmClassifier> {
         );
         let support: Vec<f32> = node.get_attr_vec("support_vectors")?;
         ensure!(
-            !support.is_empty() && support.len() % n_sv == 0,
+            !support.is_empty() && support.len().is_multiple_of(n_sv),
             "support_vectors do not split into {n_sv} vectors"
         );
         let mut starts = Vec::with_capacity(k);
@@ -197,7 +197,7 @@ pub fn classifier(node: &NodeProto) -> TractResult<SvmClassifier> {
         )
     } else {
         ensure!(
-            !rho.is_empty() && coefficients.len() % k == 0,
+            !rho.is_empty() && coefficients.len().is_multiple_of(k),
             "linear SVM: coefficients do not split into {k} classes"
         );
         (Mode::Linear, KernelType::Linear)
@@ -415,7 +415,7 @@ pub fn regressor(node: &NodeProto) -> TractResult<SvmRegressor> {
             coefficients.len()
         );
         ensure!(
-            support.len() % n_supports == 0,
+            support.len().is_multiple_of(n_supports),
             "support_vectors do not split into {n_supports} vectors"
         );
     }

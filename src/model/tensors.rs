@@ -250,7 +250,7 @@ pub fn input_tensor(
             tensor1(&out).into_shape(&shape)
         }
     };
-    tensor.map_err(|e| ScoreError::Model(e))
+    tensor.map_err(ScoreError::Model)
 }
 
 /// A value that became null in the cast to a float input (text that is not a

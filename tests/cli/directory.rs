@@ -7,11 +7,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{ArrayRef, AsArray, Float32Array, Int64Array, RecordBatch};
+use arrow::array::{ArrayRef, Float32Array, Int64Array, RecordBatch};
 use arrow::compute::concat_batches;
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, Schema};
 
-use super::harness::{read_json, read_parquet, testdata, write_parquet, Env};
+use super::harness::{ids, read_json, read_parquet, testdata, write_parquet, Env};
 
 const RF: &str = "TD/models/rf_binary.onnx";
 const GB: &str = "TD/models/gb_binary.onnx";
@@ -57,15 +57,6 @@ pub fn read_parts(dir: &Path) -> RecordBatch {
     assert!(!names.is_empty(), "no parts in {}", dir.display());
     let batches: Vec<RecordBatch> = names.iter().map(|n| read_parquet(&dir.join(n))).collect();
     concat_batches(&batches[0].schema(), &batches).unwrap()
-}
-
-fn ids(batch: &RecordBatch) -> Vec<i64> {
-    batch
-        .column_by_name("id")
-        .unwrap()
-        .as_primitive::<Int64Type>()
-        .values()
-        .to_vec()
 }
 
 fn score<'a>(extra: &[&'a str]) -> Vec<&'a str> {

@@ -212,3 +212,14 @@ pub fn parquet_metadata(path: &Path) -> Vec<(String, String)> {
         })
         .unwrap_or_default()
 }
+
+/// The `id` column (int64) of a batch.
+pub fn ids(batch: &RecordBatch) -> Vec<i64> {
+    use arrow::array::AsArray;
+    batch
+        .column_by_name("id")
+        .expect("an id column")
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .values()
+        .to_vec()
+}

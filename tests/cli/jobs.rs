@@ -122,6 +122,12 @@ fn existing_output_is_refused_without_overwrite() {
 
 /// 1,000 rows for the pipeline model, with a null int64 `n_visits` at row 700.
 pub fn mixed_with_null_at_700(path: &std::path::Path) {
+    mixed_with_nulls(path, None, Some(700));
+}
+
+/// 1,000 rows for the pipeline model, with a null `plan` and a null `n_visits`
+/// at the rows given.
+pub fn mixed_with_nulls(path: &std::path::Path, plan_null: Option<i64>, visits_null: Option<i64>) {
     let n = 1000;
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
@@ -139,11 +145,11 @@ pub fn mixed_with_null_at_700(path: &std::path::Path) {
             (0..n).map(|i| 1000.0 * (1 + i % 7) as f32),
         )),
         Arc::new(Int64Array::from_iter(
-            (0..n).map(|i| (i != 700).then_some(i % 9)),
+            (0..n).map(|i| (Some(i) != visits_null).then_some(i % 9)),
         )),
-        Arc::new(StringArray::from_iter_values(
-            (0..n).map(|i| ["basic", "plus", "pro"][i as usize % 3]),
-        )),
+        Arc::new(StringArray::from_iter((0..n).map(|i| {
+            (Some(i) != plan_null).then_some(["basic", "plus", "pro"][i as usize % 3])
+        }))),
     ];
     let batch = RecordBatch::try_new(schema, cols).unwrap();
     write_parquet(path, [batch], Some(100));

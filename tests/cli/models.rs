@@ -2,12 +2,9 @@
 //! the output equals, column for column, the single-model runs' outputs with the
 //! columns prefixed by model name; bad rows of any model are set aside for all.
 
-use std::sync::Arc;
+use arrow::array::{Array, AsArray, RecordBatch};
 
-use arrow::array::{Array, ArrayRef, AsArray, Float32Array, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
-
-use super::harness::{parquet_metadata, read_json, read_parquet, write_parquet, Env};
+use super::harness::{ids, parquet_metadata, read_json, read_parquet, Env};
 
 const CHURN: &str = "TD/models/rf_multiclass_strlabels.onnx";
 const LTV: &str = "TD/models/gb_regressor.onnx";
@@ -232,52 +229,12 @@ select_outputs = ["variable"]
         .expect_stderr("[[model]] table 1");
 }
 
-/// Mixed data with a null `plan` at row 300 (bad for the pipeline model, which
-/// takes `plan`) and a null `n_visits` at row 700 (bad for both models).
-fn mixed_with_two_bad_rows(path: &std::path::Path) {
-    let n = 1000;
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("age", DataType::Float32, true),
-        Field::new("income", DataType::Float32, true),
-        Field::new("n_visits", DataType::Int64, true),
-        Field::new("plan", DataType::Utf8, true),
-    ]));
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(0..n)),
-        Arc::new(Float32Array::from_iter_values(
-            (0..n).map(|i| 20.0 + (i % 50) as f32),
-        )),
-        Arc::new(Float32Array::from_iter_values(
-            (0..n).map(|i| 1000.0 * (1 + i % 7) as f32),
-        )),
-        Arc::new(Int64Array::from_iter(
-            (0..n).map(|i| (i != 700).then_some(i % 9)),
-        )),
-        Arc::new(StringArray::from_iter((0..n).map(|i| {
-            (i != 300).then_some(["basic", "plus", "pro"][i as usize % 3])
-        }))),
-    ];
-    write_parquet(
-        path,
-        [RecordBatch::try_new(schema, cols).unwrap()],
-        Some(100),
-    );
-}
-
-fn ids(batch: &RecordBatch) -> Vec<i64> {
-    batch
-        .column_by_name("id")
-        .unwrap()
-        .as_primitive::<Int64Type>()
-        .values()
-        .to_vec()
-}
-
 #[test]
 fn a_row_any_model_rejects_is_set_aside_for_all_models() {
     let env = Env::new();
-    mixed_with_two_bad_rows(&env.path("in.parquet"));
+    // A null `plan` at row 300 (bad for the pipeline model, which takes `plan`)
+    // and a null `n_visits` at row 700 (bad for both models).
+    super::jobs::mixed_with_nulls(&env.path("in.parquet"), Some(300), Some(700));
     let pipe = "TD/models/pipeline_mixed.onnx";
     let trees = "TD/models/pipeline_int_categories.onnx";
     let skip = |model: &str, out: &str| {

@@ -1,22 +1,13 @@
 //! `--on-error skip`: bad rows are set aside in the error file with the reason, the
 //! rest is scored in order; `--max-errors` turns too many into exit 4.
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Int64Type, UInt64Type};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::UInt64Type;
 
-use super::harness::{read_json, read_parquet, testdata, Env};
+use super::harness::{ids, read_json, read_parquet, testdata, Env};
 use super::jobs::mixed_with_null_at_700;
 
 const PIPELINE: &str = "TD/models/pipeline_mixed.onnx";
-
-fn ids(batch: &RecordBatch) -> Vec<i64> {
-    batch
-        .column_by_name("id")
-        .unwrap()
-        .as_primitive::<Int64Type>()
-        .values()
-        .to_vec()
-}
 
 #[test]
 fn skip_sets_bad_rows_aside_with_file_row_column_and_reason() {

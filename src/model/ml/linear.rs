@@ -83,7 +83,7 @@ impl Kernel for LinearClassifier {
         for (row, out) in x.chunks(f.max(1)).zip(scores.chunks_mut(k)) {
             for (j, slot) in out.iter_mut().enumerate() {
                 let w = &self.coefficients[j * f..(j + 1) * f];
-                let dot: f32 = row.iter().zip(w).map(|(a, b)| a * b).sum();
+                let dot = super::dot::dot(row, w);
                 *slot = dot + self.intercepts.get(j).copied().unwrap_or(0.0);
             }
         }

@@ -2,6 +2,7 @@
 //! wrong, registered into tract's ONNX parser so users never re-export a model.
 
 mod classes;
+mod dot;
 pub mod kernel;
 mod linear;
 mod preprocess;

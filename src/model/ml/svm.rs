@@ -47,7 +47,7 @@ impl KernelType {
 
     #[inline]
     fn eval(self, x: &[f32], v: &[f32]) -> f32 {
-        let dot = || x.iter().zip(v).map(|(a, b)| a * b).sum::<f32>();
+        let dot = || super::dot::dot(x, v);
         match self {
             KernelType::Linear => dot(),
             KernelType::Poly {
@@ -56,7 +56,7 @@ impl KernelType {
                 degree,
             } => (gamma * dot() + coef0).powf(degree),
             KernelType::Rbf { gamma } => {
-                let d: f32 = x.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum();
+                let d = super::dot::squared_distance(x, v);
                 (-gamma * d).exp()
             }
             KernelType::Sigmoid { gamma, coef0 } => (gamma * dot() + coef0).tanh(),

@@ -261,23 +261,21 @@ impl ParquetSink {
                     .collect(),
             ));
         // Dictionary encoding of float predictions costs 2.4-3.4x the write time and
-        // saves nothing (MEASURED.md). The same holds for 64-bit keys and timestamps,
-        // nearly all distinct: an int64 id column's dictionary (hashing each value,
-        // then falling back to plain once the dictionary page is full) was 9% of the
-        // CPU of a run with a trivial model. Strings, dates and small integers keep
-        // the default.
+        // saves nothing (MEASURED.md): off. 64-bit integers and timestamps may be
+        // ids (all distinct: hashing every value before falling back to plain was
+        // 9% of the CPU of a run with a trivial model) or labels (a few values):
+        // their dictionary page is capped small, so distinct values fall back after
+        // 4Ki of them and labels keep their dictionary.
         for field in schema.fields() {
-            let distinct = matches!(
-                field.data_type(),
-                DataType::Float32
-                    | DataType::Float64
-                    | DataType::Int64
-                    | DataType::UInt64
-                    | DataType::Timestamp(..)
-            );
-            if distinct {
-                props = props
-                    .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+            let column = ColumnPath::from(field.name().as_str());
+            match field.data_type() {
+                DataType::Float32 | DataType::Float64 => {
+                    props = props.set_column_dictionary_enabled(column, false);
+                }
+                DataType::Int64 | DataType::UInt64 | DataType::Timestamp(..) => {
+                    props = props.set_column_dictionary_page_size_limit(column, 32 * 1024);
+                }
+                _ => {}
             }
         }
         let file = temp.reopen()?;

@@ -365,7 +365,7 @@ impl Scorer<'_> {
                 }),
             OnError::Skip { .. } => rejects::score_skipping(self.models, sessions, &rb.batch),
         };
-        let outcome = match scored {
+        let mut outcome = match scored {
             Ok(o) => o,
             Err(ScoreError::BadRow(b)) => {
                 let error = PipelineError::BadRow {
@@ -389,7 +389,7 @@ impl Scorer<'_> {
         };
         let elapsed = started.elapsed().as_secs_f64();
         let nan_predictions = rejects::count_nan(&outcome.predictions);
-        let model_s = outcome.model_s.clone();
+        let model_s = std::mem::take(&mut outcome.model_s);
         match self.assemble(&rb, file, outcome) {
             // A closed channel means the writer failed and recorded why.
             Ok(scored) => drop(out.send(scored)),

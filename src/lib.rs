@@ -2,8 +2,10 @@
 //!
 //! `run` reads like the table of contents: parse → config → command. Each stage
 //! lives in its own module: `source` (inputs), `mapping` (columns → model inputs),
-//! `model` (tract and batchinfer's ONNX-ML operators), `pipeline` (reader →
-//! workers → ordered writer), `sink` (outputs), `summary` (measurements).
+//! `model` (tract and batchinfer's ONNX-ML operators), `model_set` (several
+//! models per batch), `pipeline` (reader → workers → ordered writer), `sink`
+//! (outputs), `output_plan`, `parts` and `shard` (directory outputs, resuming,
+//! shards), `summary` (measurements), `log` (text or JSON on stderr).
 
 pub mod bench;
 pub mod cli;
@@ -17,6 +19,7 @@ pub mod log;
 pub mod mapping;
 pub mod model;
 pub mod model_set;
+pub mod output_plan;
 pub mod panics;
 pub mod parts;
 pub mod pipeline;

@@ -1,0 +1,183 @@
+//! Where a run's scored rows go: one file (and its error file), or the parts of
+//! a directory output that this shard still has to write. Decided after the
+//! model and inputs are prepared, before the first batch is read.
+
+use std::collections::BTreeMap;
+
+use arrow::datatypes::SchemaRef;
+
+use crate::config::ScoreConfig;
+use crate::exit::{CliError, ExitCode, WithExit};
+use crate::parts::{self, JobIdentity, ModelPrint, OpenError, Opened, PartWriter};
+use crate::pipeline::Segment;
+use crate::prepare::Prepared;
+use crate::shard;
+use crate::sink::{Destination, FileDestination};
+use crate::summary::PartsSummary;
+
+/// Where the scored rows of this run go, and what is already there.
+pub struct Plan {
+    pub destination: Box<dyn Destination>,
+    pub segments: Vec<Segment>,
+    /// Rows the pending input holds, when the files say (for progress).
+    pub rows: Option<u64>,
+    /// Rows read and rejected by earlier runs of a resumed directory output.
+    pub prior_read: u64,
+    pub prior_rejected: u64,
+    pub parts: Option<PartsSummary>,
+}
+
+/// A directory output that needs this run, or one that is already complete.
+pub enum DirectoryPlan {
+    Run(Plan),
+    Complete(parts::Manifest),
+}
+
+/// What makes this run's output what it is: checked by `--resume`.
+fn job_identity(cfg: &ScoreConfig, prepared: &Prepared) -> Result<JobIdentity, CliError> {
+    let inputs = prepared
+        .dataset
+        .files
+        .iter()
+        .map(parts::fingerprint)
+        .collect::<anyhow::Result<Vec<_>>>()
+        .exit(ExitCode::Validation)?;
+    let models = prepared
+        .models
+        .members
+        .iter()
+        .map(|m| ModelPrint {
+            name: m.name.clone(),
+            path: m.model.path.display().to_string(),
+            sha256: m.model.sha256.clone(),
+        })
+        .collect();
+    let mut options = BTreeMap::new();
+    for spec in &cfg.models {
+        options.insert(
+            format!("model {}", spec.name.as_deref().unwrap_or("")),
+            format!(
+                "{:?} outputs {:?} as list {:?}",
+                spec.mapping, spec.outputs, spec.as_list
+            ),
+        );
+    }
+    options.insert("on-error".into(), format!("{:?}", cfg.on_error));
+    options.insert("csv".into(), format!("{:?}", cfg.csv));
+    options.insert("rows-per-file".into(), format!("{:?}", cfg.rows_per_file));
+    Ok(JobIdentity {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        shard: cfg.shard,
+        inputs,
+        models,
+        options,
+    })
+}
+
+/// The parts of this shard of a directory output.
+pub fn part_plans(cfg: &ScoreConfig, prepared: &Prepared) -> Vec<shard::PartPlan> {
+    let units = shard::units(&prepared.dataset);
+    let mine = shard::assign(&units, cfg.shard);
+    shard::parts(&units, &mine, cfg.rows_per_file)
+}
+
+pub fn directory_plan(
+    cfg: &ScoreConfig,
+    prepared: &Prepared,
+    out_schema: &SchemaRef,
+    error_schema: Option<SchemaRef>,
+    metadata: Vec<(String, String)>,
+) -> Result<DirectoryPlan, CliError> {
+    let identity = job_identity(cfg, prepared)?;
+    let opened = parts::open(
+        &cfg.output.path,
+        identity,
+        part_plans(cfg, prepared),
+        cfg.resume,
+        cfg.output.overwrite,
+    )
+    .map_err(|e| match e {
+        OpenError::Usage(m) => CliError::new(ExitCode::Usage, anyhow::anyhow!(m)),
+        OpenError::Changed(m) => CliError::new(ExitCode::Validation, anyhow::anyhow!(m)),
+        OpenError::Io(e) => CliError::new(ExitCode::Failure, e),
+    })?;
+    let (manifest, pending, resumed) = match opened {
+        Opened::Complete(m) => return Ok(DirectoryPlan::Complete(m)),
+        Opened::ToDo {
+            manifest,
+            pending,
+            resumed,
+        } => (manifest, pending, resumed),
+    };
+    let segments: Vec<Segment> = pending
+        .iter()
+        .map(|&p| {
+            let plan = &manifest.parts[p].plan;
+            Segment {
+                part: p,
+                file: plan.file,
+                row_groups: plan.row_groups.clone(),
+                first_row: plan.first_row,
+            }
+        })
+        .collect();
+    let rows = pending
+        .iter()
+        .map(|&p| manifest.parts[p].plan.rows)
+        .sum::<Option<u64>>();
+    let done = manifest.parts.iter().filter(|p| p.done);
+    let prior_read = done.clone().map(|p| p.rows_written + p.rows_rejected).sum();
+    let prior_rejected = done.map(|p| p.rows_rejected).sum();
+    let parts = PartsSummary {
+        total: manifest.parts.len(),
+        written: pending.len(),
+        already_done: resumed,
+    };
+    let destination = PartWriter::new(
+        &cfg.output.path,
+        manifest,
+        pending,
+        out_schema.clone(),
+        error_schema,
+        metadata,
+    );
+    Ok(DirectoryPlan::Run(Plan {
+        destination: Box::new(destination),
+        segments,
+        rows,
+        prior_read,
+        prior_rejected,
+        parts: Some(parts),
+    }))
+}
+
+/// A single output file: opened (as a temporary file) now, so an unwritable
+/// destination fails before scoring.
+pub fn file_plan(
+    cfg: &ScoreConfig,
+    prepared: &Prepared,
+    out_schema: &SchemaRef,
+    error_schema: Option<&SchemaRef>,
+    metadata: &[(String, String)],
+) -> Result<Plan, CliError> {
+    let sink = cfg
+        .output
+        .open(out_schema.clone(), metadata)
+        .exit(ExitCode::Usage)?;
+    let errors = match (&cfg.errors, error_schema) {
+        (Some(target), Some(schema)) => Some(
+            target
+                .open(schema.clone(), metadata)
+                .exit(ExitCode::Usage)?,
+        ),
+        _ => None,
+    };
+    Ok(Plan {
+        destination: Box::new(FileDestination { sink, errors }),
+        segments: Segment::whole_files(prepared.dataset.files.len()),
+        rows: prepared.dataset.total_rows,
+        prior_read: 0,
+        prior_rejected: 0,
+        parts: None,
+    })
+}

@@ -114,6 +114,13 @@ pub fn success_path(dir: &Path, shard: Shard) -> PathBuf {
     dir.join(format!("_SUCCESS{}", shard.suffix()))
 }
 
+/// Whether this shard's manifest says complete and its marker is there: a rerun
+/// that will most likely do nothing (the job is compared later, in `open`).
+pub fn looks_complete(dir: &Path, shard: Shard) -> bool {
+    success_path(dir, shard).exists()
+        && read_manifest(&manifest_path(dir, shard)).is_ok_and(|m| m.complete)
+}
+
 /// Reads a manifest.
 pub fn read_manifest(path: &Path) -> Result<Manifest> {
     let text = std::fs::read_to_string(path)

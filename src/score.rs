@@ -65,7 +65,10 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     let interrupt = Interrupt::install()
         .context("installing signal handlers")
         .exit(ExitCode::Failure)?;
-    let prepared = prepare(&cfg.models, cfg.inputs.clone(), cfg.csv.clone(), !cfg.quiet)?;
+    // A rerun of a completed directory job says so, without the mapping plan.
+    let rerun = directory && parts::looks_complete(&cfg.output.path, cfg.shard);
+    let log_plan = !cfg.quiet && !rerun;
+    let prepared = prepare(&cfg.models, cfg.inputs.clone(), cfg.csv.clone(), log_plan)?;
     let kept_fields = prepared.kept_fields();
     let out_schema = sink::output_schema(&kept_fields, prepared.models.output_fields())
         .exit(ExitCode::Validation)?;

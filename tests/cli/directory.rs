@@ -212,9 +212,16 @@ fn a_completed_job_rerun_changes_nothing_and_overwrite_redoes_it() {
         stamp("_SUCCESS"),
     );
     std::thread::sleep(Duration::from_millis(20));
-    env.run(&score(&["-o", "out/", "--summary-json", "again.json"]))
-        .expect_code(0)
-        .expect_stderr("already complete");
+    // Without -q: a rerun says it is complete, without the mapping plan.
+    let mut loud = score(&["-o", "out/", "--summary-json", "again.json"]);
+    loud.retain(|a| *a != "-q");
+    let again = env.run(&loud);
+    again.expect_code(0).expect_stderr("already complete");
+    assert!(
+        !again.stderr().contains("batchinfer: mapping"),
+        "no mapping plan on a rerun:\n{}",
+        again.stderr()
+    );
     let after = (
         stamp("part-00000-00000.parquet"),
         stamp("_manifest.json"),

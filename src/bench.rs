@@ -193,7 +193,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
     Ok(BenchReport {
         model: models.paths(),
         model_sha256: models.sha256s(),
-        model_load_s: models.members.iter().map(|m| m.model.compile_s).sum(),
+        model_load_s: models.load_s(),
         models: per_model,
         peak_rss_mib: process_usage().1,
         results,

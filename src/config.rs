@@ -114,40 +114,51 @@ fn input_map_item(item: &str) -> Result<(String, Vec<String>)> {
     Ok((name.to_owned(), cols))
 }
 
-/// `--features` and `--input-map` values for one model, or for all.
-#[derive(Debug, Clone, Default)]
-struct Mapped {
-    features: Vec<String>,
-    input_map: Vec<(String, Vec<String>)>,
+/// The values of a `[MODEL:]…` option, parsed and split by model.
+struct ByModel<T> {
+    /// Each model's own values (prefixed with its name).
+    own: Vec<Vec<T>>,
+    /// Unprefixed values: for every model that has none of its own.
+    shared: Vec<T>,
 }
 
-impl Mapped {
-    fn is_empty(&self) -> bool {
-        self.features.is_empty() && self.input_map.is_empty()
-    }
-}
-
-/// Comma-separated values of a `[MODEL:]a,b` option, for each model: its own
-/// values if it has any, else the unprefixed ones.
-fn per_model(values: &[String], names: &[&str], models: usize) -> Vec<Vec<String>> {
-    let mut own = vec![vec![]; models];
-    let mut shared = vec![];
-    for value in values {
-        let (m, items) = scoped(value, names);
-        let target = match m.and_then(|m| names.iter().position(|n| *n == m)) {
-            Some(i) => &mut own[i],
-            None => &mut shared,
+impl<T: Clone> ByModel<T> {
+    fn split(
+        values: &[String],
+        names: &[&str],
+        parse: impl Fn(&str) -> Result<Vec<T>>,
+    ) -> Result<ByModel<T>> {
+        let mut by = ByModel {
+            own: vec![vec![]; names.len().max(1)],
+            shared: vec![],
         };
-        target.extend(
-            items
-                .split(',')
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned),
-        );
+        for value in values {
+            let (model, rest) = scoped(value, names);
+            let target = match model.and_then(|m| names.iter().position(|n| *n == m)) {
+                Some(i) => &mut by.own[i],
+                None => &mut by.shared,
+            };
+            target.extend(parse(rest)?);
+        }
+        Ok(by)
     }
-    own.into_iter()
-        .map(|v: Vec<String>| if v.is_empty() { shared.clone() } else { v })
-        .collect()
+
+    /// Model `i`'s values: its own, or the shared ones unless `has_own`.
+    fn for_model(&self, i: usize, has_own: bool) -> Vec<T> {
+        if has_own {
+            self.own[i].clone()
+        } else {
+            self.shared.clone()
+        }
+    }
+}
+
+/// `a,b,c` as items, empty ones dropped.
+fn comma_items(s: &str) -> Result<Vec<String>> {
+    Ok(s.split(',')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect())
 }
 
 /// The models of a run from `--model [NAME=]PATH` values and the mapping options.
@@ -188,38 +199,19 @@ pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpe
     }
     let names: Vec<String> = specs.iter().filter_map(|s| s.name.clone()).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut own = vec![Mapped::default(); specs.len()];
-    let mut shared = Mapped::default();
-    let slot = |m: Option<&str>| m.and_then(|m| names.iter().position(|n| *n == m));
-    for value in &args.features {
-        let (m, cols) = scoped(value, &names);
-        let target = match slot(m) {
-            Some(i) => &mut own[i],
-            None => &mut shared,
-        };
-        let cols = cols.split(',').filter(|c| !c.is_empty()).map(str::to_owned);
-        target.features.extend(cols);
-    }
-    for value in &args.input_map {
-        let (m, item) = scoped(value, &names);
-        let target = match slot(m) {
-            Some(i) => &mut own[i],
-            None => &mut shared,
-        };
-        target.input_map.push(input_map_item(item)?);
-    }
-    let select = per_model(&args.select_outputs, &names, specs.len());
-    let as_list = per_model(&args.as_list, &names, specs.len());
-    for (spec, (select, as_list)) in specs.iter_mut().zip(select.into_iter().zip(as_list)) {
-        spec.outputs = (!select.is_empty()).then_some(select);
-        spec.as_list = as_list;
-    }
-    for (spec, own) in specs.iter_mut().zip(own) {
-        // A model's own mapping replaces the shared one.
-        let Mapped {
-            features,
-            input_map,
-        } = if own.is_empty() { shared.clone() } else { own };
+    let features = ByModel::split(&args.features, &names, comma_items)?;
+    let input_map = ByModel::split(&args.input_map, &names, |item| {
+        input_map_item(item).map(|pair| vec![pair])
+    })?;
+    let select = ByModel::split(&args.select_outputs, &names, comma_items)?;
+    let as_list = ByModel::split(&args.as_list, &names, comma_items)?;
+    for (i, spec) in specs.iter_mut().enumerate() {
+        // A model's own mapping (features or input map) replaces the shared one.
+        let own_mapping = !features.own[i].is_empty() || !input_map.own[i].is_empty();
+        let (features, input_map) = (
+            features.for_model(i, own_mapping),
+            input_map.for_model(i, own_mapping),
+        );
         if !features.is_empty() && !input_map.is_empty() {
             let whose = spec
                 .name
@@ -228,6 +220,9 @@ pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpe
                 .unwrap_or_default();
             bail!("--features and --input-map are both given{whose}; use one: --features for a model with one [N, F] input, --input-map for named inputs");
         }
+        let select = select.for_model(i, !select.own[i].is_empty());
+        spec.outputs = (!select.is_empty()).then_some(select);
+        spec.as_list = as_list.for_model(i, !as_list.own[i].is_empty());
         spec.mapping = MappingRequest {
             features: (!features.is_empty()).then_some(features),
             input_map,

@@ -25,10 +25,7 @@ pub struct Member {
 impl Member {
     /// How messages name the model: its name, else its file.
     pub fn label(&self) -> String {
-        match &self.name {
-            Some(n) => format!("model {n} ({})", self.model.path.display()),
-            None => format!("model {}", self.model.path.display()),
-        }
+        label(self.name.as_deref(), &self.model.path)
     }
 
     /// A prediction column's name in the output.
@@ -37,6 +34,14 @@ impl Member {
             Some(n) => format!("{n}.{column}"),
             None => column.to_string(),
         }
+    }
+}
+
+/// How messages name a model: `model NAME (PATH)`, or `model PATH`.
+pub fn label(name: Option<&str>, path: &std::path::Path) -> String {
+    match name {
+        Some(n) => format!("model {n} ({})", path.display()),
+        None => format!("model {}", path.display()),
     }
 }
 
@@ -68,6 +73,11 @@ impl ModelSet {
                     .map(|c| c.field().with_name(m.column_name(&c.name)))
             })
             .collect()
+    }
+
+    /// Load and optimisation time of all models, in seconds.
+    pub fn load_s(&self) -> f64 {
+        self.members.iter().map(|m| m.model.compile_s).sum()
     }
 
     /// The models' files for the summary: the path, or `NAME=PATH, …`.

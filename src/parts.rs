@@ -234,8 +234,8 @@ fn difference(old: &JobIdentity, new: &JobIdentity) -> Option<String> {
     None
 }
 
-/// Looks at the directory and decides what this run writes. Holds no lock:
-/// call it under the shard's lock.
+/// Looks at the directory and decides what this run writes. The directory
+/// exists (the caller created it to take the shard's lock) and the lock is held.
 pub fn open(
     dir: &Path,
     job: JobIdentity,
@@ -243,12 +243,6 @@ pub fn open(
     resume: bool,
     overwrite: bool,
 ) -> Result<Opened, OpenError> {
-    std::fs::create_dir_all(dir).with_context(|| {
-        format!(
-            "cannot create the output directory {}; check that its parent exists and is writable",
-            dir.display()
-        )
-    })?;
     let shard = job.shard;
     // Shards of another split would write overlapping parts.
     for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {

@@ -64,11 +64,7 @@ pub fn prepare(
     let schema = dataset.schema.clone();
     let mut planned = vec![];
     for (spec, model_file) in models.iter().zip(model_files) {
-        let whose = spec
-            .name
-            .as_ref()
-            .map(|n| format!("model {n} ({})", spec.path.display()))
-            .unwrap_or_else(|| format!("model {}", spec.path.display()));
+        let whose = crate::model_set::label(spec.name.as_deref(), &spec.path);
         let plan = mapping::plan(&schema, &model_file.signature, &spec.mapping)
             .with_context(|| format!("mapping the columns of {inputs} to the inputs of {whose}"))
             .exit(ExitCode::Validation)?;

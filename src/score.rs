@@ -119,58 +119,15 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         );
         return Ok(None);
     }
-    let error_schema = cfg
-        .errors
-        .as_ref()
-        .map(|_| rejects::error_schema(&kept_fields))
-        .or_else(|| {
-            (directory && matches!(cfg.on_error, OnError::Skip { .. }))
-                .then(|| rejects::error_schema(&kept_fields))
-        });
+    // Rejected rows go to the error file, or a directory output's _errors/.
+    let error_schema =
+        matches!(cfg.on_error, OnError::Skip { .. }).then(|| rejects::error_schema(&kept_fields));
     let shard_text = (cfg.shard.count > 1).then(|| cfg.shard.to_string());
     let plan = if directory {
         match directory_plan(&cfg, &prepared, &out_schema, error_schema.clone(), metadata)? {
             DirectoryPlan::Run(plan) => plan,
             DirectoryPlan::Complete(manifest) => {
-                let rows = manifest.rows_written();
-                let text = format!(
-                    "batchinfer: {} is already complete{} ({} parts, {rows} rows, finished {}); nothing to do. Pass --overwrite to score it again\n",
-                    cfg.output.path.display(),
-                    shard_text.as_ref().map(|s| format!(" for shard {s}")).unwrap_or_default(),
-                    manifest.parts.len(),
-                    manifest.finished.as_deref().unwrap_or("?")
-                );
-                crate::log::event(
-                    "info",
-                    "already_complete",
-                    serde_json::json!({
-                        "output": cfg.output.path.display().to_string(),
-                        "shard": shard_text,
-                        "parts": manifest.parts.len(),
-                        "rows": rows,
-                        "finished": manifest.finished,
-                    }),
-                    &text,
-                );
-                let summary = Summary {
-                    status: "already complete".into(),
-                    tool_version: env!("CARGO_PKG_VERSION").into(),
-                    model: prepared.models.paths(),
-                    model_sha256: prepared.models.sha256s(),
-                    models: summary::model_summaries(&prepared.models, &[], 0, cfg.threads),
-                    inputs,
-                    output: cfg.output.path.display().to_string(),
-                    shard: shard_text,
-                    parts: Some(PartsSummary {
-                        total: manifest.parts.len(),
-                        written: 0,
-                        already_done: manifest.parts.len(),
-                    }),
-                    wall_s: started.elapsed().as_secs_f64(),
-                    threads: cfg.threads,
-                    batch_size: cfg.batch_size,
-                    ..Default::default()
-                };
+                let summary = already_complete(&cfg, &prepared, &manifest, inputs, started);
                 emit(&summary, &cfg.summary, cfg.summary_json.as_deref())?;
                 return Ok(Some(summary));
             }
@@ -261,7 +218,7 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         },
         wall_s,
         rows_per_s: rows_scored as f64 / wall_s.max(1e-9),
-        model_load_s: models.members.iter().map(|m| m.model.compile_s).sum(),
+        model_load_s: models.load_s(),
         read_s: stats.read_s,
         score_s: stats.workers.score_s,
         write_s: stats.write_s,
@@ -290,6 +247,57 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
             PipelineError::Interrupted(sig),
         )),
         Err(e) => Err(CliError::new(ExitCode::Failure, e)),
+    }
+}
+
+/// A directory job this shard already completed: says so, and the summary of a
+/// run that did nothing.
+fn already_complete(
+    cfg: &ScoreConfig,
+    prepared: &Prepared,
+    manifest: &parts::Manifest,
+    inputs: Vec<String>,
+    started: Instant,
+) -> Summary {
+    let shard = (cfg.shard.count > 1).then(|| cfg.shard.to_string());
+    let rows = manifest.rows_written();
+    let text = format!(
+        "batchinfer: {} is already complete{} ({} parts, {rows} rows, finished {}); nothing to do. Pass --overwrite to score it again\n",
+        cfg.output.path.display(),
+        shard.as_ref().map(|s| format!(" for shard {s}")).unwrap_or_default(),
+        manifest.parts.len(),
+        manifest.finished.as_deref().unwrap_or("?")
+    );
+    crate::log::event(
+        "info",
+        "already_complete",
+        serde_json::json!({
+            "output": cfg.output.path.display().to_string(),
+            "shard": shard,
+            "parts": manifest.parts.len(),
+            "rows": rows,
+            "finished": manifest.finished,
+        }),
+        &text,
+    );
+    Summary {
+        status: "already complete".into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        model: prepared.models.paths(),
+        model_sha256: prepared.models.sha256s(),
+        models: summary::model_summaries(&prepared.models, &[], 0, cfg.threads),
+        inputs,
+        output: cfg.output.path.display().to_string(),
+        shard,
+        parts: Some(PartsSummary {
+            total: manifest.parts.len(),
+            written: 0,
+            already_done: manifest.parts.len(),
+        }),
+        wall_s: started.elapsed().as_secs_f64(),
+        threads: cfg.threads,
+        batch_size: cfg.batch_size,
+        ..Default::default()
     }
 }
 

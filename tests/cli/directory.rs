@@ -546,3 +546,31 @@ fn rejected_rows_of_a_directory_output_go_to_its_errors_directory() {
         .sum();
     assert_eq!(rejected, 1);
 }
+
+#[test]
+fn outputs_get_the_permissions_of_any_new_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    uneven_inputs(&env);
+    env.run(&score(&["-o", "one.parquet"])).expect_code(0);
+    env.run(&score(&["-o", "dir/"])).expect_code(0);
+    // What the umask gives a file created the ordinary way (not 0600 as a
+    // temporary file would be).
+    std::fs::write(env.path("reference"), b"").unwrap();
+    let mode = |name: &str| {
+        std::fs::metadata(env.path(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let expected = mode("reference");
+    for name in [
+        "one.parquet",
+        "dir/part-00000-00000.parquet",
+        "dir/_manifest.json",
+        "dir/_SUCCESS",
+    ] {
+        assert_eq!(mode(name), expected, "{name}");
+    }
+}

@@ -180,6 +180,8 @@ fn job_file_model_tables_give_the_same_output_as_flags() {
         "id",
         "--features",
         &format!("ltv:{REVERSED}"),
+        "--select-outputs",
+        "churn:output_probability",
         "-q",
     ])
     .expect_code(0);
@@ -195,12 +197,12 @@ quiet = true
 [[model]]
 name = "churn"
 path = "{churn}"
+select_outputs = ["output_probability"]
 
 [[model]]
 name = "ltv"
 path = "ltv.onnx"
 features = [{features}]
-select_outputs = ["variable"]
 "#,
         data = td.join("data/numeric.parquet").display(),
         churn = td.join("models/rf_multiclass_strlabels.onnx").display(),
@@ -216,6 +218,14 @@ select_outputs = ["variable"]
     let from_job = read_parquet(&env.path("job.parquet"));
     assert_eq!(flags.schema(), from_job.schema());
     assert_eq!(flags, from_job);
+    assert!(
+        from_job.column_by_name("churn.output_label").is_none()
+            && from_job
+                .column_by_name("churn.output_probability_low")
+                .is_some(),
+        "the table's select_outputs applies: {:?}",
+        from_job.schema()
+    );
 
     // A key a model table does not have is named.
     std::fs::write(

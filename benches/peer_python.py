@@ -4,7 +4,12 @@ numpy stacks the feature columns into a float32 matrix, onnxruntime scores it wi
 the given number of threads, pyarrow writes the id and the predictions as Parquet.
 
     python benches/peer_python.py MODEL INPUT(.parquet|.csv) OUTPUT.parquet --threads 2
+
+With --date-range COL,FROM,TO the input is a hive-partitioned directory and only
+rows with FROM <= COL <= TO are scored, through pyarrow.dataset's filter (which
+skips partitions and row groups by their statistics).
 """
+import datetime
 import argparse
 
 import numpy as np
@@ -15,8 +20,15 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 
-def batches(path, columns, batch_size):
-    if path.endswith(".csv"):
+def batches(path, columns, batch_size, date_range=None):
+    if date_range:
+        col, lo, hi = date_range.split(",")
+        lo, hi = datetime.date.fromisoformat(lo), datetime.date.fromisoformat(hi)
+        dataset = ds.dataset(path, format="parquet", partitioning="hive")
+        # The partition columns as well, so that whole months are skipped too.
+        expr = (ds.field(col) >= lo) & (ds.field(col) <= hi) & (ds.field("year") == lo.year) & (ds.field("month") == lo.month)
+        yield from dataset.to_batches(columns=columns, filter=expr, batch_size=batch_size)
+    elif path.endswith(".csv"):
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 24),
                                 convert_options=pacsv.ConvertOptions(include_columns=columns))
         for b in reader:
@@ -32,6 +44,7 @@ def main():
     ap.add_argument("output")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=65536)
+    ap.add_argument("--date-range", default=None, help="COL,FROM,TO (ISO dates), hive-partitioned input")
     args = ap.parse_args()
 
     opts = ort.SessionOptions()
@@ -44,7 +57,7 @@ def main():
     outputs = [o.name for o in sess.get_outputs()]
 
     writer = None
-    for batch in batches(args.input, ["id"] + features, args.batch_size):
+    for batch in batches(args.input, ["id"] + features, args.batch_size, args.date_range):
         x = np.stack([batch.column(f).to_numpy(zero_copy_only=False) for f in features], axis=1).astype(np.float32)
         results = sess.run(None, {inp.name: x})
         cols = {"id": batch.column("id")}

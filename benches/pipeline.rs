@@ -106,6 +106,7 @@ fn parquet(c: &mut Criterion) {
         path: input.clone(),
         format: Format::Parquet,
         size: std::fs::metadata(&input).expect("size").len(),
+        partitions: vec![],
     };
     let csv = CsvOptions::new(b',', b'"', &[]).expect("csv options");
     let mut dataset = Dataset::open(vec![file], csv).expect("dataset");

@@ -20,6 +20,7 @@ use crate::config::{csv_options, model_specs};
 use crate::exit::{CliError, ExitCode, WithExit};
 use crate::model_set::ModelSet;
 use crate::prepare::{prepare, Prepared};
+use crate::select::SelectSpec;
 use crate::source::expand_inputs;
 use crate::summary::{model_summaries, process_usage, ModelSummary};
 
@@ -114,7 +115,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport, CliError> {
         projection,
         projected,
         ..
-    } = prepare(&specs, files, csv, false)?;
+    } = prepare(&specs, files, csv, &SelectSpec::default(), false)?;
 
     // Read up to --rows rows into one in-memory batch.
     let mut batches = vec![];

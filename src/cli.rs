@@ -39,7 +39,7 @@ pub struct Cli {
 pub enum Command {
     /// Score inputs with a model and write the predictions next to the kept columns.
     #[command(after_help = SCORE_HELP)]
-    Score(ScoreArgs),
+    Score(Box<ScoreArgs>),
     /// Run the job a TOML file describes (keys: the long options of score); flags after the file override it.
     #[command(after_help = SCORE_HELP)]
     Run(RunArgs),
@@ -130,6 +130,9 @@ pub struct ScoreArgs {
     #[command(flatten)]
     pub mapping: MappingArgs,
 
+    #[command(flatten)]
+    pub select: SelectArgs,
+
     /// Rows per batch; one batch is one task for a worker. Default: 8192.
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -214,6 +217,9 @@ pub struct InspectArgs {
 
     #[command(flatten)]
     pub mapping: MappingArgs,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +249,34 @@ pub struct CsvArgs {
     /// CSV spellings of null, comma-separated; an empty item is the empty field. Default: `,NA` (empty and NA).
     #[arg(long, default_value = ",NA", allow_hyphen_values = true)]
     pub null_values: String,
+}
+
+/// Which rows are scored, and derived columns (polars SQL).
+#[derive(Debug, Args, Default)]
+pub struct SelectArgs {
+    /// Score only the rows where this SQL expression is true, e.g. "event_date >= '2024-01-01' AND country = 'FR'". Partitions and Parquet row groups it rules out are not read.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+
+    /// A derived column NAME=EXPR (SQL), e.g. log_amount=log1p(amount), usable in --filter, --features and --keep. Repeatable; each may use the ones before.
+    #[arg(long = "with", value_name = "NAME=EXPR")]
+    pub with: Vec<String>,
+
+    /// A row-wise query instead of --filter/--with: SELECT … FROM input [WHERE …]. Aggregations, joins, sorts and LIMIT are refused.
+    #[arg(long, value_name = "QUERY", conflicts_with_all = ["filter", "with"])]
+    pub sql: Option<String>,
+
+    /// Score about this fraction of the rows (0 < F <= 1), the same rows on every run with the same --seed.
+    #[arg(long, value_name = "FRACTION")]
+    pub sample: Option<f64>,
+
+    /// Seed of --sample. Default: 0.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Stop after N output rows, for a quick look (file outputs only).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
 }
 
 #[derive(Debug, Args)]

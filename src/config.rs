@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{CsvArgs, MappingArgs, ScoreArgs};
+use crate::cli::{CsvArgs, MappingArgs, ScoreArgs, SelectArgs};
 use crate::job::{expand_date, RunDate};
 use crate::mapping::MappingRequest;
 use crate::rejects::{MaxErrors, OnError};
+use crate::select::{SelectSpec, TransformSpec};
 use crate::shard::Shard;
 use crate::sink::{OutputKind, OutputTarget};
 use crate::source::{expand_inputs, CsvOptions, InputFile};
@@ -50,6 +51,35 @@ pub struct ScoreConfig {
     pub shard: Shard,
     pub resume: bool,
     pub rows_per_file: Option<u64>,
+    /// Filters, derived columns, sample and limit.
+    pub select: SelectSpec,
+}
+
+/// The selection options, with `{date}` templates expanded in the SQL.
+pub fn select_spec(args: &SelectArgs, dated: &dyn Fn(&str) -> String) -> Result<SelectSpec> {
+    let with = args
+        .with
+        .iter()
+        .map(|w| match w.split_once('=') {
+            Some((name, expr)) if !name.trim().is_empty() && !expr.trim().is_empty() => {
+                Ok((name.trim().to_owned(), dated(expr)))
+            }
+            _ => bail!("--with {w:?}: expected NAME=EXPR, e.g. log_amount=log1p(amount)"),
+        })
+        .collect::<Result<_>>()?;
+    let spec = SelectSpec {
+        transform: TransformSpec {
+            with,
+            filter: args.filter.as_deref().map(dated),
+            sql: args.sql.as_deref().map(dated),
+        },
+        sample: args.sample,
+        seed: args.seed,
+        limit: args.limit,
+    };
+    // Checked now, so that bad SQL is a usage error before anything is opened.
+    crate::select::Selection::new(&spec)?;
+    Ok(spec)
 }
 
 fn one_byte(what: &str, s: &str) -> Result<u8> {
@@ -330,6 +360,10 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
             bail!("{flag} is for directory outputs: end --output with / (scores/) to write part files");
         }
     }
+    let select = select_spec(&args.select, &dated)?;
+    if directory && select.limit.is_some() {
+        bail!("--limit is for a quick look at a file output; a directory output is a complete job (use --sample for a smaller one)");
+    }
     if directory && args.errors.is_some() {
         bail!("a directory output keeps rejected rows in its _errors/ directory; drop --errors");
     }
@@ -349,6 +383,7 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
         bail!("a directory output reads its inputs again to resume, which standard input cannot do; write a file output (or -), or save the input to a file");
     }
     Ok(ScoreConfig {
+        select,
         shard,
         resume: args.resume,
         rows_per_file: args.rows_per_file,

@@ -4,33 +4,75 @@
 use std::fmt::Write;
 
 use crate::cli::InspectArgs;
-use crate::config::{csv_options, model_specs, ModelSpec};
+use arrow::datatypes::SchemaRef;
+
+use crate::config::{csv_options, model_specs, select_spec, ModelSpec};
 use crate::exit::{CliError, ExitCode, WithExit};
 use crate::mapping;
 use crate::model::ModelFile;
+use crate::select::Selection;
 use crate::source::{expand_inputs, Dataset};
 
 pub fn run(args: &InspectArgs) -> Result<String, CliError> {
     let specs = model_specs(&args.model, &args.mapping).exit(ExitCode::Usage)?;
-    let dataset = if args.input.is_empty() {
+    let select = select_spec(&args.select, &|s| s.to_string()).exit(ExitCode::Usage)?;
+    let selection = Selection::new(&select).exit(ExitCode::Usage)?;
+    if !select.is_empty() && args.input.is_empty() {
+        return Err(CliError::new(
+            ExitCode::Usage,
+            anyhow::anyhow!("--filter, --with, --sql, --sample and --limit need --input"),
+        ));
+    }
+    let mut out = String::new();
+    let schema = if args.input.is_empty() {
         None
     } else {
         let files = expand_inputs(&args.input, args.csv.input_format).exit(ExitCode::Usage)?;
         let csv = csv_options(&args.csv).exit(ExitCode::Usage)?;
-        Some(Dataset::open(files, csv).exit(ExitCode::Validation)?)
+        let dataset =
+            Dataset::open_pruned(files, csv, selection.pruner()).exit(ExitCode::Validation)?;
+        let schema = selection
+            .output_schema(&dataset.schema)
+            .exit(ExitCode::Validation)?;
+        if !select.is_empty() {
+            out.push_str(&describe_selection(&dataset, &schema));
+        }
+        Some(schema)
     };
-    let mut out = String::new();
     for (i, spec) in specs.iter().enumerate() {
-        if i > 0 {
+        if i > 0 || !out.is_empty() {
             out.push('\n');
         }
-        out.push_str(&inspect_one(spec, dataset.as_ref())?);
+        out.push_str(&inspect_one(spec, schema.as_ref())?);
     }
     Ok(out)
 }
 
+/// What a selection reads and the columns it gives the models.
+fn describe_selection(dataset: &Dataset, schema: &SchemaRef) -> String {
+    let mut out = String::new();
+    let p = dataset.pruned;
+    let rows = dataset
+        .total_rows
+        .map(|r| format!("{r} rows in"))
+        .unwrap_or_else(|| "all of".into());
+    let _ = writeln!(
+        out,
+        "selection reads {rows} {} file(s); the filter rules out {} file(s) by partition and {} row group(s) ({} rows) by statistics",
+        dataset.files.len() - usize::from(dataset.selection(0).is_none() && !dataset.files.is_empty()),
+        p.files,
+        p.row_groups,
+        p.rows
+    );
+    let _ = writeln!(out, "columns after the selection:");
+    for f in schema.fields() {
+        let _ = writeln!(out, "  {} {}", f.name(), f.data_type());
+    }
+    out
+}
+
 /// One model: signature, output columns, operators, and the mapping plan.
-fn inspect_one(spec: &ModelSpec, dataset: Option<&Dataset>) -> Result<String, CliError> {
+fn inspect_one(spec: &ModelSpec, schema: Option<&SchemaRef>) -> Result<String, CliError> {
     let model = ModelFile::open(&spec.path).exit(ExitCode::Validation)?;
     let mut out = String::new();
     match &spec.name {
@@ -52,11 +94,11 @@ fn inspect_one(spec: &ModelSpec, dataset: Option<&Dataset>) -> Result<String, Cl
     }
     let mut widths = vec![None; model.signature.inputs.len()];
     let mut plan_text = None;
-    if let Some(dataset) = dataset {
-        let plan = mapping::plan(&dataset.schema, &model.signature, &spec.mapping)
-            .exit(ExitCode::Validation)?;
+    if let Some(schema) = schema {
+        let plan =
+            mapping::plan(schema, &model.signature, &spec.mapping).exit(ExitCode::Validation)?;
         widths = plan.widths(widths.len());
-        plan_text = Some(plan.render(&model.signature, &dataset.schema));
+        plan_text = Some(plan.render(&model.signature, schema));
     }
     let prefix = spec
         .name

@@ -1,7 +1,9 @@
 //! batchinfer: offline batch inference over Parquet and CSV with ONNX models.
 //!
 //! `run` reads like the table of contents: parse → config → command. Each stage
-//! lives in its own module: `source` (inputs), `mapping` (columns → model inputs),
+//! lives in its own module: `source` (inputs, hive partitions, pruning), `select`
+//! (`--filter`, `--with`, `--sql` through polars; `--sample`, `--limit`),
+//! `mapping` (columns → model inputs),
 //! `model` (tract and batchinfer's ONNX-ML operators), `model_set` (several
 //! models per batch), `pipeline` (reader → workers → ordered writer), `sink`
 //! (outputs), `output_plan`, `parts` and `shard` (directory outputs, resuming,
@@ -27,6 +29,7 @@ pub mod prepare;
 pub mod progress;
 pub mod rejects;
 pub mod score;
+pub mod select;
 pub mod shard;
 pub mod sink;
 pub mod source;

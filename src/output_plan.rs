@@ -65,6 +65,12 @@ fn job_identity(cfg: &ScoreConfig, prepared: &Prepared) -> Result<JobIdentity, C
     options.insert("on-error".into(), format!("{:?}", cfg.on_error));
     options.insert("csv".into(), format!("{:?}", cfg.csv));
     options.insert("rows-per-file".into(), format!("{:?}", cfg.rows_per_file));
+    if !cfg.select.is_empty() {
+        options.insert(
+            "selection".into(),
+            serde_json::to_string(&cfg.select).unwrap_or_default(),
+        );
+    }
     Ok(JobIdentity {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         shard: cfg.shard,
@@ -174,7 +180,7 @@ pub fn file_plan(
     };
     Ok(Plan {
         destination: Box::new(FileDestination { sink, errors }),
-        segments: Segment::whole_files(prepared.dataset.files.len()),
+        segments: Segment::all(&prepared.dataset),
         rows: prepared.dataset.total_rows,
         prior_read: 0,
         prior_rejected: 0,

@@ -25,8 +25,9 @@ use crate::model::{ScoreError, Session};
 use crate::model_set::ModelSet;
 use crate::progress::Progress;
 use crate::rejects::{self, MaxErrors, OnError};
+use crate::select::{RowNumbers, Selection};
 use crate::sink::Destination;
-use crate::source::Dataset;
+use crate::source::{Dataset, FileSelection};
 use crate::summary::WorkerStats;
 
 /// Everything a run needs, checked and opened before the first batch is read.
@@ -36,8 +37,10 @@ pub struct Pipeline {
     pub projection: Vec<usize>,
     /// The models, with their feeds over the projected batch.
     pub models: Arc<ModelSet>,
-    /// Kept columns, indices into the projected batch, in output order.
+    /// Kept columns, indices into the scored batch, in output order.
     pub keep: Vec<usize>,
+    /// Filters, derived columns and sample, applied to each batch read; the limit.
+    pub selection: Selection,
     pub out_schema: SchemaRef,
     /// What to read, in order, and which part of the output each piece goes to.
     pub segments: Vec<Segment>,
@@ -104,16 +107,38 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Every file whole, all bound for one output.
-    pub fn whole_files(files: usize) -> Vec<Segment> {
-        (0..files)
-            .map(|file| Segment {
-                part: 0,
-                file,
-                row_groups: None,
-                first_row: 0,
-            })
-            .collect()
+    /// Everything the dataset selects, bound for one output: whole files, or for
+    /// files a filter pruned, each run of consecutive row groups left to read (so
+    /// that a segment's rows stay consecutive in its file).
+    pub fn all(dataset: &Dataset) -> Vec<Segment> {
+        let mut segments = vec![];
+        for file in 0..dataset.files.len() {
+            let groups = match dataset.selection(file) {
+                None => continue,
+                Some(FileSelection::Whole) => None,
+                Some(FileSelection::RowGroups(g)) => Some(g),
+            };
+            let all_groups = dataset.row_groups[file].as_ref().map_or(0, Vec::len);
+            match groups {
+                Some(groups) if groups.len() < all_groups => {
+                    for run in groups.chunk_by(|a, b| a.index + 1 == b.index) {
+                        segments.push(Segment {
+                            part: 0,
+                            file,
+                            row_groups: Some(run.iter().map(|g| g.index).collect()),
+                            first_row: run[0].first_row,
+                        });
+                    }
+                }
+                _ => segments.push(Segment {
+                    part: 0,
+                    file,
+                    row_groups: None,
+                    first_row: 0,
+                }),
+            }
+        }
+        segments
     }
 }
 
@@ -129,15 +154,20 @@ struct ReadBatch {
 struct Scored {
     seq: u64,
     part: usize,
+    /// Rows read, before the selection (for progress).
+    read_rows: u64,
     output: RecordBatch,
     rejected: Option<RecordBatch>,
 }
 
-/// The first failure in input order, shared by all stages.
+/// The first failure in input order, shared by all stages; and where `--limit`
+/// was reached, after which nothing more is needed.
 struct Failure {
     /// Input position (batch sequence number) of the earliest failure; MAX: none.
     first_seq: AtomicU64,
     first: Mutex<Option<(u64, PipelineError)>>,
+    /// The batch that reached the limit; MAX: not reached.
+    limit_seq: AtomicU64,
 }
 
 impl Default for Failure {
@@ -145,6 +175,7 @@ impl Default for Failure {
         Failure {
             first_seq: AtomicU64::new(u64::MAX),
             first: Mutex::new(None),
+            limit_seq: AtomicU64::new(u64::MAX),
         }
     }
 }
@@ -163,11 +194,22 @@ impl Failure {
         self.first_seq.load(Ordering::SeqCst) != u64::MAX
     }
 
-    /// Whether a batch earlier in input order than `seq` failed: workers skip
-    /// `seq` then, but still score earlier batches so that the failure reported
-    /// is the first one in input order, whatever the thread timing.
+    /// Whether batch `seq` reached the limit: the reader stops, workers skip the rest.
+    fn limit_reached(&self, seq: u64) {
+        self.limit_seq.store(seq, Ordering::SeqCst);
+    }
+
+    /// Whether nothing more is needed: a failure, or the limit.
+    fn stopped(&self) -> bool {
+        self.cancelled() || self.limit_seq.load(Ordering::SeqCst) != u64::MAX
+    }
+
+    /// Whether a batch earlier in input order than `seq` failed or reached the
+    /// limit: workers skip `seq` then, but still score earlier batches so that
+    /// the failure reported is the first one in input order, whatever the thread
+    /// timing.
     fn before(&self, seq: u64) -> bool {
-        self.first_seq.load(Ordering::SeqCst) < seq
+        self.first_seq.load(Ordering::SeqCst) < seq || self.limit_seq.load(Ordering::SeqCst) < seq
     }
 
     fn take(self) -> Option<PipelineError> {
@@ -181,6 +223,7 @@ impl Failure {
 /// What workers need to turn a read batch into a scored one.
 struct Scorer<'a> {
     models: &'a ModelSet,
+    selection: &'a Selection,
     keep: &'a [usize],
     out_schema: &'a SchemaRef,
     error_schema: Option<&'a SchemaRef>,
@@ -205,6 +248,7 @@ impl Pipeline {
             projection,
             models,
             keep,
+            selection,
             out_schema,
             segments,
             destination,
@@ -239,6 +283,7 @@ impl Pipeline {
         };
         let scorer = Scorer {
             models: &models,
+            selection: &selection,
             keep: &keep,
             out_schema: &out_schema,
             error_schema: error_schema.as_ref(),
@@ -268,6 +313,7 @@ impl Pipeline {
                     out_rx,
                     &mut progress,
                     limit.map(|l| (l, prior_rejected)),
+                    selection.limit,
                     failure,
                 )
             });
@@ -351,52 +397,94 @@ impl Scorer<'_> {
             }
         };
         let file = &self.file_names[rb.file];
-        let rows = rb.batch.num_rows() as u64;
+        let read_rows = rb.batch.num_rows() as u64;
         let started = Instant::now();
-        let scored = match self.on_error {
-            OnError::Fail => self
-                .models
-                .score(sessions, &rb.batch)
-                .map(|s| rejects::Outcome {
-                    kept_rows: None,
-                    predictions: s.columns,
-                    rejected: vec![],
-                    model_s: s.model_s,
-                }),
-            OnError::Skip { .. } => rejects::score_skipping(self.models, sessions, &rb.batch),
+        let ReadBatch {
+            seq,
+            part,
+            file: file_ix,
+            first_row,
+            batch,
+        } = rb;
+        let (batch, rows) = match self
+            .selection
+            .apply(file_ix, batch, RowNumbers::From(first_row))
+        {
+            Ok(selected) => selected,
+            Err(e) => {
+                let e = e.context(format!(
+                    "{file}, {}",
+                    RowNumbers::From(first_row).describe(read_rows as usize)
+                ));
+                failure.record(seq, PipelineError::Failed(e));
+                return WorkerStats::default();
+            }
+        };
+        let n = batch.num_rows();
+        let scored = if n == 0 {
+            // Nothing selected: an empty batch keeps the writer's order.
+            Ok(rejects::Outcome {
+                kept_rows: None,
+                predictions: self
+                    .out_schema
+                    .fields()
+                    .iter()
+                    .skip(self.keep.len())
+                    .map(|f| arrow::array::new_empty_array(f.data_type()))
+                    .collect(),
+                rejected: vec![],
+                model_s: vec![0.0; self.models.members.len()],
+            })
+        } else {
+            match self.on_error {
+                OnError::Fail => self
+                    .models
+                    .score(sessions, &batch)
+                    .map(|s| rejects::Outcome {
+                        kept_rows: None,
+                        predictions: s.columns,
+                        rejected: vec![],
+                        model_s: s.model_s,
+                    }),
+                OnError::Skip { .. } => rejects::score_skipping(self.models, sessions, &batch),
+            }
         };
         let mut outcome = match scored {
             Ok(o) => o,
             Err(ScoreError::BadRow(b)) => {
                 let error = PipelineError::BadRow {
                     file: file.clone(),
-                    row: rb.first_row + b.row as u64,
+                    row: rows.at(b.row),
                     column: b.column,
                     reason: b.reason,
                 };
-                failure.record(rb.seq, error);
+                failure.record(seq, error);
                 return WorkerStats::default();
             }
             Err(ScoreError::Model(e)) => {
-                let e = e.context(format!(
-                    "{file}, rows {}..{}",
-                    rb.first_row,
-                    rb.first_row + rows
-                ));
-                failure.record(rb.seq, PipelineError::Failed(e));
+                let e = e.context(format!("{file}, {}", rows.describe(n)));
+                failure.record(seq, PipelineError::Failed(e));
                 return WorkerStats::default();
             }
         };
         let elapsed = started.elapsed().as_secs_f64();
         let nan_predictions = rejects::count_nan(&outcome.predictions);
         let model_s = std::mem::take(&mut outcome.model_s);
-        match self.assemble(&rb, file, outcome) {
-            // A closed channel means the writer failed and recorded why.
+        let selected = Selected {
+            seq,
+            part,
+            read_rows,
+            batch,
+            rows,
+        };
+        match self.assemble(&selected, file, outcome) {
+            // A closed channel means the writer failed (and recorded why) or
+            // reached the limit.
             Ok(scored) => drop(out.send(scored)),
-            Err(e) => failure.record(rb.seq, PipelineError::Failed(e)),
+            Err(e) => failure.record(seq, PipelineError::Failed(e)),
         }
         WorkerStats {
-            rows,
+            rows: n as u64,
             score_s: elapsed,
             batch_s: vec![elapsed],
             nan_predictions,
@@ -405,18 +493,18 @@ impl Scorer<'_> {
     }
 
     /// Kept columns (of the scored rows) then predictions; and the error rows.
-    fn assemble(&self, rb: &ReadBatch, file: &str, outcome: rejects::Outcome) -> Result<Scored> {
+    fn assemble(&self, sb: &Selected, file: &str, outcome: rejects::Outcome) -> Result<Scored> {
         let kept: Vec<_> = match &outcome.kept_rows {
             None => self
                 .keep
                 .iter()
-                .map(|&i| rb.batch.column(i).clone())
+                .map(|&i| sb.batch.column(i).clone())
                 .collect(),
             Some(rows) => {
                 let idx = UInt32Array::from_iter_values(rows.iter().copied());
                 self.keep
                     .iter()
-                    .map(|&i| take(rb.batch.column(i), &idx, None))
+                    .map(|&i| take(sb.batch.column(i), &idx, None))
                     .collect::<Result<_, _>>()?
             }
         };
@@ -427,21 +515,31 @@ impl Scorer<'_> {
         let rejected = match (self.error_schema, outcome.rejected.is_empty()) {
             (Some(schema), false) => Some(rejects::error_batch(
                 schema,
-                &rb.batch,
+                &sb.batch,
                 self.keep,
                 file,
-                rb.first_row,
+                &sb.rows,
                 &outcome.rejected,
             )?),
             _ => None,
         };
         Ok(Scored {
-            seq: rb.seq,
-            part: rb.part,
+            seq: sb.seq,
+            part: sb.part,
+            read_rows: sb.read_rows,
             output,
             rejected,
         })
     }
+}
+
+/// A read batch after the selection: the rows to score and where they came from.
+struct Selected {
+    seq: u64,
+    part: usize,
+    read_rows: u64,
+    batch: RecordBatch,
+    rows: RowNumbers,
 }
 
 /// Reads the segments in order; returns rows read and seconds spent reading.
@@ -475,7 +573,7 @@ fn read_all(
             if let Some(sig) = interrupt.signal() {
                 failure.record(seq, PipelineError::Interrupted(sig));
             }
-            if failure.cancelled() {
+            if failure.stopped() {
                 return (rows, busy);
             }
             let started = Instant::now();
@@ -524,6 +622,7 @@ fn write_in_order(
     rx: Receiver<Scored>,
     progress: &mut Progress,
     limit: Option<(MaxErrors, u64)>,
+    row_limit: Option<u64>,
     failure: &Failure,
 ) -> Written {
     let mut pending = BTreeMap::new();
@@ -537,11 +636,16 @@ fn write_in_order(
         busy_s,
         ..Default::default()
     };
-    for scored in rx {
+    'receive: for scored in rx {
         pending.insert(scored.seq, scored);
-        while let Some(scored) = pending.remove(&next) {
+        while let Some(mut scored) = pending.remove(&next) {
             if failure.cancelled() {
                 return stopped(rows, rejected, busy);
+            }
+            // --limit: the batch that reaches it is cut, and nothing after it is needed.
+            let reached = row_limit.filter(|&max| rows + scored.output.num_rows() as u64 >= max);
+            if let Some(max) = reached {
+                scored.output = scored.output.slice(0, (max - rows) as usize);
             }
             let started = Instant::now();
             if let Err(e) = destination.write(scored.part, &scored.output, scored.rejected.as_ref())
@@ -567,10 +671,13 @@ fn write_in_order(
                 }
             }
             busy += started.elapsed().as_secs_f64();
-            let n = scored.output.num_rows() as u64;
-            rows += n;
-            progress.advance(n + scored.rejected.as_ref().map_or(0, |r| r.num_rows() as u64));
+            rows += scored.output.num_rows() as u64;
+            progress.advance(scored.read_rows);
             next += 1;
+            if reached.is_some() {
+                failure.limit_reached(next - 1);
+                break 'receive;
+            }
         }
     }
     if failure.cancelled() {

@@ -13,6 +13,7 @@ use crate::exit::{CliError, ExitCode, WithExit};
 use crate::mapping;
 use crate::model::ModelFile;
 use crate::model_set::{Member, ModelSet};
+use crate::select::{SelectSpec, Selection};
 use crate::source::{CsvOptions, Dataset, InputFile};
 
 /// A job ready to read its first batch.
@@ -20,12 +21,14 @@ pub struct Prepared {
     pub models: ModelSet,
     pub dataset: Dataset,
     /// Columns to read, indices into the dataset schema, ascending: what every
-    /// model and the kept columns need.
+    /// model, the kept columns and the selection need.
     pub projection: Vec<usize>,
-    /// The schema of the batches read.
+    /// The schema of the batches scored: the batches read, through the selection.
     pub projected: SchemaRef,
-    /// Kept columns, indices into the read batches, in output order.
+    /// Kept columns, indices into the scored batches, in output order.
     pub keep: Vec<usize>,
+    /// Filters, derived columns, sample and limit, ready for the workers.
+    pub selection: Selection,
 }
 
 impl Prepared {
@@ -52,6 +55,7 @@ pub fn prepare(
     models: &[ModelSpec],
     files: Vec<InputFile>,
     csv: CsvOptions,
+    select: &SelectSpec,
     log_plan: bool,
 ) -> Result<Prepared, CliError> {
     let model_files = models
@@ -60,8 +64,14 @@ pub fn prepare(
         .collect::<Result<Vec<_>, _>>()
         .exit(ExitCode::Validation)?;
     let inputs = describe(&files);
-    let dataset = Dataset::open(files, csv).exit(ExitCode::Validation)?;
-    let schema = dataset.schema.clone();
+    let mut selection = Selection::new(select).exit(ExitCode::Usage)?;
+    let dataset =
+        Dataset::open_pruned(files, csv, selection.pruner()).exit(ExitCode::Validation)?;
+    // What the models see: the input's columns through --with/--filter/--sql.
+    let schema = selection
+        .output_schema(&dataset.schema)
+        .with_context(|| format!("applying the selection to {inputs}"))
+        .exit(ExitCode::Validation)?;
     let mut planned = vec![];
     for (spec, model_file) in models.iter().zip(model_files) {
         let whose = crate::model_set::label(spec.name.as_deref(), &spec.path);
@@ -97,18 +107,29 @@ pub fn prepare(
             .exit(ExitCode::Validation)?;
         planned.push((spec.name.clone(), plan, compiled));
     }
-    let mut projection: Vec<usize> = planned
+    let needed: Vec<String> = planned
         .iter()
         .flat_map(|(_, plan, _)| plan.projection(&schema))
+        .map(|i| schema.field(i).name().clone())
+        .collect();
+    let mut projection: Vec<usize> = selection
+        .source_columns(&needed, &dataset.schema)
+        .iter()
+        .filter_map(|c| dataset.schema.index_of(c).ok())
         .collect();
     projection.sort_unstable();
     projection.dedup();
-    let projected = Arc::new(
-        schema
+    let read = Arc::new(
+        dataset
+            .schema
             .project(&projection)
             .context("projecting the input schema")
             .exit(ExitCode::Failure)?,
     );
+    let projected = selection
+        .plan(&read)
+        .with_context(|| format!("applying the selection to {inputs}"))
+        .exit(ExitCode::Validation)?;
     // Every plan keeps the same columns: --keep is one option for the run.
     let keep = planned
         .first()
@@ -137,5 +158,6 @@ pub fn prepare(
         projection,
         projected,
         keep,
+        selection,
     })
 }

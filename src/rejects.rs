@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::select::RowNumbers;
 use anyhow::{bail, Context, Result};
 use arrow::array::{
     Array, ArrayRef, BooleanArray, Float32Array, Float64Array, StringArray, UInt32Array,
@@ -209,7 +210,7 @@ pub fn error_batch(
     batch: &RecordBatch,
     keep: &[usize],
     file: &str,
-    first_row: u64,
+    rows: &RowNumbers,
     rejected: &[BadRow],
 ) -> Result<RecordBatch> {
     let idx = UInt32Array::from_iter_values(rejected.iter().map(|r| r.row as u32));
@@ -221,7 +222,7 @@ pub fn error_batch(
         rejected.iter().map(|_| file),
     )));
     cols.push(Arc::new(UInt64Array::from_iter_values(
-        rejected.iter().map(|r| first_row + r.row as u64),
+        rejected.iter().map(|r| rows.at(r.row)),
     )));
     cols.push(Arc::new(StringArray::from_iter(
         rejected

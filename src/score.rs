@@ -17,6 +17,7 @@ use crate::prepare::{prepare, Prepared};
 use crate::progress::Progress;
 use crate::rejects::{self, OnError};
 use crate::sink::{self, OutputKind};
+use crate::source::Pruned;
 use crate::summary::{self, PartsSummary, Summary};
 
 /// Runs the job; the summary, or None after `--check`.
@@ -68,7 +69,13 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     // A rerun of a completed directory job says so, without the mapping plan.
     let rerun = directory && parts::looks_complete(&cfg.output.path, cfg.shard);
     let log_plan = !cfg.quiet && !rerun;
-    let prepared = prepare(&cfg.models, cfg.inputs.clone(), cfg.csv.clone(), log_plan)?;
+    let prepared = prepare(
+        &cfg.models,
+        cfg.inputs.clone(),
+        cfg.csv.clone(),
+        &cfg.select,
+        log_plan,
+    )?;
     let kept_fields = prepared.kept_fields();
     let out_schema = sink::output_schema(&kept_fields, prepared.models.output_fields())
         .exit(ExitCode::Validation)?;
@@ -95,6 +102,13 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         ),
         ("batchinfer.run_start".to_string(), run_start),
     ]);
+    if !cfg.select.is_empty() {
+        // Which rows these are: the filter, derived columns, sample and limit.
+        metadata.push((
+            "batchinfer.selection".to_string(),
+            serde_json::to_string(&cfg.select).unwrap_or_default(),
+        ));
+    }
     if cfg.check {
         let models: Vec<String> = prepared
             .models
@@ -147,16 +161,20 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         dataset,
         projection,
         keep,
+        selection,
         ..
     } = prepared;
     let models = Arc::new(models);
-    let allow_empty = directory && dataset.total_rows != Some(0);
+    // A filter or sample may select nothing; a shard may have nothing left to do.
+    let allow_empty = selection.drops_rows() || (directory && dataset.total_rows != Some(0));
+    let pruned = dataset.pruned;
     let pipeline = Pipeline {
         progress: Progress::new(plan.rows, cfg.quiet, cfg.progress_every),
         dataset,
         projection,
         models: models.clone(),
         keep,
+        selection,
         out_schema,
         segments: plan.segments,
         destination: plan.destination,
@@ -205,6 +223,14 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
             p
         }),
         rows_read: stats.rows_read,
+        rows_filtered: if result.is_ok() {
+            stats
+                .rows_read
+                .saturating_sub(stats.rows_written + stats.rows_rejected)
+        } else {
+            0
+        },
+        skipped: (pruned != Pruned::default()).then_some(pruned),
         rows_scored,
         rows_rejected: stats.rows_rejected
             + matches!(result, Err(PipelineError::BadRow { .. })) as u64,

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::source::{Dataset, Format};
+use crate::source::{Dataset, FileSelection};
 
 /// This run's shard: `index` of `count` (0-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,25 +138,22 @@ pub struct Unit {
     pub weight: u64,
 }
 
-/// Every unit of the dataset, in input order.
+/// Every unit of the dataset left to read, in input order.
 pub fn units(dataset: &Dataset) -> Vec<Unit> {
     let mut units = vec![];
     for (file, info) in dataset.files.iter().enumerate() {
-        match (&dataset.row_groups[file], info.format) {
-            (Some(groups), Format::Parquet) => {
-                let mut first_row = 0;
-                for (rg, &rows) in groups.iter().enumerate() {
-                    units.push(Unit {
-                        file,
-                        row_group: Some(rg),
-                        rows: Some(rows),
-                        first_row,
-                        weight: rows,
-                    });
-                    first_row += rows;
-                }
+        match dataset.selection(file) {
+            None => {}
+            Some(FileSelection::RowGroups(groups)) => {
+                units.extend(groups.iter().map(|g| Unit {
+                    file,
+                    row_group: Some(g.index),
+                    rows: Some(g.rows),
+                    first_row: g.first_row,
+                    weight: g.rows,
+                }));
             }
-            _ => units.push(Unit {
+            Some(FileSelection::Whole) => units.push(Unit {
                 file,
                 row_group: None,
                 rows: None,
@@ -214,7 +211,10 @@ pub fn parts(units: &[Unit], mine: &[usize], rows_per_file: Option<u64>) -> Vec<
         let u = &units[i];
         let extend = match (parts.last(), last) {
             (Some(p), Some(prev)) => {
-                let adjacent = prev + 1 == i && units[prev].file == u.file;
+                // Consecutive row groups of one file (a filter may have pruned some).
+                let adjacent = prev + 1 == i
+                    && units[prev].file == u.file
+                    && units[prev].row_group.map(|g| g + 1) == u.row_group;
                 let fits = match (rows_per_file, p.rows, u.rows) {
                     (Some(max), Some(have), Some(add)) => have + add <= max,
                     (Some(_), _, _) => false,

@@ -155,6 +155,10 @@ pub struct Summary {
     /// Directory outputs: the parts of this shard.
     pub parts: Option<PartsSummary>,
     pub rows_read: u64,
+    /// Rows read that the selection (--filter, --sql, --sample, --limit) left out.
+    pub rows_filtered: u64,
+    /// What the filter kept from being read at all (files, row groups).
+    pub skipped: Option<crate::source::Pruned>,
     pub rows_scored: u64,
     pub rows_rejected: u64,
     pub nan_predictions: u64,
@@ -252,9 +256,23 @@ pub fn render_text(s: &Summary) -> String {
             p.written, p.already_done, p.total
         );
     }
+    if let Some(p) = &s.skipped {
+        let _ = writeln!(
+            o,
+            "  not read         {} file(s), {} row group(s) ({} rows) ruled out by the filter",
+            p.files,
+            p.row_groups,
+            thousands(p.rows)
+        );
+    }
+    let filtered = if s.rows_filtered > 0 {
+        format!("{} filtered out, ", thousands(s.rows_filtered))
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         o,
-        "  rows             {} read, {} scored, {} rejected",
+        "  rows             {} read, {filtered}{} scored, {} rejected",
         thousands(s.rows_read),
         thousands(s.rows_scored),
         thousands(s.rows_rejected)

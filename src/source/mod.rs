@@ -3,19 +3,60 @@
 //!
 //! Each file is read front to back, one batch at a time (Parquet row group by row
 //! group), so memory is bounded by the batch size, not by the input size.
+//!
+//! Directories are read recursively; `key=value` directories are partition
+//! columns (`hive`). A [`Pruner`] (a row filter) may rule out whole files by their
+//! partition values before they are opened, and Parquet row groups by their
+//! statistics before they are read.
 
 mod csv;
+pub mod hive;
 mod parquet;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::array::ArrayRef;
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use crate::panics;
 
 pub use self::csv::CsvOptions;
+pub use self::hive::Partitions;
+
+/// Decides from statistics which files and row groups may hold selected rows.
+pub trait Pruner {
+    /// Columns whose statistics can rule data out.
+    fn columns(&self) -> Vec<String>;
+    /// For units (files or row groups) described by `stats`, one row each, whether
+    /// each may hold a selected row. For a column `c` of [`Pruner::columns`],
+    /// `stats` may hold the lower and upper bounds of its values in each unit as
+    /// columns named [`min_name`]`(c)` and [`max_name`]`(c)`; a null bound is unknown.
+    fn may_match(&self, stats: &RecordBatch) -> Result<Vec<bool>>;
+}
+
+/// The name of column `c`'s lower bound in a statistics batch.
+pub fn min_name(c: &str) -> String {
+    format!("{c} (min)")
+}
+
+/// The name of column `c`'s upper bound in a statistics batch.
+pub fn max_name(c: &str) -> String {
+    format!("{c} (max)")
+}
+
+/// What pruning left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Pruned {
+    /// Files not opened: their partition values exclude every row.
+    pub files: u64,
+    /// Parquet row groups not read: their statistics exclude every row.
+    pub row_groups: u64,
+    /// Rows in those row groups.
+    pub rows: u64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -30,6 +71,8 @@ pub struct InputFile {
     pub format: Format,
     /// Size in bytes (0 for standard input).
     pub size: u64,
+    /// `key=value` directories between the input root and the file (raw values).
+    pub partitions: Vec<(String, String)>,
 }
 
 impl InputFile {
@@ -61,6 +104,21 @@ fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
+/// The directory a glob's matches are under: its components before the first
+/// one holding a wildcard.
+fn glob_root(spec: &str) -> PathBuf {
+    Path::new(spec)
+        .components()
+        .take_while(|c| !is_glob(&c.as_os_str().to_string_lossy()))
+        .collect()
+}
+
+/// Whether a directory entry is left out: names starting with `.` or `_` are
+/// hidden, temporary or bookkeeping files (`_SUCCESS`, `_errors/`, `.tmp…`).
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.to_str().is_some_and(|n| n.starts_with(['.', '_']))
+}
+
 /// Expands `--input` values (files, directories, globs, `-`) into files, in order:
 /// each value in the order given, a directory's or a glob's files sorted by path.
 pub fn expand_inputs(specs: &[String], forced: Option<Format>) -> Result<Vec<InputFile>> {
@@ -71,11 +129,14 @@ pub fn expand_inputs(specs: &[String], forced: Option<Format>) -> Result<Vec<Inp
                 path: "-".into(),
                 format: Format::Csv,
                 size: 0,
+                partitions: vec![],
             });
             continue;
         }
         let mut found = vec![];
+        let root;
         if is_glob(spec) {
+            root = glob_root(spec);
             for entry in
                 glob::glob(spec).with_context(|| format!("invalid glob pattern {spec:?}"))?
             {
@@ -92,22 +153,24 @@ pub fn expand_inputs(specs: &[String], forced: Option<Format>) -> Result<Vec<Inp
             let meta =
                 std::fs::metadata(&path).with_context(|| format!("cannot open input {spec}"))?;
             if meta.is_dir() {
-                for entry in std::fs::read_dir(&path)
-                    .with_context(|| format!("cannot list directory {spec}"))?
-                {
-                    let p = entry?.path();
-                    let hidden = p
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(['.', '_']));
-                    if p.is_file() && !hidden && format_of(&p, forced).is_some() {
-                        found.push(p);
+                // Recursively, for partitioned datasets (year=2024/month=01/…).
+                let walk = walkdir::WalkDir::new(&path)
+                    .follow_links(true)
+                    .into_iter()
+                    .filter_entry(|e| e.depth() == 0 || !is_hidden(e.file_name()));
+                for entry in walk {
+                    let entry = entry.with_context(|| format!("cannot list directory {spec}"))?;
+                    let p = entry.path();
+                    if entry.file_type().is_file() && format_of(p, forced).is_some() {
+                        found.push(p.to_path_buf());
                     }
                 }
                 if found.is_empty() {
                     bail!("directory {spec} holds no .parquet or .csv file");
                 }
+                root = path;
             } else {
+                root = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 found.push(path);
             }
         }
@@ -117,7 +180,13 @@ pub fn expand_inputs(specs: &[String], forced: Option<Format>) -> Result<Vec<Inp
                 format!("cannot tell the format of {}; name it .parquet or .csv, or pass --input-format", path.display())
             })?;
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            files.push(InputFile { path, format, size });
+            let partitions = hive::pairs(&root, &path);
+            files.push(InputFile {
+                path,
+                format,
+                size,
+                partitions,
+            });
         }
     }
     if files.is_empty() {
@@ -129,68 +198,157 @@ pub fn expand_inputs(specs: &[String], forced: Option<Format>) -> Result<Vec<Inp
     Ok(files)
 }
 
-/// A batch read from one file, with where it came from.
-#[derive(Debug)]
-pub struct SourceBatch {
-    /// Index into `Dataset::files`.
-    pub file: usize,
-    /// Index of the batch's first row within its file (0-based, header excluded).
-    pub first_row: u64,
-    pub batch: RecordBatch,
-}
-
 /// Files read as one dataset with one schema.
 pub struct Dataset {
     pub files: Vec<InputFile>,
-    /// The schema of every file (all columns).
+    /// The columns of every file, then the partition columns.
     pub schema: SchemaRef,
-    /// Rows in the dataset, when the files say (Parquet).
+    /// How many of `schema`'s columns come from the files.
+    file_columns: usize,
+    pub partitions: Partitions,
+    /// Rows to read, when the files say (Parquet).
     pub total_rows: Option<u64>,
     /// Per file, the row count of each row group (Parquet; None for CSV).
     pub row_groups: Vec<Option<Vec<u64>>>,
+    /// Per file, the row groups a pruner ruled out (empty: none).
+    skipped: Vec<Vec<bool>>,
+    /// A pruner ruled out every file: the first was opened for its schema only.
+    schema_only: bool,
+    /// What a pruner left out.
+    pub pruned: Pruned,
     csv: CsvOptions,
     stdin_prefix: Option<Vec<u8>>,
 }
 
+/// A row group to read: its index, the index in its file of its first row, its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowGroup {
+    pub index: usize,
+    pub first_row: u64,
+    pub rows: u64,
+}
+
+/// What to read of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSelection {
+    /// A CSV file: all of it.
+    Whole,
+    /// A Parquet file: these row groups (all of them when nothing was pruned).
+    RowGroups(Vec<RowGroup>),
+}
+
+/// A file's schema, its row groups' row counts (Parquet), and the bounds of the
+/// requested columns per row group.
+type Footer = (
+    SchemaRef,
+    Option<Vec<u64>>,
+    Vec<(String, ArrayRef, ArrayRef)>,
+);
+
 impl Dataset {
     /// Reads every file's schema and checks that they agree.
     pub fn open(files: Vec<InputFile>, csv: CsvOptions) -> Result<Dataset> {
+        Dataset::open_pruned(files, csv, None)
+    }
+
+    /// Like [`Dataset::open`], leaving out what `pruner` rules out: files by their
+    /// partition values (they are not opened) and Parquet row groups by their
+    /// statistics. A pruner that fails rules nothing out.
+    pub fn open_pruned(
+        files: Vec<InputFile>,
+        csv: CsvOptions,
+        pruner: Option<&dyn Pruner>,
+    ) -> Result<Dataset> {
+        let all = Partitions::infer(&files)?;
+        let wanted: Vec<String> = pruner.map(|p| p.columns()).unwrap_or_default();
+        let keep = match pruner {
+            Some(p) if !all.is_empty() => {
+                let stats = bounds_batch(&all, &wanted, 0..files.len(), vec![])?;
+                p.may_match(&stats)
+                    .unwrap_or_else(|_| vec![true; files.len()])
+            }
+            _ => vec![true; files.len()],
+        };
+        let mut pruned = Pruned {
+            files: keep.iter().filter(|k| !**k).count() as u64,
+            ..Pruned::default()
+        };
+        // With every file ruled out, the first is still opened for its schema.
+        let schema_only = !files.is_empty() && !keep.contains(&true);
+        let mut partitions = Partitions {
+            fields: all.fields.clone(),
+            values: vec![],
+        };
+        let files: Vec<InputFile> = files
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep[*i] || (schema_only && *i == 0))
+            .map(|(i, f)| {
+                partitions.values.push(all.values[i].clone());
+                f
+            })
+            .collect();
         let mut schema: Option<(SchemaRef, String)> = None;
         let mut total_rows = Some(0u64);
         let mut row_groups = vec![];
+        let mut skipped = vec![];
         let mut stdin_prefix = None;
-        for file in &files {
-            let read_schema = || -> Result<(SchemaRef, Option<Vec<u64>>)> {
+        for (ix, file) in files.iter().enumerate() {
+            let read_footer = || -> Result<Footer> {
                 Ok(match file.format {
                     Format::Parquet => {
-                        let (s, rows) = parquet::schema(&file.path)?;
-                        (s, Some(rows))
+                        let (s, rows, bounds) = parquet::footer(&file.path, &wanted)?;
+                        (s, Some(rows), bounds)
                     }
                     Format::Csv if file.is_stdin() => {
                         let (s, prefix) = csv::stdin_schema(&csv)?;
                         stdin_prefix = Some(prefix);
-                        (s, None)
+                        (s, None, vec![])
                     }
                     Format::Csv => match &schema {
                         // Later CSV files are parsed with the first file's types; their
                         // header must name the same columns.
-                        Some((first, _)) => (csv::check_header(&file.path, first, &csv)?, None),
-                        None => (csv::infer_schema(&file.path, &csv)?, None),
+                        Some((first, _)) => {
+                            (csv::check_header(&file.path, first, &csv)?, None, vec![])
+                        }
+                        None => (csv::infer_schema(&file.path, &csv)?, None, vec![]),
                     },
                 })
             };
             // A library panic on a damaged file is an error naming the file.
-            let (file_schema, rows) = panics::catch(read_schema).map_err(|p| {
+            let (file_schema, rows, bounds) = panics::catch(read_footer).map_err(|p| {
                 anyhow::anyhow!(
                     "{} is damaged: reading its header crashed the {:?} reader ({p})",
                     file.display(),
                     file.format
                 )
             })??;
-            total_rows = total_rows
-                .zip(rows.as_ref())
-                .map(|(a, b)| a + b.iter().sum::<u64>());
+            let mut skip = vec![];
+            if let (Some(p), Some(groups), false) = (pruner, &rows, schema_only) {
+                let stats = bounds_batch(
+                    &partitions,
+                    &wanted,
+                    std::iter::repeat_n(ix, groups.len()),
+                    bounds,
+                )?;
+                if let Ok(keep) = p.may_match(&stats) {
+                    skip = keep.iter().map(|k| !k).collect();
+                }
+                for (g, _) in skip.iter().enumerate().filter(|(_, s)| **s) {
+                    pruned.row_groups += 1;
+                    pruned.rows += groups[g];
+                }
+            }
+            let selected = rows.as_ref().map(|groups| {
+                let skipped_rows: u64 = (0..groups.len())
+                    .filter(|g| schema_only || skip.get(*g) == Some(&true))
+                    .map(|g| groups[g])
+                    .sum();
+                groups.iter().sum::<u64>() - skipped_rows
+            });
+            total_rows = total_rows.zip(selected).map(|(a, b)| a + b);
             row_groups.push(rows);
+            skipped.push(skip);
             match &schema {
                 None => schema = Some((file_schema, file.display())),
                 Some((first, first_name)) => {
@@ -198,15 +356,69 @@ impl Dataset {
                 }
             }
         }
-        let (schema, _) = schema.context("no input files")?;
+        let (file_schema, _) = schema.context("no input files")?;
+        if schema_only {
+            total_rows = Some(0);
+        }
+        let file_columns = file_schema.fields().len();
+        if let Some(f) = partitions
+            .fields
+            .iter()
+            .find(|f| file_schema.field_with_name(f.name()).is_ok())
+        {
+            bail!(
+                "`{0}` is both a column of {1} and a partition directory ({0}=…); rename one of them",
+                f.name(),
+                files[0].display(),
+            );
+        }
+        let mut fields: Vec<_> = file_schema.fields().iter().cloned().collect();
+        fields.extend(partitions.fields.iter().cloned());
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields,
+            file_schema.metadata().clone(),
+        ));
         Ok(Dataset {
             files,
             schema,
+            file_columns,
+            partitions,
             total_rows,
             row_groups,
+            skipped,
+            schema_only,
+            pruned,
             csv,
             stdin_prefix,
         })
+    }
+
+    /// What to read of file `ix`; None: nothing (a pruner ruled it out).
+    pub fn selection(&self, ix: usize) -> Option<FileSelection> {
+        if self.schema_only {
+            return None;
+        }
+        let Some(groups) = &self.row_groups[ix] else {
+            return Some(FileSelection::Whole);
+        };
+        let mut first_row = 0;
+        let mut selected = vec![];
+        for (index, &rows) in groups.iter().enumerate() {
+            if self.skipped[ix].get(index) != Some(&true) {
+                selected.push(RowGroup {
+                    index,
+                    first_row,
+                    rows,
+                });
+            }
+            first_row += rows;
+        }
+        (!selected.is_empty()).then_some(FileSelection::RowGroups(selected))
+    }
+
+    /// Whether a pruner ruled any row group or file out.
+    pub fn is_pruned(&self) -> bool {
+        self.schema_only || self.skipped.iter().any(|s| s.contains(&true))
     }
 
     /// Reads file `ix`: batches of at most `batch_size` rows holding the columns
@@ -220,7 +432,8 @@ impl Dataset {
         self.read_row_groups(ix, None, projection, batch_size)
     }
 
-    /// Reads file `ix`, or only the given row groups of a Parquet file.
+    /// Reads file `ix`, or only the given row groups of a Parquet file. Partition
+    /// columns in `projection` are added to each batch.
     pub fn read_row_groups(
         &mut self,
         ix: usize,
@@ -229,23 +442,90 @@ impl Dataset {
         batch_size: usize,
     ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
         let file = self.files[ix].clone();
+        let (from_file, from_path): (Vec<usize>, Vec<usize>) =
+            projection.iter().partition(|&&i| i < self.file_columns);
         let stdin_prefix = &mut self.stdin_prefix;
-        let (schema, csv_options) = (&self.schema, &self.csv);
+        let file_schema = Arc::new(Schema::new(
+            self.schema.fields()[..self.file_columns].to_vec(),
+        ));
+        let csv_options = &self.csv;
         let open = || match file.format {
-            Format::Parquet => parquet::read(&file.path, row_groups, projection, batch_size),
+            Format::Parquet => parquet::read(&file.path, row_groups, &from_file, batch_size),
             Format::Csv if file.is_stdin() => {
                 let prefix = stdin_prefix.take().unwrap_or_default();
-                csv::read_stdin(prefix, schema, csv_options, projection, batch_size)
+                csv::read_stdin(prefix, &file_schema, csv_options, &from_file, batch_size)
             }
-            Format::Csv => csv::read(&file.path, schema, csv_options, projection, batch_size),
+            Format::Csv => csv::read(
+                &file.path,
+                &file_schema,
+                csv_options,
+                &from_file,
+                batch_size,
+            ),
         };
         let batches = panics::catch(open).map_err(|p| {
             anyhow::anyhow!("opening {} crashed the reader ({p})", file.display())
         })??;
+        let batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = if from_path.is_empty()
+        {
+            batches
+        } else {
+            let schema = Arc::new(self.schema.project(projection)?);
+            let partitions = self.partitions.clone();
+            let first = self.file_columns;
+            Box::new(batches.map(move |batch| {
+                let batch = batch?;
+                let mut columns = batch.columns().to_vec();
+                for &i in &from_path {
+                    columns.push(partitions.column(ix, i - first, batch.num_rows())?);
+                }
+                Ok(RecordBatch::try_new(schema.clone(), columns)?)
+            }))
+        };
         Ok(Box::new(Guarded {
             inner: Some(batches),
         }))
     }
+}
+
+/// A statistics batch for [`Pruner::may_match`]: one row per unit, `units` giving
+/// each unit's file (for its partition values, which are both its bounds), plus
+/// the given bounds of file columns.
+fn bounds_batch(
+    partitions: &Partitions,
+    wanted: &[String],
+    units: impl Iterator<Item = usize>,
+    file_bounds: Vec<(String, ArrayRef, ArrayRef)>,
+) -> Result<RecordBatch> {
+    let units: Vec<usize> = units.collect();
+    let mut fields = vec![];
+    let mut columns: Vec<ArrayRef> = vec![];
+    for (k, field) in partitions.fields.iter().enumerate() {
+        if !wanted.contains(field.name()) {
+            continue;
+        }
+        let values: Vec<&dyn arrow::array::Array> = units
+            .iter()
+            .map(|&f| partitions.values[f][k].as_ref())
+            .collect();
+        let column = arrow::compute::concat(&values)?;
+        for name in [min_name(field.name()), max_name(field.name())] {
+            fields.push(Field::new(name, field.data_type().clone(), true));
+            columns.push(column.clone());
+        }
+    }
+    for (name, min, max) in file_bounds {
+        fields.push(Field::new(min_name(&name), min.data_type().clone(), true));
+        columns.push(min);
+        fields.push(Field::new(max_name(&name), max.data_type().clone(), true));
+        columns.push(max);
+    }
+    let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(units.len()));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &options,
+    )?)
 }
 
 /// Batches from a reader, with a library panic on damaged data turned into an

@@ -11,8 +11,10 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use arrow::array::{ArrayRef, UInt64Array};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use parquet::file::reader::{ChunkReader, Length};
@@ -71,17 +73,40 @@ fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<GuardedFile>> 
         .with_context(|| format!("{} is not a readable Parquet file", path.display()))
 }
 
-/// The file's Arrow schema and the row count of each row group, from its footer.
-pub fn schema(path: &Path) -> Result<(SchemaRef, Vec<u64>)> {
+/// The file's Arrow schema, the row count of each row group, and for each of the
+/// `wanted` columns the file has, the lower and upper bounds of its values in each
+/// row group (null where the statistics do not say), all from its footer.
+pub fn footer(path: &Path, wanted: &[String]) -> Result<Bounded> {
     let b = builder(path)?;
-    let rows = b
-        .metadata()
-        .row_groups()
+    let groups = b.metadata().row_groups();
+    let rows = groups
         .iter()
         .map(|rg| rg.num_rows().max(0) as u64)
         .collect();
-    Ok((b.schema().clone(), rows))
+    let schema = b.schema().clone();
+    let mut bounds = vec![];
+    for name in wanted {
+        if schema.field_with_name(name).is_err() {
+            continue;
+        }
+        let converter = StatisticsConverter::try_new(name, &schema, b.parquet_schema())?;
+        let min = converter.row_group_mins(groups)?;
+        let mut max = converter.row_group_maxes(groups)?;
+        if min.data_type().is_floating() {
+            // Writers leave NaN out of the bounds, and polars orders NaN above every
+            // number: an upper bound holds only where the file says there is no NaN.
+            let nans = converter.row_group_nan_counts(groups)?;
+            let no_nan = arrow::compute::kernels::cmp::eq(&nans, &UInt64Array::new_scalar(0))?;
+            let nulls = arrow::array::new_null_array(max.data_type(), max.len());
+            max = arrow::compute::kernels::zip::zip(&no_nan, &max, &nulls)?;
+        }
+        bounds.push((name.clone(), min, max));
+    }
+    Ok((schema, rows, bounds))
 }
+
+/// A schema, row counts per row group, and per column the bounds per row group.
+pub type Bounded = (SchemaRef, Vec<u64>, Vec<(String, ArrayRef, ArrayRef)>);
 
 /// Reads the file, or only the given row groups (ascending).
 pub fn read(

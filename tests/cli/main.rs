@@ -11,3 +11,5 @@ pub mod jobs;
 mod logs;
 mod models;
 mod rejects;
+#[cfg(feature = "polars")]
+mod selection;

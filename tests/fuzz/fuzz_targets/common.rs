@@ -33,6 +33,7 @@ pub fn read_input(name: &str, data: &[u8], format: Format) {
         path,
         format,
         size: data.len() as u64,
+        partitions: vec![],
     }];
     let options =
         CsvOptions::new(b',', b'"', &["".to_string(), "NA".to_string()]).expect("options");

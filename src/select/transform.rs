@@ -1,0 +1,299 @@
+//! `--with`, `--filter` and `--sql` applied by polars SQL to each batch, on the
+//! scoring workers, after the arrow-rs reader (README, "Filters and derived
+//! columns", says why not polars' own scan).
+//!
+//! Each option is a stage over the table `input`: `--with NAME=EXPR` is
+//! `SELECT *, EXPR AS NAME FROM input`, `--filter EXPR` is
+//! `SELECT * FROM input WHERE EXPR`, and `--sql` is the user's query. A hidden
+//! row-number column rides through every stage, so rows set aside or failing
+//! later are still named by their row in the input file.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use arrow::array::{Array, ArrayRef, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use polars::prelude::IntoLazy;
+use polars::sql::SQLContext;
+use sqlparser::ast::Expr;
+
+use super::bridge;
+use super::sql;
+use crate::source::{max_name, min_name, Pruner};
+
+/// The hidden column holding each row's index in its input file.
+pub const ROW_COLUMN: &str = "__batchinfer_row";
+
+/// What the user asked for, in the order it applies.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct TransformSpec {
+    /// `--with NAME=EXPR`, in order (each may use the ones before).
+    pub with: Vec<(String, String)>,
+    pub filter: Option<String>,
+    pub sql: Option<String>,
+}
+
+impl TransformSpec {
+    pub fn is_empty(&self) -> bool {
+        self.with.is_empty() && self.filter.is_none() && self.sql.is_none()
+    }
+}
+
+struct Stage {
+    /// What the user wrote, for messages.
+    option: String,
+    sql: String,
+}
+
+/// A checked transform, ready to run on batches.
+pub struct Transform {
+    spec: TransformSpec,
+    stages: Vec<Stage>,
+    /// Names the SQL mentions: the input columns it reads, and aliases.
+    referenced: Vec<String>,
+    /// Whether every input column passes through (no `--sql` with its own list).
+    star: bool,
+    /// The row filter, for pruning.
+    filter: Option<Expr>,
+    /// Whether rows may be dropped.
+    pub filters_rows: bool,
+}
+
+impl Transform {
+    /// Parses and checks the options (usage errors: nothing is opened yet).
+    pub fn new(spec: &TransformSpec) -> Result<Transform> {
+        let mut stages = vec![];
+        let mut referenced = vec![];
+        let mut filter = None;
+        let mut star = true;
+        for (name, text) in &spec.with {
+            let option = format!("--with {name}={text}");
+            let e = sql::parse_expr("--with", text)?;
+            referenced.extend(sql::referenced(&e));
+            stages.push(Stage {
+                sql: format!("SELECT *, {e} AS {} FROM {}", sql::quoted(name), sql::TABLE),
+                option,
+            });
+        }
+        if let Some(text) = &spec.filter {
+            let e = sql::parse_expr("--filter", text)?;
+            referenced.extend(sql::referenced(&e));
+            stages.push(Stage {
+                sql: format!("SELECT * FROM {} WHERE {e}", sql::TABLE),
+                option: format!("--filter {text}"),
+            });
+            filter = Some(e);
+        }
+        if let Some(text) = &spec.sql {
+            let checked = sql::parse_query(text)?;
+            referenced.extend(sql::referenced(&checked.query));
+            star = checked.star;
+            filter = sql::where_clause(&checked).cloned();
+            stages.push(Stage {
+                sql: sql::with_projected(&checked, ROW_COLUMN),
+                option: format!("--sql {text}"),
+            });
+        }
+        Ok(Transform {
+            spec: spec.clone(),
+            stages,
+            referenced,
+            star,
+            filters_rows: filter.is_some(),
+            filter,
+        })
+    }
+
+    /// Checks names against the input: derived names must be new, and every name
+    /// `--filter` and `--with` use must exist by the time they run.
+    pub fn check_names(&self, input: &Schema) -> Result<()> {
+        if input.field_with_name(ROW_COLUMN).is_ok() {
+            bail!("the input has a column named {ROW_COLUMN}, which batchinfer uses itself; rename it");
+        }
+        let mut known: Vec<String> = input.fields().iter().map(|f| f.name().clone()).collect();
+        for (name, text) in &self.spec.with {
+            if known.contains(name) {
+                bail!("--with {name}={text}: a column `{name}` exists already; give the derived column a new name");
+            }
+            let e = sql::parse_expr("--with", text)?;
+            if let Some(unknown) = sql::unknown_column(&e, &known) {
+                bail!(
+                    "--with {name}={text}: no column {unknown}; the columns are: {}",
+                    known.join(", ")
+                );
+            }
+            known.push(name.clone());
+        }
+        if let Some(text) = &self.spec.filter {
+            let e = sql::parse_expr("--filter", text)?;
+            if let Some(unknown) = sql::unknown_column(&e, &known) {
+                bail!(
+                    "--filter {text:?}: no column {unknown}; the columns are: {}",
+                    known.join(", ")
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The input columns needed to produce the output columns `needed`.
+    pub fn source_columns(&self, needed: &[String], input: &Schema) -> Vec<String> {
+        input
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|c| self.referenced.contains(c) || (self.star && needed.contains(c)))
+            .collect()
+    }
+
+    /// The schema of the batches `apply` returns for input batches of `input`.
+    pub fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+        let empty = RecordBatch::new_empty(input.clone());
+        let out = self.run(&empty, None)?;
+        let fields: Vec<Field> = out
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| f.name() != ROW_COLUMN)
+            .map(|f| {
+                // Columns passed through keep their input type.
+                let t = match input.field_with_name(f.name()) {
+                    Ok(orig) => orig.data_type().clone(),
+                    Err(_) => bridge::plain(f.data_type()),
+                };
+                Field::new(f.name(), t, true)
+            })
+            .collect();
+        let mut names = std::collections::HashSet::new();
+        if let Some(dup) = fields.iter().find(|f| !names.insert(f.name().clone())) {
+            bail!(
+                "{}: the result has two columns named `{}`; give one an alias",
+                self.describe(),
+                dup.name()
+            );
+        }
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    fn describe(&self) -> String {
+        self.stages
+            .iter()
+            .map(|s| s.option.clone())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Runs the stages on `batch` (with the row column added when `rows` is given).
+    fn run(&self, batch: &RecordBatch, rows: Option<&[u64]>) -> Result<RecordBatch> {
+        let mut fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut columns = batch.columns().to_vec();
+        fields.push(Field::new(ROW_COLUMN, DataType::UInt64, false));
+        columns.push(Arc::new(match rows {
+            Some(r) => UInt64Array::from(r.to_vec()),
+            None => UInt64Array::from(Vec::<u64>::new()),
+        }) as ArrayRef);
+        let with_rows = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        let mut frame = bridge::to_polars(&with_rows)?.lazy();
+        let mut ctx = SQLContext::new();
+        for stage in &self.stages {
+            ctx.register(sql::TABLE, frame);
+            frame = ctx
+                .execute(&stage.sql)
+                .map_err(|e| anyhow!("{}: {e}", stage.option))?;
+        }
+        let out = frame
+            .collect()
+            .map_err(|e| anyhow!("{}: {e}", self.describe()))?;
+        bridge::to_arrow(out, None)
+    }
+
+    /// Applies the stages to a batch whose rows are `rows` of their file: the
+    /// resulting batch (of `schema`, from [`Transform::output_schema`]) and the
+    /// input row of each of its rows.
+    pub fn apply(
+        &self,
+        batch: &RecordBatch,
+        rows: &[u64],
+        schema: &SchemaRef,
+    ) -> Result<(RecordBatch, Vec<u64>)> {
+        let out = self.run(batch, Some(rows))?;
+        let row_ix = out
+            .schema()
+            .index_of(ROW_COLUMN)
+            .map_err(|_| anyhow!("{}: the row numbers were lost", self.describe()))?;
+        let kept = out
+            .column(row_ix)
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .context("the row numbers changed type")?
+            .values()
+            .to_vec();
+        let mut columns = out.columns().to_vec();
+        columns.remove(row_ix);
+        let columns = columns
+            .into_iter()
+            .zip(schema.fields())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c)
+                } else {
+                    arrow::compute::cast(&c, f.data_type()).with_context(|| {
+                        format!(
+                            "{}: column `{}` is {} in this batch",
+                            self.describe(),
+                            f.name(),
+                            c.data_type()
+                        )
+                    })
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let options =
+            arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(kept.len()));
+        let batch = RecordBatch::try_new_with_options(schema.clone(), columns, &options)?;
+        Ok((batch, kept))
+    }
+}
+
+impl Pruner for Transform {
+    fn columns(&self) -> Vec<String> {
+        self.filter
+            .as_ref()
+            .map(sql::referenced)
+            .unwrap_or_default()
+    }
+
+    fn may_match(&self, stats: &RecordBatch) -> Result<Vec<bool>> {
+        let n = stats.num_rows();
+        let schema = stats.schema();
+        let bounded = |c: &str| schema.field_with_name(&min_name(c)).is_ok();
+        let check = self
+            .filter
+            .as_ref()
+            .and_then(|f| sql::bounds_check(f, &bounded, &min_name, &max_name));
+        let Some(check) = check else {
+            return Ok(vec![true; n]);
+        };
+        let frame = bridge::to_polars(stats)?.lazy();
+        let mut ctx = SQLContext::new();
+        ctx.register(sql::TABLE, frame);
+        let out = ctx
+            .execute(&format!("SELECT {check} AS may_match FROM {}", sql::TABLE))
+            .and_then(|lf| lf.collect())
+            .map_err(|e| anyhow!("checking statistics with {check}: {e}"))?;
+        let out = bridge::to_arrow(out, None)?;
+        let mask = arrow::compute::cast(out.column(0), &DataType::Boolean)?;
+        let mask = mask
+            .as_any()
+            .downcast_ref::<arrow::array::BooleanArray>()
+            .context("the statistics check is not boolean")?;
+        // Null: the bounds do not say, so the unit is read.
+        Ok((0..n).map(|i| mask.is_null(i) || mask.value(i)).collect())
+    }
+}

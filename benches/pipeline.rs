@@ -1,7 +1,8 @@
 //! The hot paths around the model, on a batch of 8,192 rows × 30 float32 features:
 //! Arrow columns → input tensor (exact and narrowing casts), output tensor →
 //! Arrow columns, Parquet encoding of a scored batch, and projected Parquet
-//! decoding. `cargo bench --bench pipeline`; CI compiles it and runs each once.
+//! decoding, and the polars selection (`--filter`, `--with`) of a batch.
+//! `cargo bench --bench pipeline`; CI compiles it and runs each once.
 
 use std::sync::Arc;
 
@@ -121,5 +122,55 @@ fn parquet(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, arrow_to_tensor, tensor_to_arrow, parquet);
+/// The selection on the workers: a filter keeping about half the rows, and a
+/// derived column, each through polars and back (the whole batch crosses twice).
+#[cfg(feature = "polars")]
+fn selection(c: &mut Criterion) {
+    use batchinfer::select::{RowNumbers, SelectSpec, Selection, TransformSpec};
+    let data = batch(false);
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    for (name, transform) in [
+        (
+            "selection_filter_half",
+            TransformSpec {
+                filter: Some("f0 > 0".into()),
+                ..TransformSpec::default()
+            },
+        ),
+        (
+            "selection_with_log1p",
+            TransformSpec {
+                with: vec![("g".into(), "log1p(abs(f1))".into())],
+                ..TransformSpec::default()
+            },
+        ),
+    ] {
+        let spec = SelectSpec {
+            transform,
+            ..SelectSpec::default()
+        };
+        let mut selection = Selection::new(&spec).expect("selection");
+        selection.plan(&data.schema()).expect("plan");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                selection
+                    .apply(0, data.clone(), RowNumbers::From(0))
+                    .expect("apply")
+            })
+        });
+    }
+    group.finish();
+}
+
+#[cfg(not(feature = "polars"))]
+fn selection(_: &mut Criterion) {}
+
+criterion_group!(
+    benches,
+    arrow_to_tensor,
+    tensor_to_arrow,
+    parquet,
+    selection
+);
 criterion_main!(benches);

@@ -87,10 +87,6 @@ impl RowNumbers {
             }
         }
     }
-
-    fn to_vec(&self, n: usize) -> Vec<u64> {
-        (0..n).map(|i| self.at(i)).collect()
-    }
 }
 
 /// A checked selection, shared by the workers.
@@ -203,9 +199,9 @@ impl Selection {
         };
         #[cfg(feature = "polars")]
         if let (Some(t), Some(schema)) = (&self.transform, &self.schema) {
-            let numbers = rows.to_vec(batch.num_rows());
-            let (batch, kept) = t.apply(&batch, &numbers, schema)?;
-            return Ok((batch, RowNumbers::Picked(kept.into())));
+            let (batch, kept) = t.apply(&batch, schema)?;
+            let picked: Vec<u64> = kept.iter().map(|&i| rows.at(i as usize)).collect();
+            return Ok((batch, RowNumbers::Picked(picked.into())));
         }
         Ok((batch, rows))
     }

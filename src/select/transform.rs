@@ -5,15 +5,15 @@
 //! Each option is a stage over the table `input`: `--with NAME=EXPR` is
 //! `SELECT *, EXPR AS NAME FROM input`, `--filter EXPR` is
 //! `SELECT * FROM input WHERE EXPR`, and `--sql` is the user's query. A hidden
-//! row-number column rides through every stage, so rows set aside or failing
+//! column of row indices rides through every stage, so rows set aside or failing
 //! later are still named by their row in the input file.
 
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use arrow::array::{Array, ArrayRef, UInt64Array};
+use arrow::array::{Array, ArrayRef, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use polars::prelude::IntoLazy;
 use polars::sql::SQLContext;
 use sqlparser::ast::Expr;
@@ -184,8 +184,9 @@ impl Transform {
             .join(" ")
     }
 
-    /// Runs the stages on `batch` (with the row column added when `rows` is given).
-    fn run(&self, batch: &RecordBatch, rows: Option<&[u64]>) -> Result<RecordBatch> {
+    /// Runs the stages on `batch` with a row column added holding `rows` (or
+    /// nothing, for an empty batch). Returns polars' result in plain types.
+    fn run(&self, batch: &RecordBatch, rows: Option<ArrayRef>) -> Result<RecordBatch> {
         let mut fields: Vec<Field> = batch
             .schema()
             .fields()
@@ -193,12 +194,12 @@ impl Transform {
             .map(|f| f.as_ref().clone())
             .collect();
         let mut columns = batch.columns().to_vec();
-        fields.push(Field::new(ROW_COLUMN, DataType::UInt64, false));
-        columns.push(Arc::new(match rows {
-            Some(r) => UInt64Array::from(r.to_vec()),
-            None => UInt64Array::from(Vec::<u64>::new()),
-        }) as ArrayRef);
-        let with_rows = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        let rows = rows.unwrap_or_else(|| Arc::new(UInt32Array::from(Vec::<u32>::new())));
+        fields.push(Field::new(ROW_COLUMN, rows.data_type().clone(), false));
+        columns.push(rows);
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        let with_rows =
+            RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)?;
         let mut frame = bridge::to_polars(&with_rows)?.lazy();
         let mut ctx = SQLContext::new();
         for stage in &self.stages {
@@ -207,57 +208,76 @@ impl Transform {
                 .execute(&stage.sql)
                 .map_err(|e| anyhow!("{}: {e}", stage.option))?;
         }
+        // A batch is small and scanned once: planning is all the optimiser would add.
         let out = frame
+            .without_optimizations()
             .collect()
             .map_err(|e| anyhow!("{}: {e}", self.describe()))?;
         bridge::to_arrow(out, None)
     }
 
-    /// Applies the stages to a batch whose rows are `rows` of their file: the
-    /// resulting batch (of `schema`, from [`Transform::output_schema`]) and the
-    /// input row of each of its rows.
+    /// Applies the stages to a batch: the resulting batch (of `schema`, from
+    /// [`Transform::output_schema`]) and, for each of its rows, its index in `batch`.
+    ///
+    /// Only the columns the SQL mentions go through polars. The others (passed
+    /// through by `*`) are taken from the batch for the rows polars kept, so that a
+    /// filter on one column does not copy thirty through polars and back.
     pub fn apply(
         &self,
         batch: &RecordBatch,
-        rows: &[u64],
         schema: &SchemaRef,
-    ) -> Result<(RecordBatch, Vec<u64>)> {
-        let out = self.run(batch, Some(rows))?;
-        let row_ix = out
-            .schema()
-            .index_of(ROW_COLUMN)
-            .map_err(|_| anyhow!("{}: the row numbers were lost", self.describe()))?;
-        let kept = out
-            .column(row_ix)
-            .as_any()
-            .downcast_ref::<UInt64Array>()
-            .context("the row numbers changed type")?
-            .values()
-            .to_vec();
-        let mut columns = out.columns().to_vec();
-        columns.remove(row_ix);
-        let columns = columns
-            .into_iter()
-            .zip(schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
+    ) -> Result<(RecordBatch, Vec<u32>)> {
+        let n = batch.num_rows();
+        let input = batch.schema();
+        let used: Vec<usize> = (0..input.fields().len())
+            .filter(|&i| self.referenced.contains(input.field(i).name()))
+            .collect();
+        let index: ArrayRef = Arc::new(UInt32Array::from_iter_values(0..n as u32));
+        let out = self.run(&batch.project(&used)?, Some(index))?;
+        let picked = out
+            .column_by_name(ROW_COLUMN)
+            .and_then(|c| c.as_any().downcast_ref::<UInt32Array>())
+            .ok_or_else(|| anyhow!("{}: the row numbers were lost", self.describe()))?
+            .clone();
+        let every_row = picked.len() == n;
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let column = match out.column_by_name(f.name()) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = batch.column_by_name(f.name()).ok_or_else(|| {
+                            anyhow!(
+                                "{}: no column `{}` in the result",
+                                self.describe(),
+                                f.name()
+                            )
+                        })?;
+                        if every_row {
+                            c.clone()
+                        } else {
+                            arrow::compute::take(c, &picked, None)?
+                        }
+                    }
+                };
+                if column.data_type() == f.data_type() {
+                    Ok(column)
                 } else {
-                    arrow::compute::cast(&c, f.data_type()).with_context(|| {
+                    arrow::compute::cast(&column, f.data_type()).with_context(|| {
                         format!(
                             "{}: column `{}` is {} in this batch",
                             self.describe(),
                             f.name(),
-                            c.data_type()
+                            column.data_type()
                         )
                     })
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        let options =
-            arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(kept.len()));
+        let options = RecordBatchOptions::new().with_row_count(Some(picked.len()));
         let batch = RecordBatch::try_new_with_options(schema.clone(), columns, &options)?;
-        Ok((batch, kept))
+        Ok((batch, picked.values().to_vec()))
     }
 }
 

@@ -235,6 +235,13 @@ pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpe
     })?;
     let select = ByModel::split(&args.select_outputs, &names, comma_items)?;
     let as_list = ByModel::split(&args.as_list, &names, comma_items)?;
+    // A column kept twice (--keep id --keep id,ts) is written once.
+    let mut keep: Vec<String> = vec![];
+    for k in &args.keep {
+        if !keep.contains(k) {
+            keep.push(k.clone());
+        }
+    }
     for (i, spec) in specs.iter_mut().enumerate() {
         // A model's own mapping (features or input map) replaces the shared one.
         let own_mapping = !features.own[i].is_empty() || !input_map.own[i].is_empty();
@@ -256,7 +263,7 @@ pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpe
         spec.mapping = MappingRequest {
             features: (!features.is_empty()).then_some(features),
             input_map,
-            keep: args.keep.clone(),
+            keep: keep.clone(),
             keep_all: args.keep_all,
         };
     }

@@ -483,3 +483,37 @@ fn date_templates_environment_and_job_files_carry_selections() {
     assert!(months.values().iter().all(|&m| m == 3));
     assert_eq!(months.null_count(), 0);
 }
+
+#[test]
+fn a_glob_gives_the_partition_columns_below_its_fixed_part() {
+    let env = Env::new();
+    let out = score(
+        &env,
+        "all.parquet",
+        &["--filter", "month = 1", "--keep", "id,year,month"],
+    );
+    let glob = format!("{}/data/events/*/month=01/*.parquet", testdata().display());
+    env.run(&[
+        "score",
+        "-m",
+        LOGREG,
+        "-i",
+        &glob,
+        "-o",
+        "glob.parquet",
+        "--features",
+        FEATURES,
+        "--keep",
+        "id,year,month",
+        "--quiet",
+    ])
+    .expect_code(0);
+    let globbed = read_parquet(&env.path("glob.parquet"));
+    assert_eq!(globbed, out);
+    assert_eq!(globbed.num_rows(), 240);
+    let years = globbed
+        .column_by_name("year")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    assert!(years.values().iter().all(|&y| y == 2024));
+}

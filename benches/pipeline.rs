@@ -151,7 +151,7 @@ fn selection(c: &mut Criterion) {
             ..SelectSpec::default()
         };
         let mut selection = Selection::new(&spec).expect("selection");
-        selection.plan(&data.schema()).expect("plan");
+        selection.plan(&data.schema(), &[]).expect("plan");
         group.bench_function(name, |b| {
             b.iter(|| {
                 selection

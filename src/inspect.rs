@@ -59,7 +59,7 @@ fn describe_selection(dataset: &Dataset, schema: &SchemaRef) -> String {
     let _ = writeln!(
         out,
         "selection reads {rows} {} file(s); the filter rules out {} file(s) by partition and {} row group(s) ({} rows) by statistics",
-        dataset.files.len() - usize::from(dataset.selection(0).is_none() && !dataset.files.is_empty()),
+        dataset.files_to_read(),
         p.files,
         p.row_groups,
         p.rows

@@ -127,7 +127,7 @@ pub fn prepare(
             .exit(ExitCode::Failure)?,
     );
     let projected = selection
-        .plan(&read)
+        .plan(&read, &dataset.files)
         .with_context(|| format!("applying the selection to {inputs}"))
         .exit(ExitCode::Validation)?;
     // Every plan keeps the same columns: --keep is one option for the run.

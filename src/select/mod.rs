@@ -92,6 +92,8 @@ impl RowNumbers {
 /// A checked selection, shared by the workers.
 pub struct Selection {
     sample: Option<(f64, u64)>,
+    /// Per input file, the hash of its path that `--sample` mixes in.
+    file_keys: Vec<u64>,
     #[cfg(feature = "polars")]
     transform: Option<transform::Transform>,
     /// The batches the transform returns (set by [`Selection::plan`]).
@@ -122,6 +124,7 @@ impl Selection {
         }
         Ok(Selection {
             sample: spec.sample.map(|f| (f, spec.seed)),
+            file_keys: vec![],
             #[cfg(feature = "polars")]
             transform,
             schema: None,
@@ -169,10 +172,21 @@ impl Selection {
 
     /// Fixes the schema of the batches read (the projected input): returns what
     /// `apply` makes of them.
-    pub fn plan(&mut self, read: &SchemaRef) -> Result<SchemaRef> {
+    /// Also takes the input files, whose paths `--sample` hashes (so that the
+    /// rows of a file are picked the same whichever other files are read).
+    pub fn plan(
+        &mut self,
+        read: &SchemaRef,
+        files: &[crate::source::InputFile],
+    ) -> Result<SchemaRef> {
+        self.file_keys = files.iter().map(|f| path_key(&f.display())).collect();
         let out = self.output_schema(read)?;
         self.schema = Some(out.clone());
         Ok(out)
+    }
+
+    fn file_key(&self, file: usize) -> u64 {
+        self.file_keys.get(file).copied().unwrap_or(file as u64)
     }
 
     /// The rows of a read batch that are scored, and where each came from.
@@ -187,7 +201,7 @@ impl Selection {
             Some((fraction, seed)) => {
                 let n = batch.num_rows();
                 let keep: BooleanArray = (0..n)
-                    .map(|i| Some(sampled(seed, file, rows.at(i), fraction)))
+                    .map(|i| Some(sampled(seed, self.file_key(file), rows.at(i), fraction)))
                     .collect();
                 let picked: Vec<u64> = (0..n)
                     .filter(|&i| keep.value(i))
@@ -205,24 +219,23 @@ impl Selection {
         }
         Ok((batch, rows))
     }
-
-    /// Whether batches change on their way through `apply`.
-    pub fn is_identity(&self) -> bool {
-        #[cfg(feature = "polars")]
-        if self.transform.is_some() {
-            return false;
-        }
-        self.sample.is_none()
-    }
 }
 
-/// Whether row `row` of file `file` is in the sample: a hash of the seed and the
-/// row's place, so the same rows are picked whatever the batch size, the thread
-/// count or the shard.
-fn sampled(seed: u64, file: usize, row: u64, fraction: f64) -> bool {
+/// A file path as 64 bits (the first 8 bytes of its SHA-256: stable across
+/// platforms and Rust releases, unlike `std`'s hasher).
+fn path_key(path: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(path.as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// Whether row `row` of the file whose path key is `file` is in the sample: a
+/// hash of the seed and the row's place, so the same rows are picked whatever the
+/// batch size, the thread count, the shard or the other files read.
+fn sampled(seed: u64, file: u64, row: u64, fraction: f64) -> bool {
     // splitmix64's finaliser: a well-mixed 64-bit hash of the three numbers.
     let mut z = seed
-        .wrapping_add((file as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(file.wrapping_mul(0x9E37_79B9_7F4A_7C15))
         .wrapping_add(row.wrapping_mul(0xBF58_476D_1CE4_E5B9))
         .wrapping_add(0x94D0_49BB_1331_11EB);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -416,9 +416,11 @@ impl Dataset {
         (!selected.is_empty()).then_some(FileSelection::RowGroups(selected))
     }
 
-    /// Whether a pruner ruled any row group or file out.
-    pub fn is_pruned(&self) -> bool {
-        self.schema_only || self.skipped.iter().any(|s| s.contains(&true))
+    /// How many files have rows left to read.
+    pub fn files_to_read(&self) -> usize {
+        (0..self.files.len())
+            .filter(|&f| self.selection(f).is_some())
+            .count()
     }
 
     /// Reads file `ix`: batches of at most `batch_size` rows holding the columns

@@ -184,6 +184,14 @@ fn samples_are_stable_subsets_and_limits_take_the_first_rows() {
     );
     let c = score(&env, "c.parquet", &["--sample", "0.2", "--seed", "6"]);
     assert_eq!(ids(&a), ids(&b), "the same rows whatever the batches");
+    // Whatever other files are read: March alone (ids 961..=1200) is March of the whole.
+    let march = score(
+        &env,
+        "m.parquet",
+        &["--sample", "0.2", "--seed", "5", "--filter", "month = 3"],
+    );
+    let in_march: Vec<i64> = ids(&a).into_iter().filter(|id| *id >= 961).collect();
+    assert_eq!(ids(&march), in_march);
     assert_ne!(ids(&a), ids(&c), "another seed, other rows");
     let n = ids(&a).len();
     assert!((150..330).contains(&n), "about 20% of 1,200 rows: {n}");

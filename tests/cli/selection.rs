@@ -250,30 +250,37 @@ fn bad_selections_are_refused_before_reading_naming_what_and_where() {
         args.extend(extra);
         env.run(&args)
     };
-    run(&[
-        "--sql",
-        "SELECT country, count(*) FROM input GROUP BY country",
-    ])
-    .expect_code(2)
-    .expect_stderr("GROUP BY is refused");
-    run(&["--sql", "SELECT * FROM input ORDER BY amount"])
-        .expect_code(2)
-        .expect_stderr("ORDER BY is refused");
-    run(&["--filter", "amount > avg(amount)"])
-        .expect_code(2)
-        .expect_stderr("avg (an aggregation) at line 1, column 10");
-    run(&["--filter", "amount >> 3 AND"])
-        .expect_code(2)
-        .expect_stderr("--filter");
-    run(&["--filter", "country = 'FR' AND cuntry = 'DE'"])
-        .expect_code(3)
-        .expect_stderr("no column `cuntry` at line 1, column 20");
-    run(&["--with", "amount=amount * 2"])
-        .expect_code(3)
-        .expect_stderr("exists already");
-    run(&["--sample", "1.5"])
-        .expect_code(2)
-        .expect_stderr("--sample");
+    let cases: [(&[&str], i32, &str); 7] = [
+        (
+            &[
+                "--sql",
+                "SELECT country, count(*) FROM input GROUP BY country",
+            ],
+            2,
+            "GROUP BY is refused",
+        ),
+        (
+            &["--sql", "SELECT * FROM input ORDER BY amount"],
+            2,
+            "ORDER BY is refused",
+        ),
+        (
+            &["--filter", "amount > avg(amount)"],
+            2,
+            "avg (an aggregation) at line 1, column 10",
+        ),
+        (&["--filter", "amount >> 3 AND"], 2, "--filter"),
+        (
+            &["--filter", "country = 'FR' AND cuntry = 'DE'"],
+            3,
+            "no column `cuntry` at line 1, column 20",
+        ),
+        (&["--with", "amount=amount * 2"], 3, "exists already"),
+        (&["--sample", "1.5"], 2, "--sample"),
+    ];
+    for (extra, code, message) in cases {
+        run(extra).expect_code(code).expect_stderr(message);
+    }
     assert!(!env.path("out.parquet").exists());
 }
 

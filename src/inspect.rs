@@ -122,6 +122,11 @@ fn inspect_one(spec: &ModelSpec, schema: Option<&SchemaRef>) -> Result<String, C
                 let _ = writeln!(out, "  {} → columns: {}", spec.name, cols.join(", "));
             }
             let _ = writeln!(out, "compile time {:.1} ms", compiled.compile_s * 1000.0);
+            let _ = writeln!(
+                out,
+                "runs on chunks of at most {} rows (its widest intermediate values within 1 MiB)",
+                compiled.chunk_rows
+            );
         }
         Err(e) => {
             for spec in &model.signature.outputs {

@@ -252,6 +252,7 @@ impl ModelFile {
         };
         let plan = self.build_plan(widths).map_err(err)?;
         let outputs = self.output_columns(&plan).map_err(err)?;
+        let chunk_rows = chunk_rows(&plan);
         Ok(Model {
             path: self.path.clone(),
             sha256: self.sha256.clone(),
@@ -259,6 +260,7 @@ impl ModelFile {
             plan,
             outputs,
             compile_s: started.elapsed().as_secs_f64(),
+            chunk_rows,
         })
     }
 
@@ -497,7 +499,43 @@ pub struct Model {
     pub outputs: Vec<OutputColumn>,
     /// Time spent loading, typing and optimising, in seconds.
     pub compile_s: f64,
+    /// Rows per run of the plan: a batch is scored in chunks of at most this many
+    /// rows, so that the widest intermediate values stay within a core's L2 cache.
+    pub chunk_rows: usize,
     plan: Arc<TypedSimplePlan>,
+}
+
+/// What a chunk's widest intermediate values may take: this machine's L2 per core
+/// (1 MiB, `lscpu`). An MLP with 256-unit layers scored 8,192-row batches at
+/// 711k rows/s on 2 threads and 1,024-row ones at 870k (`batchinfer bench`).
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// The fewest rows per chunk, however wide the model: smaller runs cost more in
+/// per-run overhead than they gain in cache.
+const MIN_CHUNK_ROWS: usize = 256;
+
+/// Rows per chunk for a plan: [`CHUNK_BYTES`] over the bytes per row of its widest
+/// value with a batch axis (the models' first axis is the batch symbol `N`).
+fn chunk_rows(plan: &TypedSimplePlan) -> usize {
+    let widest = plan
+        .model()
+        .nodes()
+        .iter()
+        .flat_map(|n| n.outputs.iter())
+        .filter_map(|o| {
+            let shape = &o.fact.shape;
+            if shape.rank() == 0 || shape[0].to_i64().is_ok() {
+                return None;
+            }
+            let mut per_row = o.fact.datum_type.size_of();
+            for d in shape.iter().skip(1) {
+                per_row = per_row.checked_mul(d.to_usize().ok()?)?;
+            }
+            Some(per_row)
+        })
+        .max()
+        .unwrap_or(0);
+    (CHUNK_BYTES / widest.max(1)).max(MIN_CHUNK_ROWS)
 }
 
 /// Per-worker state over the shared plan.
@@ -569,9 +607,43 @@ impl Model {
 }
 
 impl Session {
-    /// Scores one batch: builds the input tensors from `feeds`, runs the plan, and
-    /// returns one array per entry of `model.outputs`.
+    /// Scores one batch: builds the input tensors from `feeds`, runs the plan (on
+    /// chunks of at most `model.chunk_rows` rows), and returns one array per entry
+    /// of `model.outputs`.
     pub fn score(
+        &mut self,
+        model: &Model,
+        batch: &RecordBatch,
+        feeds: &[Feed],
+    ) -> Result<Vec<ArrayRef>, ScoreError> {
+        let n = batch.num_rows();
+        if n <= model.chunk_rows {
+            return self.score_chunk(model, batch, feeds);
+        }
+        let mut parts: Vec<Vec<ArrayRef>> = vec![];
+        for start in (0..n).step_by(model.chunk_rows) {
+            let len = model.chunk_rows.min(n - start);
+            let part = self
+                .score_chunk(model, &batch.slice(start, len), feeds)
+                .map_err(|e| match e {
+                    ScoreError::BadRow(mut b) => {
+                        b.row += start;
+                        ScoreError::BadRow(b)
+                    }
+                    e => e,
+                })?;
+            parts.push(part);
+        }
+        (0..model.outputs.len())
+            .map(|c| {
+                let columns: Vec<&dyn arrow::array::Array> =
+                    parts.iter().map(|p| p[c].as_ref()).collect();
+                arrow::compute::concat(&columns).map_err(|e| ScoreError::Model(e.into()))
+            })
+            .collect()
+    }
+
+    fn score_chunk(
         &mut self,
         model: &Model,
         batch: &RecordBatch,
@@ -596,5 +668,115 @@ impl Session {
         };
         tensors::output_arrays(&outputs, &model.outputs, batch.num_rows())
             .map_err(ScoreError::Model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray, Float32Array, Int64Array};
+    use arrow::datatypes::{Float32Type, Schema};
+
+    fn testdata(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/models")
+            .join(name)
+    }
+
+    /// 100 rows of 8 float32 features.
+    fn features() -> RecordBatch {
+        let fields: Vec<Field> = (0..8)
+            .map(|i| Field::new(format!("f{i}"), DataType::Float32, false))
+            .collect();
+        let columns: Vec<ArrayRef> = (0..8)
+            .map(|f| {
+                Arc::new(Float32Array::from_iter_values(
+                    (0..100).map(|r| ((r * 13 + f * 7) % 23) as f32 / 5.0 - 2.0),
+                )) as ArrayRef
+            })
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    }
+
+    #[test]
+    fn chunked_runs_give_the_whole_batch_run() {
+        let file = ModelFile::open(&testdata("onnx_mlp.onnx")).unwrap();
+        let mut model = file.compile(&[Some(8)]).unwrap();
+        let feeds = [Feed {
+            input: 0,
+            columns: (0..8).collect(),
+        }];
+        let batch = features();
+        let whole = model
+            .session()
+            .unwrap()
+            .score(&model, &batch, &feeds)
+            .unwrap();
+        model.chunk_rows = 7;
+        let chunked = model
+            .session()
+            .unwrap()
+            .score(&model, &batch, &feeds)
+            .unwrap();
+        assert_eq!(whole.len(), chunked.len());
+        for (a, b) in whole.iter().zip(&chunked) {
+            assert_eq!(a.len(), 100);
+            assert_eq!(a.data_type(), b.data_type());
+            let (a, b) = (
+                a.as_primitive::<Float32Type>(),
+                b.as_primitive::<Float32Type>(),
+            );
+            for i in 0..a.len() {
+                // tract tiles its matrix kernels by rows: the last bits may differ.
+                let (x, y) = (a.value(i), b.value(i));
+                assert!(
+                    (x - y).abs() <= 1e-6 * x.abs().max(1.0),
+                    "row {i}: {x} vs {y}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_row_in_a_later_chunk_is_named_by_its_row_in_the_batch() {
+        let file = ModelFile::open(&testdata("pipeline_mixed.onnx")).unwrap();
+        let mut model = file.compile(&[]).unwrap();
+        model.chunk_rows = 7;
+        let n = 30;
+        let visits = Int64Array::from_iter((0..n).map(|r| (r != 23).then_some(r as i64)));
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "age",
+                Arc::new(Float32Array::from(vec![40.0; n])) as ArrayRef,
+            ),
+            (
+                "income",
+                Arc::new(Float32Array::from(vec![5e4; n])) as ArrayRef,
+            ),
+            (
+                "plan",
+                Arc::new(arrow::array::StringArray::from(vec!["basic"; n])) as ArrayRef,
+            ),
+            ("n_visits", Arc::new(visits) as ArrayRef),
+        ])
+        .unwrap();
+        let feeds: Vec<Feed> = file
+            .signature
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(input, spec)| Feed {
+                input,
+                columns: vec![batch.schema().index_of(&spec.name).unwrap()],
+            })
+            .collect();
+        match model.session().unwrap().score(&model, &batch, &feeds) {
+            Err(ScoreError::BadRow(b)) => {
+                assert_eq!(b.row, 23);
+                assert_eq!(b.column, "n_visits");
+            }
+            other => panic!("expected a bad row, got {:?}", other.map(|v| v.len())),
+        }
+        assert!(batch.column(3).is_null(23));
     }
 }

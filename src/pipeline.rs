@@ -27,7 +27,7 @@ use crate::progress::Progress;
 use crate::rejects::{self, MaxErrors, OnError};
 use crate::select::{RowNumbers, Selection};
 use crate::sink::Destination;
-use crate::source::{Dataset, FileSelection};
+use crate::source::Dataset;
 use crate::summary::WorkerStats;
 
 /// Everything a run needs, checked and opened before the first batch is read.
@@ -107,38 +107,21 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Everything the dataset selects, bound for one output: whole files, or for
-    /// files a filter pruned, each run of consecutive row groups left to read (so
-    /// that a segment's rows stay consecutive in its file).
+    /// Everything the dataset selects, bound for one output: the parts of the
+    /// whole dataset as one shard (a file, or each run of consecutive row groups a
+    /// filter left, so that a segment's rows stay consecutive in its file).
     pub fn all(dataset: &Dataset) -> Vec<Segment> {
-        let mut segments = vec![];
-        for file in 0..dataset.files.len() {
-            let groups = match dataset.selection(file) {
-                None => continue,
-                Some(FileSelection::Whole) => None,
-                Some(FileSelection::RowGroups(g)) => Some(g),
-            };
-            let all_groups = dataset.row_groups[file].as_ref().map_or(0, Vec::len);
-            match groups {
-                Some(groups) if groups.len() < all_groups => {
-                    for run in groups.chunk_by(|a, b| a.index + 1 == b.index) {
-                        segments.push(Segment {
-                            part: 0,
-                            file,
-                            row_groups: Some(run.iter().map(|g| g.index).collect()),
-                            first_row: run[0].first_row,
-                        });
-                    }
-                }
-                _ => segments.push(Segment {
-                    part: 0,
-                    file,
-                    row_groups: None,
-                    first_row: 0,
-                }),
-            }
-        }
-        segments
+        let units = crate::shard::units(dataset);
+        let every: Vec<usize> = (0..units.len()).collect();
+        crate::shard::parts(&units, &every, None)
+            .into_iter()
+            .map(|p| Segment {
+                part: 0,
+                file: p.file,
+                row_groups: p.row_groups,
+                first_row: p.first_row,
+            })
+            .collect()
     }
 }
 

@@ -254,6 +254,29 @@ def strict_one_hot_model():
     save(m, "strict_one_hot")
 
 
+def normalizer_case():
+    """Normalizer in its three modes (MAX, L1, L2) over rows with negatives, rows of
+    zeros and all-negative rows, made with the onnx package: the edge cases where
+    runtimes differ. Drawn last, so the other files keep their bytes."""
+    n = 64
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    x[::8] = 0.0
+    x[3::8] = -np.abs(x[3::8])
+    x[5, 1] = 0.0
+    table = pa.table({"id": pa.array(np.arange(n, dtype=np.int64))} | {f"x{i}": pa.array(x[:, i]) for i in range(4)})
+    pq.write_table(table, DATA / "normalize.parquet")
+    nodes = [helper.make_node("Normalizer", ["x"], [f"{k.lower()}"], domain="ai.onnx.ml", norm=k) for k in ("MAX", "L1", "L2")]
+    graph = helper.make_graph(
+        nodes, "normalizers",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info(k.lower(), TensorProto.FLOAT, ["N", 4]) for k in ("MAX", "L1", "L2")],
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 1)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    case("normalizers", save(m, "normalizers"), "normalize.parquet", table, {"x": x})
+
+
 def main():
     for d in (DATA, MODELS, EXPECTED):
         d.mkdir(parents=True, exist_ok=True)
@@ -453,6 +476,7 @@ def main():
 
     unsupported_model()
     strict_one_hot_model()
+    normalizer_case()
 
     (HERE / "cases.json").write_text(json.dumps(CASES, indent=1) + "\n")
     ops = {}

@@ -198,6 +198,7 @@ golden!(
     catboost_binary,
     catboost_multiclass,
     catboost_regressor,
+    normalizers,
 );
 
 #[test]

@@ -25,6 +25,7 @@ pub const OWN_OPS: &[&str] = &[
     "Binarizer",
     "Imputer",
     "LinearClassifier",
+    "Normalizer",
     "OneHotEncoder",
     "Scaler",
     "SVMClassifier",
@@ -66,6 +67,9 @@ fn one_hot_encoder(_: &ParsingContext, node: &NodeProto) -> Built {
 fn array_feature_extractor(_: &ParsingContext, _node: &NodeProto) -> Built {
     Ok((inference_op(preprocess::ArrayFeatureExtractor), vec![]))
 }
+fn normalizer(_: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((inference_op(preprocess::normalizer(node)?), vec![]))
+}
 fn binarizer(_: &ParsingContext, node: &NodeProto) -> Built {
     Ok((inference_op(preprocess::binarizer(node)?), vec![]))
 }
@@ -83,4 +87,5 @@ pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("OneHotEncoder", one_hot_encoder);
     reg.insert("ArrayFeatureExtractor", array_feature_extractor);
     reg.insert("Binarizer", binarizer);
+    reg.insert("Normalizer", normalizer);
 }

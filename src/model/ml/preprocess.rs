@@ -429,3 +429,72 @@ impl Kernel for Binarizer {
         Ok(tvec!(x.into_tvalue()))
     }
 }
+
+/// The divisor of a `Normalizer` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Norm {
+    /// The row's largest value (signed, as onnxruntime).
+    Max,
+    /// The sum of absolute values.
+    L1,
+    /// The square root of the sum of squares.
+    L2,
+}
+
+/// `Normalizer`: each row (the last axis) divided by its norm, in one pass; a row
+/// whose norm is 0 is left as it is, as onnxruntime leaves it. tract's own
+/// Normalizer is a chain of five generic ops, one tensor each, and takes `MAX` as
+/// the largest absolute value, which differs from onnxruntime on all-negative rows.
+#[derive(Debug)]
+pub struct Normalizer {
+    norm: Norm,
+}
+
+pub fn normalizer(node: &NodeProto) -> TractResult<Normalizer> {
+    let norm: String = node
+        .get_attr_opt("norm")?
+        .unwrap_or_else(|| "MAX".to_string());
+    let norm = match norm.to_ascii_uppercase().as_str() {
+        "MAX" => Norm::Max,
+        "L1" => Norm::L1,
+        "L2" => Norm::L2,
+        other => bail!("Normalizer: unknown norm {other:?} (MAX, L1 or L2)"),
+    };
+    Ok(Normalizer { norm })
+}
+
+impl Kernel for Normalizer {
+    fn name(&self) -> &'static str {
+        "Normalizer"
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        same_shape_f32(s, inputs, outputs)
+    }
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(f32::fact(inputs[0].shape.iter())))
+    }
+
+    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let mut x = f32_input(&inputs[0])?;
+        let width = x.shape().last().copied().unwrap_or(1).max(1);
+        let mut view = x.try_as_plain_ram_mut()?;
+        for row in view.as_slice_mut::<f32>()?.chunks_mut(width) {
+            let norm = match self.norm {
+                Norm::Max => row.iter().copied().fold(f32::MIN, f32::max),
+                Norm::L1 => row.iter().map(|v| v.abs()).sum(),
+                Norm::L2 => row.iter().map(|v| v * v).sum::<f32>().sqrt(),
+            };
+            if norm != 0.0 {
+                row.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        Ok(tvec!(x.into_tvalue()))
+    }
+}

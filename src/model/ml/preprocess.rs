@@ -43,15 +43,46 @@ pub fn zipmap_labels(node: &NodeProto) -> TractResult<Labels> {
     Labels::from_node(node)
 }
 
-/// Rules for ops mapping an input elementwise to an f32 output of the same shape.
-fn same_shape_f32<'r, 'p: 'r>(
-    s: &mut Solver<'r>,
-    inputs: &'p [TensorProxy],
-    outputs: &'p [TensorProxy],
-) -> InferenceResult {
-    s.equals(&outputs[0].datum_type, f32::datum_type())?;
-    s.equals(&outputs[0].shape, &inputs[0].shape)?;
-    Ok(())
+/// An op that casts its input to f32 and rewrites it in place, keeping its shape:
+/// `Scaler`, `Binarizer`, `Normalizer`. [`SameShape`] makes it a [`Kernel`].
+pub trait InPlaceF32: std::fmt::Debug + Send + Sync + 'static {
+    /// The ONNX op type.
+    const NAME: &'static str;
+    /// Rewrites the values, rows of `width` values each (the last axis).
+    fn apply(&self, values: &mut [f32], width: usize) -> TractResult<()>;
+}
+
+/// The [`Kernel`] of an [`InPlaceF32`] op.
+#[derive(Debug)]
+pub struct SameShape<T>(T);
+
+impl<T: InPlaceF32> Kernel for SameShape<T> {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        s.equals(&outputs[0].datum_type, f32::datum_type())?;
+        s.equals(&outputs[0].shape, &inputs[0].shape)?;
+        Ok(())
+    }
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(f32::fact(inputs[0].shape.iter())))
+    }
+
+    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let mut x = f32_input(&inputs[0])?;
+        let w = width(&x);
+        let mut view = x.try_as_plain_ram_mut()?;
+        self.0.apply(view.as_slice_mut::<f32>()?, w)?;
+        Ok(tvec!(x.into_tvalue()))
+    }
 }
 
 fn f32_input(t: &Tensor) -> TractResult<Tensor> {
@@ -65,13 +96,13 @@ pub struct Scaler {
     scale: Vec<f32>,
 }
 
-pub fn scaler(node: &NodeProto) -> TractResult<Scaler> {
-    Ok(Scaler {
+pub fn scaler(node: &NodeProto) -> TractResult<SameShape<Scaler>> {
+    Ok(SameShape(Scaler {
         offset: node
             .get_attr_opt_vec("offset")?
             .unwrap_or_else(|| vec![0.0]),
         scale: node.get_attr_opt_vec("scale")?.unwrap_or_else(|| vec![1.0]),
-    })
+    }))
 }
 
 /// The value for column `j` of a per-column attribute (or the one value for all).
@@ -87,39 +118,21 @@ fn width(t: &Tensor) -> usize {
     t.shape().last().copied().unwrap_or(1).max(1)
 }
 
-impl Kernel for Scaler {
-    fn name(&self) -> &'static str {
-        "Scaler"
-    }
+impl InPlaceF32 for Scaler {
+    const NAME: &'static str = "Scaler";
 
-    fn rules<'r, 'p: 'r, 's: 'r>(
-        &'s self,
-        s: &mut Solver<'r>,
-        inputs: &'p [TensorProxy],
-        outputs: &'p [TensorProxy],
-    ) -> InferenceResult {
-        same_shape_f32(s, inputs, outputs)
-    }
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(f32::fact(inputs[0].shape.iter())))
-    }
-
-    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let mut x = f32_input(&inputs[0])?;
-        let w = width(&x);
+    fn apply(&self, values: &mut [f32], w: usize) -> TractResult<()> {
         for len in [self.offset.len(), self.scale.len()] {
             ensure!(
                 len == 1 || len == w,
                 "Scaler has {len} values for {w} columns"
             );
         }
-        let mut view = x.try_as_plain_ram_mut()?;
-        for (i, v) in view.as_slice_mut::<f32>()?.iter_mut().enumerate() {
+        for (i, v) in values.iter_mut().enumerate() {
             let j = i % w;
             *v = (*v - per_column(&self.offset, j)) * per_column(&self.scale, j);
         }
-        Ok(tvec!(x.into_tvalue()))
+        Ok(())
     }
 }
 
@@ -396,37 +409,20 @@ pub struct Binarizer {
     threshold: f32,
 }
 
-pub fn binarizer(node: &NodeProto) -> TractResult<Binarizer> {
-    Ok(Binarizer {
+pub fn binarizer(node: &NodeProto) -> TractResult<SameShape<Binarizer>> {
+    Ok(SameShape(Binarizer {
         threshold: node.get_attr_opt::<f32>("threshold")?.unwrap_or(0.0),
-    })
+    }))
 }
 
-impl Kernel for Binarizer {
-    fn name(&self) -> &'static str {
-        "Binarizer"
-    }
+impl InPlaceF32 for Binarizer {
+    const NAME: &'static str = "Binarizer";
 
-    fn rules<'r, 'p: 'r, 's: 'r>(
-        &'s self,
-        s: &mut Solver<'r>,
-        inputs: &'p [TensorProxy],
-        outputs: &'p [TensorProxy],
-    ) -> InferenceResult {
-        same_shape_f32(s, inputs, outputs)
-    }
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(f32::fact(inputs[0].shape.iter())))
-    }
-
-    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let mut x = f32_input(&inputs[0])?;
-        let mut view = x.try_as_plain_ram_mut()?;
-        for v in view.as_slice_mut::<f32>()?.iter_mut() {
+    fn apply(&self, values: &mut [f32], _: usize) -> TractResult<()> {
+        for v in values.iter_mut() {
             *v = if *v > self.threshold { 1.0 } else { 0.0 };
         }
-        Ok(tvec!(x.into_tvalue()))
+        Ok(())
     }
 }
 
@@ -450,7 +446,7 @@ pub struct Normalizer {
     norm: Norm,
 }
 
-pub fn normalizer(node: &NodeProto) -> TractResult<Normalizer> {
+pub fn normalizer(node: &NodeProto) -> TractResult<SameShape<Normalizer>> {
     let norm: String = node
         .get_attr_opt("norm")?
         .unwrap_or_else(|| "MAX".to_string());
@@ -460,32 +456,14 @@ pub fn normalizer(node: &NodeProto) -> TractResult<Normalizer> {
         "L2" => Norm::L2,
         other => bail!("Normalizer: unknown norm {other:?} (MAX, L1 or L2)"),
     };
-    Ok(Normalizer { norm })
+    Ok(SameShape(Normalizer { norm }))
 }
 
-impl Kernel for Normalizer {
-    fn name(&self) -> &'static str {
-        "Normalizer"
-    }
+impl InPlaceF32 for Normalizer {
+    const NAME: &'static str = "Normalizer";
 
-    fn rules<'r, 'p: 'r, 's: 'r>(
-        &'s self,
-        s: &mut Solver<'r>,
-        inputs: &'p [TensorProxy],
-        outputs: &'p [TensorProxy],
-    ) -> InferenceResult {
-        same_shape_f32(s, inputs, outputs)
-    }
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(f32::fact(inputs[0].shape.iter())))
-    }
-
-    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let mut x = f32_input(&inputs[0])?;
-        let width = x.shape().last().copied().unwrap_or(1).max(1);
-        let mut view = x.try_as_plain_ram_mut()?;
-        for row in view.as_slice_mut::<f32>()?.chunks_mut(width) {
+    fn apply(&self, values: &mut [f32], width: usize) -> TractResult<()> {
+        for row in values.chunks_mut(width) {
             let norm = match self.norm {
                 Norm::Max => row.iter().copied().fold(f32::MIN, f32::max),
                 Norm::L1 => row.iter().map(|v| v.abs()).sum(),
@@ -495,6 +473,6 @@ impl Kernel for Normalizer {
                 row.iter_mut().for_each(|v| *v /= norm);
             }
         }
-        Ok(tvec!(x.into_tvalue()))
+        Ok(())
     }
 }

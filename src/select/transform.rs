@@ -44,11 +44,14 @@ struct Stage {
     /// What the user wrote, for messages.
     option: String,
     sql: String,
+    /// `--with` and `--filter`: the expression, whose columns must exist when it runs.
+    expr: Option<Expr>,
+    /// `--with`: the column it adds.
+    adds: Option<String>,
 }
 
 /// A checked transform, ready to run on batches.
 pub struct Transform {
-    spec: TransformSpec,
     stages: Vec<Stage>,
     /// Names the SQL mentions: the input columns it reads, and aliases.
     referenced: Vec<String>,
@@ -74,6 +77,8 @@ impl Transform {
             stages.push(Stage {
                 sql: format!("SELECT *, {e} AS {} FROM {}", sql::quoted(name), sql::TABLE),
                 option,
+                expr: Some(e),
+                adds: Some(name.clone()),
             });
         }
         if let Some(text) = &spec.filter {
@@ -81,7 +86,9 @@ impl Transform {
             referenced.extend(sql::referenced(&e));
             stages.push(Stage {
                 sql: format!("SELECT * FROM {} WHERE {e}", sql::TABLE),
-                option: format!("--filter {text}"),
+                option: format!("--filter {text:?}"),
+                expr: Some(e.clone()),
+                adds: None,
             });
             filter = Some(e);
         }
@@ -93,10 +100,11 @@ impl Transform {
             stages.push(Stage {
                 sql: sql::with_projected(&checked, ROW_COLUMN),
                 option: format!("--sql {text}"),
+                expr: None,
+                adds: None,
             });
         }
         Ok(Transform {
-            spec: spec.clone(),
             stages,
             referenced,
             star,
@@ -112,27 +120,22 @@ impl Transform {
             bail!("the input has a column named {ROW_COLUMN}, which batchinfer uses itself; rename it");
         }
         let mut known: Vec<String> = input.fields().iter().map(|f| f.name().clone()).collect();
-        for (name, text) in &self.spec.with {
-            if known.contains(name) {
-                bail!("--with {name}={text}: a column `{name}` exists already; give the derived column a new name");
-            }
-            let e = sql::parse_expr("--with", text)?;
-            if let Some(unknown) = sql::unknown_column(&e, &known) {
+        for stage in &self.stages {
+            let Some(e) = &stage.expr else { continue };
+            if let Some(name) = stage.adds.as_ref().filter(|n| known.contains(n)) {
                 bail!(
-                    "--with {name}={text}: no column {unknown}; the columns are: {}",
+                    "{}: a column `{name}` exists already; give the derived column a new name",
+                    stage.option
+                );
+            }
+            if let Some(unknown) = sql::unknown_column(e, &known) {
+                bail!(
+                    "{}: no column {unknown}; the columns are: {}",
+                    stage.option,
                     known.join(", ")
                 );
             }
-            known.push(name.clone());
-        }
-        if let Some(text) = &self.spec.filter {
-            let e = sql::parse_expr("--filter", text)?;
-            if let Some(unknown) = sql::unknown_column(&e, &known) {
-                bail!(
-                    "--filter {text:?}: no column {unknown}; the columns are: {}",
-                    known.join(", ")
-                );
-            }
+            known.extend(stage.adds.clone());
         }
         Ok(())
     }

@@ -7,10 +7,11 @@ use arrow::datatypes::{Int64Type, UInt64Type};
 use serde_json::Value;
 
 use super::golden::assert_matches;
-use super::harness::{ids, read_json, read_parquet, testdata, Env};
+use super::harness::{ids, read_json, read_parquet, testdata, Env, Run};
 
 const LOGREG: &str = "TD/models/logreg_multiclass.onnx";
 const FEATURES: &str = "f0,f1,f2,f3,f4,f5,f6,f7";
+const EVENTS: &str = "TD/data/events";
 
 fn cases() -> Vec<Value> {
     let text = std::fs::read_to_string(testdata().join("selection_cases.json"))
@@ -96,35 +97,13 @@ fn excluded_partitions_are_not_opened() {
     let bad = data.join("year=2022/month=06");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("part-0.parquet"), b"not parquet at all").unwrap();
-    fn args(filter: Option<&str>) -> Vec<&str> {
-        let mut a = vec![
-            "score",
-            "-m",
-            LOGREG,
-            "-i",
-            "events",
-            "-o",
-            "out.parquet",
-            "--features",
-            FEATURES,
-            "--keep",
-            "id",
-            "--summary-json",
-            "s.json",
-            "--quiet",
-            "--overwrite",
-        ];
-        if let Some(f) = filter {
-            a.extend(["--filter", f]);
-        }
-        a
-    }
-    env.run(&args(Some("year >= 2023 AND month = 1")))
-        .expect_code(0);
+    let common = ["--summary-json", "s.json", "--overwrite"];
+    let with_filter = [&common[..], &["--filter", "year >= 2023 AND month = 1"]].concat();
+    run_logreg(&env, "events", "out.parquet", &with_filter).expect_code(0);
     let summary = read_json(&env.path("s.json"));
     assert_eq!(summary["skipped"]["files"], 5, "{summary}");
     assert_eq!(summary["rows_read"], 240);
-    env.run(&args(None))
+    run_logreg(&env, "events", "out.parquet", &common)
         .expect_code(3)
         .expect_stderr("year=2022/month=06/part-0.parquet");
 }
@@ -142,13 +121,14 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-fn score(env: &Env, out: &str, extra: &[&str]) -> arrow::array::RecordBatch {
+/// `batchinfer score` with the logistic regression on `input`, keeping `id`.
+fn run_logreg(env: &Env, input: &str, out: &str, extra: &[&str]) -> Run {
     let mut args = vec![
         "score",
         "-m",
         LOGREG,
         "-i",
-        "TD/data/events",
+        input,
         "-o",
         out,
         "--features",
@@ -158,7 +138,12 @@ fn score(env: &Env, out: &str, extra: &[&str]) -> arrow::array::RecordBatch {
         "--quiet",
     ];
     args.extend(extra);
-    env.run(&args).expect_code(0);
+    env.run(&args)
+}
+
+/// Scores the events dataset (exit 0) and reads the output.
+fn score(env: &Env, out: &str, extra: &[&str]) -> arrow::array::RecordBatch {
+    run_logreg(env, EVENTS, out, extra).expect_code(0);
     read_parquet(&env.path(out))
 }
 
@@ -217,39 +202,15 @@ fn samples_are_stable_subsets_and_limits_take_the_first_rows() {
         &["--filter", "country = 'US'", "--limit", "10"],
     );
     assert_eq!(both, filtered.slice(0, 10));
-    env.run(&[
-        "score",
-        "-m",
-        LOGREG,
-        "-i",
-        "TD/data/events",
-        "-o",
-        "dir/",
-        "--limit",
-        "5",
-    ])
-    .expect_code(2)
-    .expect_stderr("--limit");
+    run_logreg(&env, EVENTS, "dir/", &["--limit", "5"])
+        .expect_code(2)
+        .expect_stderr("--limit");
 }
 
 #[test]
 fn bad_selections_are_refused_before_reading_naming_what_and_where() {
     let env = Env::new();
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "score",
-            "-m",
-            LOGREG,
-            "-i",
-            "TD/data/events",
-            "-o",
-            "out.parquet",
-            "--features",
-            FEATURES,
-        ];
-        args.extend(extra);
-        env.run(&args)
-    };
+    let run = |extra: &[&str]| run_logreg(&env, EVENTS, "out.parquet", extra);
     let cases: [(&[&str], i32, &str); 7] = [
         (
             &[
@@ -334,25 +295,15 @@ fn rows_set_aside_after_a_filter_keep_their_input_row_numbers() {
 #[test]
 fn a_filter_that_selects_nothing_writes_an_empty_file() {
     let env = Env::new();
-    env.run(&[
-        "score",
-        "-m",
-        LOGREG,
-        "-i",
-        "TD/data/events",
-        "-o",
-        "out.parquet",
-        "--features",
-        FEATURES,
+    let extra = [
         "--keep",
         "id,year",
         "--filter",
         "year = 1999",
         "--summary-json",
         "s.json",
-        "--quiet",
-    ])
-    .expect_code(0);
+    ];
+    run_logreg(&env, EVENTS, "out.parquet", &extra).expect_code(0);
     assert_eq!(row_count(&env.path("out.parquet")), 0);
     let summary = read_json(&env.path("s.json"));
     assert_eq!(summary["skipped"]["files"], 5);
@@ -388,24 +339,12 @@ fn shards_of_a_filtered_directory_output_equal_the_file_output_and_resume_checks
     let whole = score(&env, "whole.parquet", &["--filter", filter]);
     for i in 0..3 {
         let shard = format!("{i}/3");
-        env.run(&[
-            "score",
-            "-m",
-            LOGREG,
-            "-i",
-            "TD/data/events",
-            "-o",
+        run_logreg(
+            &env,
+            EVENTS,
             "dir/",
-            "--features",
-            FEATURES,
-            "--keep",
-            "id",
-            "--filter",
-            filter,
-            "--shard",
-            &shard,
-            "--quiet",
-        ])
+            &["--filter", filter, "--shard", &shard],
+        )
         .expect_code(0);
     }
     let mut parts: Vec<_> = env
@@ -419,27 +358,11 @@ fn shards_of_a_filtered_directory_output_equal_the_file_output_and_resume_checks
         union.extend(ids(&read_parquet(&env.path(&format!("dir/{p}")))));
     }
     assert_eq!(union, ids(&whole));
-    env.run(&[
-        "score",
-        "-m",
-        LOGREG,
-        "-i",
-        "TD/data/events",
-        "-o",
-        "dir/",
-        "--features",
-        FEATURES,
-        "--keep",
-        "id",
-        "--filter",
-        "amount > 1",
-        "--shard",
-        "0/3",
-        "--resume",
-    ])
+    let again = ["--filter", "amount > 1", "--shard", "0/3", "--resume"];
     // The shard is complete: another filter is another job.
-    .expect_code(2)
-    .expect_stderr("option selection was");
+    run_logreg(&env, EVENTS, "dir/", &again)
+        .expect_code(2)
+        .expect_stderr("option selection was");
 }
 
 #[test]
@@ -508,21 +431,7 @@ fn a_glob_gives_the_partition_columns_below_its_fixed_part() {
         &["--filter", "month = 1", "--keep", "id,year,month"],
     );
     let glob = format!("{}/data/events/*/month=01/*.parquet", testdata().display());
-    env.run(&[
-        "score",
-        "-m",
-        LOGREG,
-        "-i",
-        &glob,
-        "-o",
-        "glob.parquet",
-        "--features",
-        FEATURES,
-        "--keep",
-        "id,year,month",
-        "--quiet",
-    ])
-    .expect_code(0);
+    run_logreg(&env, &glob, "glob.parquet", &["--keep", "id,year,month"]).expect_code(0);
     let globbed = read_parquet(&env.path("glob.parquet"));
     assert_eq!(globbed, out);
     assert_eq!(globbed.num_rows(), 240);

@@ -206,7 +206,7 @@ pub struct Dataset {
     /// How many of `schema`'s columns come from the files.
     file_columns: usize,
     pub partitions: Partitions,
-    /// Rows to read, when the files say (Parquet).
+    /// Rows left to read after pruning, when the files say (Parquet).
     pub total_rows: Option<u64>,
     /// Per file, the row count of each row group (Parquet; None for CSV).
     pub row_groups: Vec<Option<Vec<u64>>>,
@@ -289,7 +289,6 @@ impl Dataset {
             })
             .collect();
         let mut schema: Option<(SchemaRef, String)> = None;
-        let mut total_rows = Some(0u64);
         let mut row_groups = vec![];
         let mut skipped = vec![];
         let mut stdin_prefix = None;
@@ -339,14 +338,6 @@ impl Dataset {
                     pruned.rows += groups[g];
                 }
             }
-            let selected = rows.as_ref().map(|groups| {
-                let skipped_rows: u64 = (0..groups.len())
-                    .filter(|g| schema_only || skip.get(*g) == Some(&true))
-                    .map(|g| groups[g])
-                    .sum();
-                groups.iter().sum::<u64>() - skipped_rows
-            });
-            total_rows = total_rows.zip(selected).map(|(a, b)| a + b);
             row_groups.push(rows);
             skipped.push(skip);
             match &schema {
@@ -357,9 +348,6 @@ impl Dataset {
             }
         }
         let (file_schema, _) = schema.context("no input files")?;
-        if schema_only {
-            total_rows = Some(0);
-        }
         let file_columns = file_schema.fields().len();
         if let Some(f) = partitions
             .fields
@@ -378,19 +366,32 @@ impl Dataset {
             fields,
             file_schema.metadata().clone(),
         ));
-        Ok(Dataset {
+        let mut dataset = Dataset {
             files,
             schema,
             file_columns,
             partitions,
-            total_rows,
+            total_rows: None,
             row_groups,
             skipped,
             schema_only,
             pruned,
             csv,
             stdin_prefix,
-        })
+        };
+        dataset.total_rows = dataset.rows_to_read();
+        Ok(dataset)
+    }
+
+    /// Rows left to read after pruning, when the files say (every file Parquet).
+    fn rows_to_read(&self) -> Option<u64> {
+        (0..self.files.len())
+            .map(|f| match self.selection(f) {
+                None => Some(0),
+                Some(FileSelection::Whole) => None,
+                Some(FileSelection::RowGroups(groups)) => Some(groups.iter().map(|g| g.rows).sum()),
+            })
+            .sum()
     }
 
     /// What to read of file `ix`; None: nothing (a pruner ruled it out).

@@ -19,19 +19,16 @@ use arrow::record_batch::RecordBatch;
 
 use crate::source::Pruner;
 
-#[cfg(feature = "polars")]
-pub use transform::TransformSpec;
-
-/// `--with`, `--filter` and `--sql` as given (a build without polars refuses them).
-#[cfg(not(feature = "polars"))]
+/// `--with`, `--filter` and `--sql` as given, in the order they apply (a build
+/// without polars refuses them).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct TransformSpec {
+    /// `--with NAME=EXPR`, in order (each may use the ones before).
     pub with: Vec<(String, String)>,
     pub filter: Option<String>,
     pub sql: Option<String>,
 }
 
-#[cfg(not(feature = "polars"))]
 impl TransformSpec {
     pub fn is_empty(&self) -> bool {
         self.with.is_empty() && self.filter.is_none() && self.sql.is_none()

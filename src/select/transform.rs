@@ -20,25 +20,11 @@ use sqlparser::ast::Expr;
 
 use super::bridge;
 use super::sql;
+use super::TransformSpec;
 use crate::source::{max_name, min_name, Pruner};
 
-/// The hidden column holding each row's index in its input file.
+/// The hidden column holding each row's index in its batch.
 pub const ROW_COLUMN: &str = "__batchinfer_row";
-
-/// What the user asked for, in the order it applies.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct TransformSpec {
-    /// `--with NAME=EXPR`, in order (each may use the ones before).
-    pub with: Vec<(String, String)>,
-    pub filter: Option<String>,
-    pub sql: Option<String>,
-}
-
-impl TransformSpec {
-    pub fn is_empty(&self) -> bool {
-        self.with.is_empty() && self.filter.is_none() && self.sql.is_none()
-    }
-}
 
 struct Stage {
     /// What the user wrote, for messages.

@@ -306,3 +306,65 @@ impl Pruner for Transform {
         Ok((0..n).map(|i| mask.is_null(i) || mask.value(i)).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::DataType;
+
+    fn schema() -> Schema {
+        Schema::new(
+            ["id", "country", "amount", "f0", "f1"]
+                .iter()
+                .map(|n| Field::new(*n, DataType::Float64, true))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn only_the_columns_the_models_keep_and_sql_use_are_read() {
+        let t = Transform::new(&TransformSpec {
+            with: vec![("x".into(), "log1p(amount)".into())],
+            filter: Some("country = 'FR' AND x > 1".into()),
+            sql: None,
+        })
+        .unwrap();
+        // The models want id, f0 and the derived x: f1 is not read.
+        assert_eq!(
+            t.source_columns(&names(&["id", "f0", "x"]), &schema()),
+            names(&["id", "country", "amount", "f0"])
+        );
+        let q = Transform::new(&TransformSpec {
+            sql: Some("SELECT id, f0 * 2 AS g FROM input WHERE amount > 1".into()),
+            ..TransformSpec::default()
+        })
+        .unwrap();
+        // A query's own list decides: country and f1 are not read.
+        assert_eq!(
+            q.source_columns(&names(&["id", "g"]), &schema()),
+            names(&["id", "amount", "f0"])
+        );
+    }
+
+    #[test]
+    fn derived_names_must_be_new_and_names_must_exist_when_used() {
+        let later = Transform::new(&TransformSpec {
+            with: vec![("y".into(), "x + 1".into()), ("x".into(), "f0".into())],
+            ..TransformSpec::default()
+        })
+        .unwrap();
+        let e = later.check_names(&schema()).unwrap_err().to_string();
+        assert!(e.contains("no column `x`"), "{e}");
+        let clash = Transform::new(&TransformSpec {
+            with: vec![("f1".into(), "f0".into())],
+            ..TransformSpec::default()
+        })
+        .unwrap();
+        let e = clash.check_names(&schema()).unwrap_err().to_string();
+        assert!(e.contains("exists already"), "{e}");
+    }
+}

@@ -476,3 +476,35 @@ impl InPlaceF32 for Normalizer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(kernel: impl Kernel, rows: &[[f32; 2]]) -> Vec<f32> {
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        let x = Tensor::from_shape(&[rows.len(), 2], &flat).unwrap();
+        let out = kernel.eval(tvec![x.into_tvalue()]).unwrap();
+        out[0]
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<f32>()
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn binarizer_is_one_strictly_above_the_threshold() {
+        let b = SameShape(Binarizer { threshold: 0.5 });
+        assert_eq!(run(b, &[[0.2, 0.7], [0.5, -1.0]]), [0.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn scaler_applies_per_column_offsets_and_scales() {
+        let s = SameShape(Scaler {
+            offset: vec![1.0, 2.0],
+            scale: vec![2.0, 0.5],
+        });
+        assert_eq!(run(s, &[[1.0, 2.0], [3.0, 6.0]]), [0.0, 0.0, 4.0, 2.0]);
+    }
+}

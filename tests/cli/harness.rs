@@ -74,6 +74,16 @@ impl Run {
 }
 
 /// A temporary working directory for one test.
+/// An argument with `TD/` at its start or after `=` (`--model NAME=TD/…`) pointing
+/// into testdata. Only there: a temp dir's random name may hold "TD/" too.
+fn with_testdata(arg: &str, td: &Path) -> String {
+    let td = format!("{}/", td.display());
+    match arg.strip_prefix("TD/") {
+        Some(rest) => format!("{td}{rest}"),
+        None => arg.replace("=TD/", &format!("={td}")),
+    }
+}
+
 pub struct Env {
     pub dir: tempfile::TempDir,
 }
@@ -102,10 +112,7 @@ impl Env {
     /// Runs with extra environment variables (all other BATCHINFER_* are removed).
     pub fn run_with(&self, args: &[&str], stdin: Option<&[u8]>, vars: &[(&str, &str)]) -> Run {
         let td = testdata();
-        let args: Vec<String> = args
-            .iter()
-            .map(|a| a.replace("TD/", &format!("{}/", td.display())))
-            .collect();
+        let args: Vec<String> = args.iter().map(|a| with_testdata(a, &td)).collect();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_batchinfer"));
         cmd.args(&args).current_dir(self.dir.path());
         for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("BATCHINFER_")) {
@@ -222,4 +229,16 @@ pub fn ids(batch: &RecordBatch) -> Vec<i64> {
         .as_primitive::<arrow::datatypes::Int64Type>()
         .values()
         .to_vec()
+}
+
+#[test]
+fn testdata_is_substituted_at_the_start_or_after_equals_only() {
+    let td = Path::new("/td");
+    assert_eq!(with_testdata("TD/m.onnx", td), "/td/m.onnx");
+    assert_eq!(with_testdata("a=TD/m.onnx", td), "a=/td/m.onnx");
+    // A temp dir whose random name ends in TD stays as it is.
+    assert_eq!(
+        with_testdata("/tmp/.tmpQhwTD/out", td),
+        "/tmp/.tmpQhwTD/out"
+    );
 }

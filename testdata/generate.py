@@ -277,6 +277,49 @@ def normalizer_case():
     case("normalizers", save(m, "normalizers"), "normalize.parquet", table, {"x": x})
 
 
+def dense_case():
+    """Dense layers as exporters write them, made with the onnx package: Gemm with a
+    transposed weight whose output is also a graph output and feeds a Relu, MatMul +
+    Add of a scalar, Gemm + Relu, a MatMul with no bias, and a per-row (batched)
+    MatMul of two activations. Drawn last, so the other files keep their bytes."""
+    n, f = 300, 6
+    x = (rng.normal(size=(n, f)) * 2).astype(np.float32)
+    table = pa.table({"id": pa.array(np.arange(n, dtype=np.int64))} | {f"x{i}": pa.array(x[:, i]) for i in range(f)})
+    pq.write_table(table, DATA / "dense.parquet")
+    arrays = {
+        "w1t": rng.normal(size=(16, f)), "b1": rng.normal(size=16) * 0.5,
+        "w2": rng.normal(size=(16, 5)) * 0.3, "b2": np.array(0.25),
+        "w3": rng.normal(size=(f, 12)), "b3": rng.normal(size=(1, 12)) * 0.5,
+        "w4": rng.normal(size=(12, 3)) * 0.3, "axes": np.array([1], dtype=np.int64),
+        "axes2": np.array([2], dtype=np.int64), "flat": np.array([-1, 1], dtype=np.int64),
+    }
+    init = [onnx.numpy_helper.from_array(v if v.dtype == np.int64 else v.astype(np.float32), k) for k, v in arrays.items()]
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1t", "b1"], ["pre"], transB=1),
+        helper.make_node("Relu", ["pre"], ["h1"]),
+        helper.make_node("MatMul", ["h1", "w2"], ["m2"]),
+        helper.make_node("Add", ["m2", "b2"], ["linear"]),
+        helper.make_node("Gemm", ["x", "w3", "b3"], ["g3"]),
+        helper.make_node("Relu", ["g3"], ["h3"]),
+        helper.make_node("MatMul", ["h3", "w4"], ["relu_path"]),
+        helper.make_node("Unsqueeze", ["h1", "axes"], ["row"]),
+        helper.make_node("Unsqueeze", ["h1", "axes2"], ["col"]),
+        helper.make_node("MatMul", ["row", "col"], ["dot"]),
+        helper.make_node("Reshape", ["dot", "flat"], ["self_dot"]),
+    ]
+    outputs = [("pre", 16), ("linear", 5), ("relu_path", 3), ("self_dot", 1)]
+    graph = helper.make_graph(
+        nodes, "dense_layers",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", f])],
+        [helper.make_tensor_value_info(k, TensorProto.FLOAT, ["N", w]) for k, w in outputs],
+        init,
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    case("dense_layers", save(m, "dense_layers"), "dense.parquet", table, {"x": x})
+
+
 def main():
     for d in (DATA, MODELS, EXPECTED):
         d.mkdir(parents=True, exist_ok=True)
@@ -477,6 +520,7 @@ def main():
     unsupported_model()
     strict_one_hot_model()
     normalizer_case()
+    dense_case()
 
     (HERE / "cases.json").write_text(json.dumps(CASES, indent=1) + "\n")
     ops = {}

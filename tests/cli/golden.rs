@@ -154,6 +154,8 @@ macro_rules! golden {
                 check(stringify!($name));
             }
         )*
+        /// The cases with a test of their own.
+        const LISTED: &[&str] = &[$(stringify!($name)),*];
     };
 }
 
@@ -199,7 +201,22 @@ golden!(
     catboost_multiclass,
     catboost_regressor,
     normalizers,
+    dense_layers,
 );
+
+#[test]
+fn every_case_in_cases_json_has_a_test() {
+    let text = std::fs::read_to_string(testdata().join("cases.json")).expect("testdata/cases.json");
+    let all: Vec<Value> = serde_json::from_str(&text).expect("cases.json is JSON");
+    assert!(all.len() >= 40, "cases.json lists {} cases", all.len());
+    for c in &all {
+        let name = c["name"].as_str().expect("name");
+        assert!(
+            LISTED.contains(&name),
+            "testdata/cases.json has case `{name}` but tests/cli/golden.rs does not run it: add it to golden!(…)"
+        );
+    }
+}
 
 #[test]
 fn a_model_with_an_operator_nobody_runs_is_refused_before_scoring() {

@@ -9,6 +9,9 @@ Contestants, run alternately, --repeat times each, medians reported:
                --spark-models; whole command timed, JVM start included, Parquet only
 and the I/O floor: both tools with a trivial model (Slice: the first of the 30 features)
 that reads the same columns and writes one, so the difference to a real model is the model.
+io_floor_4class writes the columns the 4-class logistic regression writes (an int64 label
+and 4 float32 columns: the sign of the first feature, and the first 4 features), so the
+LR's wall time can be set against a floor with its own output.
 
     pip install -r testdata/requirements.txt
     cargo build --release     # or pass --batchinfer target/debug/batchinfer
@@ -82,6 +85,21 @@ def make_floor():
     m.ir_version = 8
     onnx.save(m, OUT / "io_floor.onnx")
 
+    graph = helper.make_graph(
+        [const("starts", 0), const("ends", 4), const("axes", 1), const("ends1", 1), const("flat", -1),
+         helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])),
+         helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["probabilities"]),
+         helper.make_node("Slice", ["input", "starts", "ends1", "axes"], ["first"]),
+         helper.make_node("Reshape", ["first", "flat"], ["first_flat"]),
+         helper.make_node("Greater", ["first_flat", "zero"], ["positive"]),
+         helper.make_node("Cast", ["positive"], ["label"], to=TensorProto.INT64)], "floor_4class",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", N_FEATURES])],
+        [helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 4])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    m.ir_version = 8
+    onnx.save(m, OUT / "io_floor_4class.onnx")
+
 
 def make_data(rows, csv):
     rng = np.random.default_rng(12)
@@ -117,7 +135,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--csv", action="store_true", help="also compare on CSV input")
     ap.add_argument("--batchinfer", default=None)
-    ap.add_argument("--models", default="io_floor,logistic_regression,random_forest_100,gradient_boosting_200,mlp_2x256")
+    ap.add_argument("--models", default="io_floor,io_floor_4class,logistic_regression,random_forest_100,gradient_boosting_200,mlp_2x256")
     ap.add_argument("--spark-models", default="", help="models to also run with Spark local (needs pyspark, Java 17)")
     args = ap.parse_args()
     binary = Path(args.batchinfer).resolve() if args.batchinfer else next(
@@ -152,6 +170,10 @@ def main():
             print(f"| {model} | {fmt} | {args.rows / ow:,.0f} | {args.rows / tw:,.0f} | {tw / ow:.2f} | {orss:.0f} | {trss:.0f} |", flush=True)
             if fmt == "parquet":
                 ours_by_model[model] = ow
+    lr = ours_by_model.get("logistic_regression")
+    for floor in ("io_floor", "io_floor_4class"):
+        if lr is not None and floor in ours_by_model:
+            print(f"logistic_regression wall / {floor} wall (parquet, batchinfer): {lr / ours_by_model[floor]:.2f}")
     spark_models = [m for m in args.spark_models.split(",") if m]
     if spark_models:
         print()

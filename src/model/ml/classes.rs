@@ -119,12 +119,19 @@ pub fn logistic(v: f32) -> f32 {
 /// (almost) zero and do not count in the sum, as in onnxruntime.
 fn softmax(row: &mut [f32], keep_zeros: bool) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp_neg_max = (-max).exp();
     let mut sum = 0.0f32;
-    for v in row.iter_mut() {
-        if keep_zeros && v.abs() <= 1e-7 {
-            *v *= exp_neg_max;
-        } else {
+    if keep_zeros {
+        let exp_neg_max = (-max).exp();
+        for v in row.iter_mut() {
+            if v.abs() <= 1e-7 {
+                *v *= exp_neg_max;
+            } else {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+        }
+    } else {
+        for v in row.iter_mut() {
             *v = (*v - max).exp();
             sum += *v;
         }
@@ -174,18 +181,20 @@ impl BinaryScore {
 /// Turns raw scores `[N, W]` into labels `[N]` and probabilities `[N, K]`.
 /// With `W == 1` and two labels, `binary` says how the one score is expanded.
 pub fn finish(
-    raw: &mut [f32],
-    n: usize,
+    mut scores: Tensor,
     labels: &Labels,
     post: PostTransform,
     binary: BinaryScore,
 ) -> TractResult<TVec<TValue>> {
     let k = labels.len();
-    let width = raw.len().checked_div(n).unwrap_or(0);
+    let (n, width) = match scores.shape() {
+        [n, w] => (*n, *w),
+        other => bail!("expected [N, K] scores, got shape {other:?}"),
+    };
     let mut idx = Vec::with_capacity(n);
     let probs: Tensor = if width == 1 && k == 2 {
         let mut out = Vec::with_capacity(2 * n);
-        for &s in raw.iter() {
+        for &s in scores.try_as_plain_ram()?.as_slice::<f32>()? {
             let (label, scores) = binary.expand(s, post);
             idx.push(label);
             out.extend_from_slice(&scores);
@@ -193,11 +202,14 @@ pub fn finish(
         tensor1(&out).into_shape(&[n, 2])?
     } else {
         ensure!(width == k, "{width} scores per row for {k} class labels");
-        for row in raw.chunks_mut(k.max(1)) {
-            idx.push(argmax(row));
-            post.apply(row);
+        {
+            let mut view = scores.try_as_plain_ram_mut()?;
+            for row in view.as_slice_mut::<f32>()?.chunks_mut(k.max(1)) {
+                idx.push(argmax(row));
+                post.apply(row);
+            }
         }
-        tensor1(raw).into_shape(&[n, k])?
+        scores
     };
     Ok(tvec!(
         labels.gather(&idx)?.into_tvalue(),

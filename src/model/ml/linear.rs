@@ -79,12 +79,18 @@ impl Kernel for LinearClassifier {
             "the model has {} coefficients per score, the input has {f} columns",
             self.coefficients.len() / k
         );
-        let mut scores = vec![0f32; n * k];
-        for (row, out) in x.chunks(f.max(1)).zip(scores.chunks_mut(k)) {
-            for (j, slot) in out.iter_mut().enumerate() {
-                let w = &self.coefficients[j * f..(j + 1) * f];
-                let dot = super::dot::dot(row, w);
-                *slot = dot + self.intercepts.get(j).copied().unwrap_or(0.0);
+        // SAFETY: every one of the n·k values is written below.
+        let mut scores = unsafe { Tensor::uninitialized::<f32>(&[n, k])? };
+        {
+            let mut view = scores.try_as_plain_ram_mut()?;
+            let out = view.as_slice_mut::<f32>()?;
+            for r in 0..n {
+                let row = &x[r * f..(r + 1) * f];
+                for (j, slot) in out[r * k..(r + 1) * k].iter_mut().enumerate() {
+                    let w = &self.coefficients[j * f..(j + 1) * f];
+                    *slot =
+                        super::dot::dot(row, w) + self.intercepts.get(j).copied().unwrap_or(0.0);
+                }
             }
         }
         // onnxruntime expands one binary score as a probability after LOGISTIC.
@@ -92,7 +98,7 @@ impl Kernel for LinearClassifier {
         if k == 1 && self.labels.len() == 2 {
             let mut idx = Vec::with_capacity(n);
             let mut probs = Vec::with_capacity(2 * n);
-            for &s in &scores {
+            for &s in scores.try_as_plain_ram()?.as_slice::<f32>()? {
                 idx.push((s > 0.0) as usize);
                 let p = if post == PostTransform::Logistic {
                     classes::logistic(s)
@@ -106,6 +112,6 @@ impl Kernel for LinearClassifier {
                 tensor1(&probs).into_shape(&[n, 2])?.into_tvalue()
             ));
         }
-        classes::finish(&mut scores, n, &self.labels, post, BinaryScore::Margin)
+        classes::finish(scores, &self.labels, post, BinaryScore::Margin)
     }
 }

@@ -652,16 +652,19 @@ impl Kernel for TreeClassifier {
             // One score per row, in the slot of the one class the leaves write to;
             // the first base value applies to it.
             let base = self.ensemble.base_values.first().copied().unwrap_or(0.0);
-            let mut single: Vec<f32> = scores.chunks(2).map(|r| r[0] + r[1] + base).collect();
+            let single: Vec<f32> = scores.chunks(2).map(|r| r[0] + r[1] + base).collect();
             let kind = if self.ensemble.all_weights_positive {
                 BinaryScore::Probability
             } else {
                 BinaryScore::Margin
             };
-            return classes::finish(&mut single, n, &self.labels, self.post, kind);
+            let single = Tensor::from_shape(&[n, 1], &single)?;
+            return classes::finish(single, &self.labels, self.post, kind);
         }
         let mut scores = scores;
         self.ensemble.add_base_values(&mut scores);
-        classes::finish(&mut scores, n, &self.labels, self.post, BinaryScore::Margin)
+        let width = scores.len().checked_div(n).unwrap_or(0);
+        let scores = Tensor::from_shape(&[n, width], &scores)?;
+        classes::finish(scores, &self.labels, self.post, BinaryScore::Margin)
     }
 }

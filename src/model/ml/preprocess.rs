@@ -380,12 +380,27 @@ impl Kernel for ArrayFeatureExtractor {
     }
 }
 
+/// The entries `idx` of each row of `x`'s last axis (checked to be in range).
+/// ndarray's `select` appended one sub-view per index: for the label lookup of an
+/// MLP classifier (4 labels, one index per row) it was 5% of the model's CPU.
 fn select_last_axis(x: &Tensor, idx: &[usize]) -> TractResult<Tensor> {
     fn sel<T: Datum + Clone>(x: &Tensor, idx: &[usize]) -> TractResult<Tensor> {
-        let view = x.to_plain_array_view::<T>()?;
-        Ok(view
-            .select(tract_ndarray::Axis(view.ndim() - 1), idx)
-            .into_tensor())
+        let k = *x
+            .shape()
+            .last()
+            .context("ArrayFeatureExtractor on a scalar")?;
+        let plain = x.try_as_plain_ram()?;
+        let values = plain.as_slice::<T>()?;
+        let rows = values.len().checked_div(k).unwrap_or(0);
+        let mut out = Vec::with_capacity(rows * idx.len());
+        for row in values.chunks_exact(k.max(1)) {
+            out.extend(idx.iter().map(|&i| row[i].clone()));
+        }
+        let mut shape = x.shape().to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = idx.len();
+        }
+        tensor1(&out).into_shape(&shape)
     }
     let dt = x.datum_type();
     if dt == f32::datum_type() {
@@ -491,6 +506,42 @@ mod tests {
             .as_slice::<f32>()
             .unwrap()
             .to_vec()
+    }
+
+    fn extract(x: Tensor, indices: &[i64]) -> TractResult<Tensor> {
+        let idx = Tensor::from_shape(&[indices.len(), 1], indices)?;
+        let mut out = ArrayFeatureExtractor.eval(tvec![x.into_tvalue(), idx.into_tvalue()])?;
+        Ok(out.remove(0).into_tensor())
+    }
+
+    #[test]
+    fn array_feature_extractor_picks_entries_of_the_last_axis() {
+        // A label lookup: 1-D labels, one index per row, gives [1, N] as in onnxruntime.
+        let labels = tensor1(&[10i64, 20, 30, 40]);
+        let out = extract(labels, &[3, 0, 0, 2]).unwrap();
+        assert_eq!(
+            out,
+            Tensor::from_shape(&[1, 4], &[40i64, 10, 10, 30]).unwrap()
+        );
+        // Columns of a matrix, in the order asked, repeats allowed.
+        let x = Tensor::from_shape(&[2, 3], &[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let out = extract(x, &[2, 0, 2]).unwrap();
+        assert_eq!(
+            out,
+            Tensor::from_shape(&[2, 3], &[3.0f32, 1.0, 3.0, 6.0, 4.0, 6.0]).unwrap()
+        );
+        // String labels.
+        let names = tensor1(&["a".to_string(), "b".to_string()]);
+        let out = extract(names, &[1, 1, 0]).unwrap();
+        assert_eq!(
+            out,
+            tensor1(&["b".to_string(), "b".to_string(), "a".to_string()])
+                .into_shape(&[1, 3])
+                .unwrap()
+        );
+        // Out of range is an error naming the index, not a panic.
+        let err = extract(tensor1(&[1i64, 2]), &[2]).unwrap_err();
+        assert!(format!("{err}").contains("index 2 out of 0..2"), "{err}");
     }
 
     #[test]

@@ -530,7 +530,6 @@ struct Selected {
     rows: RowNumbers,
 }
 
-/// Reads the segments in order; returns rows read and seconds spent reading.
 /// Batches in flight per worker thread, from the reader's send to the writer's write.
 /// It bounds the writer's reordering, which had no bound: while one batch was slow
 /// (its worker descheduled, a hard row), the others went on and waited in the writer
@@ -568,6 +567,7 @@ fn enter_window(window: &Receiver<()>, seq: u64, failure: &Failure, interrupt: &
     }
 }
 
+/// Reads the segments in order; returns rows read and seconds spent reading.
 #[allow(clippy::too_many_arguments)]
 fn read_all(
     dataset: &mut Dataset,

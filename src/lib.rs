@@ -18,6 +18,7 @@ pub mod interrupt;
 pub mod job;
 pub mod lock;
 pub mod log;
+pub mod malloc;
 pub mod mapping;
 pub mod model;
 pub mod model_set;

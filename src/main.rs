@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use batchinfer::ParseError;
 
 fn main() -> ExitCode {
+    batchinfer::malloc::tune();
     batchinfer::panics::install_hook();
     let cli = match batchinfer::parse(std::env::args_os().collect(), std::env::vars()) {
         Ok(cli) => cli,

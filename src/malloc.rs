@@ -7,7 +7,7 @@
 //! on the 2×256 MLP with 1,024-row batches, run after 256-row batches, took 298k
 //! page faults and scored 300k rows/s; alone, 15k faults and 494k rows/s. Fixed
 //! thresholds make every size up to 32 MiB come from the heap, whatever came first,
-//! and keep up to 64 MiB of freed heap for the next batches instead of handing it
+//! and keep up to 8 MiB of freed heap for the next batches instead of handing it
 //! back (README, "Speed").
 
 /// Largest request served from the heap; larger ones are mapped.
@@ -15,7 +15,7 @@
 const MMAP_THRESHOLD: i32 = 32 << 20;
 /// Free memory at the top of the heap kept for reuse rather than returned.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const TRIM_THRESHOLD: i32 = 64 << 20;
+const TRIM_THRESHOLD: i32 = 8 << 20;
 
 /// Sets the thresholds (glibc only; other allocators are left as they are). Call
 /// before any thread starts.

@@ -17,14 +17,57 @@ const MMAP_THRESHOLD: i32 = 32 << 20;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_THRESHOLD: i32 = 8 << 20;
 
-/// Sets the thresholds (glibc only; other allocators are left as they are). Call
-/// before any thread starts.
+/// Sets the thresholds (glibc only; other allocators are left as they are), unless
+/// the user tuned glibc's malloc through its environment. Call before any thread
+/// starts.
 pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; it is called once, from
-    // main, before the program starts its threads.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+    if !user_tuned(std::env::vars()) {
+        // SAFETY: mallopt only changes allocator parameters; it is called once,
+        // from main, before the program starts its threads.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+        }
+    }
+}
+
+/// Whether the environment sets either threshold itself (`MALLOC_MMAP_THRESHOLD_`,
+/// `MALLOC_TRIM_THRESHOLD_` or their `GLIBC_TUNABLES`): the user's setting wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn user_tuned(vars: impl Iterator<Item = (String, String)>) -> bool {
+    vars.into_iter().any(|(k, v)| match k.as_str() {
+        "MALLOC_MMAP_THRESHOLD_" | "MALLOC_TRIM_THRESHOLD_" => true,
+        "GLIBC_TUNABLES" => {
+            v.contains("glibc.malloc.mmap_threshold") || v.contains("glibc.malloc.trim_threshold")
+        }
+        _ => false,
+    })
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    use super::*;
+
+    fn vars(v: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn a_user_s_malloc_settings_are_left_alone() {
+        let none = [("PATH", "/bin"), ("MALLOC_ARENA_MAX", "2")];
+        assert!(!user_tuned(vars(&none)));
+        assert!(user_tuned(vars(&[("MALLOC_MMAP_THRESHOLD_", "65536")])));
+        assert!(user_tuned(vars(&[("MALLOC_TRIM_THRESHOLD_", "0")])));
+        let trim = [("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1048576")];
+        assert!(user_tuned(vars(&trim)));
+        let other = [(
+            "GLIBC_TUNABLES",
+            "glibc.cpu.hwcaps=-AVX2:glibc.malloc.arena_max=2",
+        )];
+        assert!(!user_tuned(vars(&other)));
     }
 }

@@ -35,8 +35,8 @@ pub fn tune() {
 /// Whether the environment sets either threshold itself (`MALLOC_MMAP_THRESHOLD_`,
 /// `MALLOC_TRIM_THRESHOLD_` or their `GLIBC_TUNABLES`): the user's setting wins.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn user_tuned(vars: impl Iterator<Item = (String, String)>) -> bool {
-    vars.into_iter().any(|(k, v)| match k.as_str() {
+fn user_tuned(mut vars: impl Iterator<Item = (String, String)>) -> bool {
+    vars.any(|(k, v)| match k.as_str() {
         "MALLOC_MMAP_THRESHOLD_" | "MALLOC_TRIM_THRESHOLD_" => true,
         "GLIBC_TUNABLES" => {
             v.contains("glibc.malloc.mmap_threshold") || v.contains("glibc.malloc.trim_threshold")

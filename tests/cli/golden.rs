@@ -21,9 +21,14 @@ struct Case {
     tolerance: f64,
 }
 
-fn case(name: &str) -> Case {
+/// Every case of testdata/cases.json.
+fn all_cases() -> Vec<Value> {
     let text = std::fs::read_to_string(testdata().join("cases.json")).expect("testdata/cases.json");
-    let all: Vec<Value> = serde_json::from_str(&text).expect("cases.json is JSON");
+    serde_json::from_str(&text).expect("cases.json is JSON")
+}
+
+fn case(name: &str) -> Case {
+    let all = all_cases();
     let c = all
         .iter()
         .find(|c| c["name"] == name)
@@ -206,8 +211,7 @@ golden!(
 
 #[test]
 fn every_case_in_cases_json_has_a_test() {
-    let text = std::fs::read_to_string(testdata().join("cases.json")).expect("testdata/cases.json");
-    let all: Vec<Value> = serde_json::from_str(&text).expect("cases.json is JSON");
+    let all = all_cases();
     assert!(all.len() >= 40, "cases.json lists {} cases", all.len());
     for c in &all {
         let name = c["name"].as_str().expect("name");

@@ -586,9 +586,7 @@ impl Kernel for TreeRegressor {
             .ensemble
             .scores(x.try_as_plain_ram()?.as_slice::<f32>()?, n, f)?;
         self.ensemble.add_base_values(&mut scores);
-        for row in scores.chunks_mut(self.ensemble.n_targets) {
-            self.post.apply(row);
-        }
+        self.post.apply_rows(&mut scores, self.ensemble.n_targets)?;
         Ok(tvec!(tensor1(&scores)
             .into_shape(&[n, self.ensemble.n_targets])?
             .into_tvalue()))

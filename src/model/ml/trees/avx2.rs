@@ -4,34 +4,61 @@
 //! Nodes are repacked into 8 bytes (threshold; missing flag, distance to `next`
 //! and feature), so a step is one 64-bit gather per lane for the node, one 32-bit
 //! gather for the lane's feature value, a compare, and a blend between the "true"
-//! child (one node on) and `next`. The first step needs no node gather: every lane
-//! is on the root. It reaches the same leaves as the scalar walk of
-//! [`super::Ensemble::leaves`]; a unit test holds the two together.
+//! child (one node on) and `next`. The first steps need no node gather: every lane
+//! starts on the root, and the next two levels are tables a lane indexes by its
+//! path with a permute ([`Top`]). It reaches the same leaves as the scalar walk of
+//! [`super::Ensemble::leaves`]; unit tests hold the two together.
 //!
 //! Measured on the benchmark's random forest (100 trees of depth 10, one thread,
-//! `batchinfer bench`): 550k rows/s scalar, 930k with this walk. AVX-512 (sixteen
-//! lanes), 32-bit gathers of the unpacked 12-byte nodes, and a feature-major copy
-//! of the block were each no faster on this machine (AMD Zen 4).
+//! `batchinfer bench`): 550k rows/s scalar, 800k with 32-bit gathers, 910k with
+//! the packed nodes and the root step, 1.08M with the tables. AVX-512 (sixteen
+//! lanes), a feature-major copy of the block, and a third table level were no
+//! faster on this machine (AMD Zen 4).
 
 use super::{Node, FEATURE, MISSING_TRUE, ROW_BLOCK};
 
 /// Walks the `ROW_BLOCK` rows of one block through one tree; writes their leaves.
 ///
-/// Arguments: the packed nodes, the bits of a packed node's feature, the tree's
-/// root and (shallowest, deepest) path, the block's first value, each row's offset
-/// from it, and the leaves to fill.
-type Walk = unsafe fn(&[Packed], u32, u32, (u32, u32), *const f32, &Offsets, &mut Leaves);
+/// Arguments: the packed nodes, the bits of a packed node's feature, the tree, the
+/// block's first value, each row's offset from it, and the leaves to fill.
+type Walk = unsafe fn(&[Packed], u32, Tree, *const f32, &Offsets, &mut Leaves);
 pub(super) type Offsets = [i32; ROW_BLOCK];
 pub(super) type Leaves = [u32; ROW_BLOCK];
+
+/// One tree, as the walk needs it.
+#[derive(Clone, Copy)]
+struct Tree<'a> {
+    root: u32,
+    top: &'a Top,
+    /// Its shortest and longest root-to-leaf path.
+    depth: (u32, u32),
+}
 
 /// A node in 8 bytes: its threshold's bits, then `MISSING_TRUE`, the distance to
 /// `next` and the feature, packed so that a step gathers two values per node.
 type Packed = [u32; 2];
 
-/// The nodes packed for the AVX2 walk, and the walk for their comparison.
+/// Levels below the root that a tree's [`Top`] tabulates.
+const TOP_LEVELS: usize = 2;
+
+/// The first levels of a tree as lookup tables. A lane's path there (one bit per
+/// level, 1 where it did not take the "true" child) picks its node with a permute
+/// instead of a gather.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(32))]
+struct Top {
+    /// For levels 1..=TOP_LEVELS, each path's packed node (threshold, then meta).
+    node: [[[u32; 8]; 2]; TOP_LEVELS],
+    /// Each path's node index one level further down.
+    below: [u32; 8],
+}
+
+/// The nodes packed for the AVX2 walk, the trees' top levels, and the walk for
+/// their comparison.
 #[derive(Debug)]
 pub(super) struct Walker {
     nodes: Vec<Packed>,
+    tops: Vec<Top>,
     feature_bits: u32,
     walk: Walk,
 }
@@ -41,7 +68,7 @@ impl Walker {
     /// `mode`, when this CPU has AVX2 and the indices fit in 32 bits and each
     /// node's feature and distance to `next` in 31; None otherwise (the caller
     /// walks with scalar code). The caller checks that the row offsets fit too.
-    pub(super) fn new(nodes: &[Node], mode: super::Mode) -> Option<Walker> {
+    pub(super) fn new(nodes: &[Node], roots: &[u32], mode: super::Mode) -> Option<Walker> {
         let walk = pick(mode, nodes.iter().any(|n| n.meta & MISSING_TRUE != 0))?;
         if nodes.len() >= i32::MAX as usize / 2 {
             return None;
@@ -56,7 +83,7 @@ impl Walker {
         {
             return None;
         }
-        let nodes = (nodes.iter().enumerate())
+        let packed: Vec<Packed> = (nodes.iter().enumerate())
             .map(|(i, n)| {
                 let jump = n.next - i as u32;
                 [
@@ -65,14 +92,20 @@ impl Walker {
                 ]
             })
             .collect();
+        let tops = roots
+            .iter()
+            .map(|&root| top(nodes, &packed, root))
+            .collect();
         Some(Walker {
-            nodes,
+            nodes: packed,
+            tops,
             feature_bits,
             walk,
         })
     }
 
-    /// Walks the block whose first value is `x` through the tree at `root`.
+    /// Walks the block whose first value is `x` through tree number `tree`, whose
+    /// root is `root`.
     ///
     /// # Safety
     /// `root` and `depth` are a tree's root and depths as `parse` found them, and
@@ -80,6 +113,7 @@ impl Walker {
     /// `x.add(o + j)` is readable and `o + j` fits in i32.
     pub(super) unsafe fn leaves(
         &self,
+        tree: usize,
         root: u32,
         depth: (u32, u32),
         x: *const f32,
@@ -91,14 +125,48 @@ impl Walker {
             (self.walk)(
                 &self.nodes,
                 self.feature_bits,
-                root,
-                depth,
+                Tree {
+                    root,
+                    top: &self.tops[tree],
+                    depth,
+                },
                 x,
                 offsets,
                 leaves,
             )
         }
     }
+}
+
+/// The top levels of the tree at `root`, with the nodes as packed.
+fn top(nodes: &[Node], packed: &[Packed], root: u32) -> Top {
+    // A leaf's children are the leaf itself, as stepping a leaf stays on it.
+    let children = |i: u32| {
+        let n = nodes[i as usize];
+        if n.next == i {
+            [i, i]
+        } else {
+            [i + 1, n.next]
+        }
+    };
+    let mut level = vec![root];
+    let mut top = Top {
+        node: [[[0; 8]; 2]; TOP_LEVELS],
+        below: [0; 8],
+    };
+    for k in 0..=TOP_LEVELS {
+        level = level.iter().flat_map(|&i| children(i)).collect();
+        if k == TOP_LEVELS {
+            top.below[..level.len()].copy_from_slice(&level);
+        } else {
+            for (path, &i) in level.iter().enumerate() {
+                let [threshold, meta] = packed[i as usize];
+                top.node[k][0][path] = threshold;
+                top.node[k][1][path] = meta;
+            }
+        }
+    }
+    top
 }
 
 fn pick(mode: super::Mode, any_missing: bool) -> Option<Walk> {
@@ -139,7 +207,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::{FEATURE, ROW_BLOCK};
-    use super::{Leaves, Offsets, Packed};
+    use super::{Leaves, Offsets, Packed, Tree, TOP_LEVELS};
 
     const WIDTH: usize = 8;
     const VECTORS: usize = ROW_BLOCK / WIDTH;
@@ -155,8 +223,11 @@ mod x86 {
     pub(super) unsafe fn walk<const P: i32, const MISSING: bool>(
         nodes: &[Packed],
         feature_bits: u32,
-        root: u32,
-        (shallowest, deepest): (u32, u32),
+        Tree {
+            root,
+            top,
+            depth: (shallowest, deepest),
+        }: Tree,
         x: *const f32,
         offsets: &Offsets,
         leaves: &mut Leaves,
@@ -174,9 +245,9 @@ mod x86 {
         let rows: [__m256i; VECTORS] = std::array::from_fn(|v| unsafe {
             _mm256_loadu_si256(offsets.as_ptr().add(v * WIDTH) as *const __m256i)
         });
-        // One step of the lanes at `i`, given their nodes; returns where they go,
-        // and a movemask that is all ones when every lane was on a leaf.
-        let advance = |v: usize, i: __m256i, threshold: __m256, meta: __m256i| {
+        // The lanes of vector `v` compare with their nodes: where the "true" child
+        // is taken (all ones), and each node's distance to `next` (0 on a leaf).
+        let decide = |v: usize, threshold: __m256, meta: __m256i| {
             let jump = _mm256_srl_epi32(_mm256_and_si256(meta, jump_mask), jump_shift);
             let at_x = _mm256_add_epi32(rows[v], _mm256_and_si256(meta, feature));
             let value = unsafe { _mm256_i32gather_ps::<4>(x, at_x) };
@@ -186,25 +257,39 @@ mod x86 {
                 let tracks = _mm256_castsi256_ps(_mm256_srai_epi32::<31>(meta));
                 go = _mm256_or_ps(go, _mm256_and_ps(nan, tracks));
             }
-            let on_leaf = _mm256_movemask_epi8(_mm256_cmpeq_epi32(jump, _mm256_setzero_si256()));
-            // The "true" child is one step on; the other `jump` steps on.
-            let step = _mm256_castps_si256(_mm256_blendv_ps(
-                _mm256_castsi256_ps(jump),
-                _mm256_castsi256_ps(one),
-                go,
-            ));
-            (_mm256_add_epi32(i, step), on_leaf)
+            (_mm256_castps_si256(go), jump)
         };
-        // Every lane starts at the root: its node needs no gather.
-        if deepest > 0 {
+        let mut first = 0;
+        if deepest > TOP_LEVELS as u32 {
+            // Every lane starts on the root, then finds its node in the top levels'
+            // tables by its path: no gathers for the node.
             let [threshold, meta] = nodes[root as usize];
-            let threshold = _mm256_set1_ps(f32::from_bits(threshold));
-            let meta = _mm256_set1_epi32(meta as i32);
-            for (v, i) in at.iter_mut().enumerate() {
-                *i = advance(v, *i, threshold, meta).0;
+            let (threshold, meta) = (
+                _mm256_set1_ps(f32::from_bits(threshold)),
+                _mm256_set1_epi32(meta as i32),
+            );
+            let mut path = [_mm256_setzero_si256(); VECTORS];
+            for (v, path) in path.iter_mut().enumerate() {
+                *path = _mm256_andnot_si256(decide(v, threshold, meta).0, one);
             }
+            for level in &top.node {
+                let [threshold, meta] = level
+                    .map(|words| unsafe { _mm256_load_si256(words.as_ptr() as *const __m256i) });
+                for (v, path) in path.iter_mut().enumerate() {
+                    let threshold =
+                        _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(threshold, *path));
+                    let meta = _mm256_permutevar8x32_epi32(meta, *path);
+                    let not_true = _mm256_andnot_si256(decide(v, threshold, meta).0, one);
+                    *path = _mm256_or_si256(_mm256_slli_epi32::<1>(*path), not_true);
+                }
+            }
+            let below = unsafe { _mm256_load_si256(top.below.as_ptr() as *const __m256i) };
+            for (at, path) in at.iter_mut().zip(path) {
+                *at = _mm256_permutevar8x32_epi32(below, path);
+            }
+            first = TOP_LEVELS as u32 + 1;
         }
-        for step in 1..deepest {
+        for step in first..deepest {
             let mut all_leaves = -1i32;
             for (v, at) in at.iter_mut().enumerate() {
                 let i = *at;
@@ -219,9 +304,11 @@ mod x86 {
                 let meta = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_castps_si256(
                     _mm256_shuffle_ps::<0b11_01_11_01>(low, high),
                 ));
-                let (next, on_leaf) = advance(v, i, threshold, meta);
-                *at = next;
-                all_leaves &= on_leaf;
+                let (go, jump) = decide(v, threshold, meta);
+                all_leaves &=
+                    _mm256_movemask_epi8(_mm256_cmpeq_epi32(jump, _mm256_setzero_si256()));
+                // The "true" child is one step on; the other `jump` steps on.
+                *at = _mm256_add_epi32(i, _mm256_blendv_epi8(jump, one, go));
             }
             // Every lane was already on a leaf (unbalanced trees end early).
             if step >= shallowest && all_leaves == -1 {

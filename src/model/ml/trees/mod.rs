@@ -387,7 +387,7 @@ impl Ensemble {
         let base_values = node
             .get_attr_opt_vec::<f32>("base_values")?
             .unwrap_or_default();
-        let walk = mode.and_then(|mode| avx2::Walker::new(&nodes, mode));
+        let walk = mode.and_then(|mode| avx2::Walker::new(&nodes, &roots, mode));
         Ok(Ensemble {
             roots,
             depths,
@@ -470,13 +470,20 @@ impl Ensemble {
             for (lane, offset) in offsets.iter_mut().enumerate() {
                 *offset = ((row(lane) - start) * f) as i32;
             }
-            for (&root, &depth) in self.roots.iter().zip(&self.depths) {
+            for (tree, (&root, &depth)) in self.roots.iter().zip(&self.depths).enumerate() {
                 match walk {
                     // SAFETY: `root` and `depth` are as `parse` found them; `scores` checked f >= n_features, so every
                     // offset plus feature read stays inside rows start..end of `x`,
                     // and ROW_BLOCK * f fits in i32 (checked above).
                     Some(walk) => unsafe {
-                        walk.leaves(root, depth, x[start * f..].as_ptr(), &offsets, &mut leaves)
+                        walk.leaves(
+                            tree,
+                            root,
+                            depth,
+                            x[start * f..].as_ptr(),
+                            &offsets,
+                            &mut leaves,
+                        )
                     },
                     None => {
                         for (g, rows) in groups.iter().enumerate() {
@@ -793,6 +800,65 @@ mod tests {
     }
 
     #[test]
+    fn avx2_walk_agrees_on_trees_shallower_than_its_tables() {
+        use tract_onnx::pb::{attribute_proto::AttributeType, AttributeProto};
+        let ints = |name: &str, v: &[i64]| AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Ints as i32,
+            ints: v.to_vec(),
+            ..Default::default()
+        };
+        let floats = |name: &str, v: &[f32]| AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Floats as i32,
+            floats: v.to_vec(),
+            ..Default::default()
+        };
+        let modes: Vec<Vec<u8>> = ["LEAF", "BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_LEQ", "LEAF"]
+            .into_iter()
+            .chain(["BRANCH_LEQ", "LEAF", "LEAF"])
+            .map(|m| m.as_bytes().to_vec())
+            .collect();
+        // Tree 0 is one leaf; tree 1 has depth 1; tree 2 has depth 2 on its "false"
+        // side only, and sends missing values "true" at its second branch.
+        let node = NodeProto {
+            op_type: "TreeEnsembleRegressor".into(),
+            attribute: vec![
+                ints("nodes_treeids", &[0, 1, 1, 1, 2, 2, 2, 2, 2]),
+                ints("nodes_nodeids", &[0, 0, 1, 2, 0, 1, 2, 3, 4]),
+                ints("nodes_featureids", &[0, 0, 0, 0, 1, 0, 2, 0, 0]),
+                floats(
+                    "nodes_values",
+                    &[0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+                ),
+                AttributeProto {
+                    name: "nodes_modes".into(),
+                    r#type: AttributeType::Strings as i32,
+                    strings: modes,
+                    ..Default::default()
+                },
+                ints("nodes_truenodeids", &[0, 1, 0, 0, 1, 0, 3, 0, 0]),
+                ints("nodes_falsenodeids", &[0, 2, 0, 0, 2, 0, 4, 0, 0]),
+                ints(
+                    "nodes_missing_value_tracks_true",
+                    &[0, 0, 0, 0, 0, 0, 1, 0, 0],
+                ),
+                ints("target_treeids", &[0, 1, 1, 2, 2, 2]),
+                ints("target_nodeids", &[0, 1, 2, 1, 3, 4]),
+                ints("target_ids", &[0; 6]),
+                floats("target_weights", &[1.0, 2.0, 3.0, 10.0, 20.0, 30.0]),
+            ],
+            ..Default::default()
+        };
+        let mut e = parse(&node);
+        let deepest: Vec<u32> = e.depths.iter().map(|d| d.1).collect();
+        assert_eq!(deepest, [0, 1, 2]);
+        let (fast, scalar) = both_walks(&mut e, 77);
+        assert!(scalar.contains(&(1.0 + 3.0 + 30.0)));
+        assert_eq!(fast, scalar);
+    }
+
+    #[test]
     fn avx2_walk_agrees_under_every_uniform_comparison() {
         let leq = ensemble_node("hgb_binary_nan.onnx");
         for (name, mode) in [
@@ -831,9 +897,9 @@ mod tests {
         let wide = [branch(1 << 30, 2), leaf(1), leaf(2)];
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
-            assert!(avx2::Walker::new(&fits, Mode::Leq).is_some());
+            assert!(avx2::Walker::new(&fits, &[0], Mode::Leq).is_some());
         }
-        assert!(avx2::Walker::new(&wide, Mode::Leq).is_none());
-        assert!(avx2::Walker::new(&fits, Mode::Neq).is_none());
+        assert!(avx2::Walker::new(&wide, &[0], Mode::Leq).is_none());
+        assert!(avx2::Walker::new(&fits, &[0], Mode::Neq).is_none());
     }
 }

@@ -136,6 +136,22 @@ impl Walker {
             )
         }
     }
+
+    /// Adds each row's leaf value to its sum, `sums[l] += values[leaves[l]]`, eight
+    /// rows at a time. `values` holds a value for every node.
+    pub(super) fn add_values(&self, values: &[f32], leaves: &Leaves, sums: &mut [f32; ROW_BLOCK]) {
+        assert_eq!(values.len(), self.nodes.len(), "one value per node");
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a Walker exists only where `pick` found AVX2, and the leaves a
+        // walk returns are node indices, so inside `values`.
+        unsafe {
+            x86::add_values(values.as_ptr(), leaves, sums)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        for (sum, &leaf) in sums.iter_mut().zip(leaves) {
+            *sum += values[leaf as usize];
+        }
+    }
 }
 
 /// The top levels of the tree at `root`, with the nodes as packed.
@@ -317,6 +333,26 @@ mod x86 {
         }
         for (v, at) in at.iter().enumerate() {
             unsafe { _mm256_storeu_si256(leaves.as_mut_ptr().add(v * WIDTH) as *mut __m256i, *at) };
+        }
+    }
+
+    /// # Safety
+    /// The CPU has AVX2, and `values.add(leaf)` is readable for every leaf.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn add_values(
+        values: *const f32,
+        leaves: &Leaves,
+        sums: &mut [f32; ROW_BLOCK],
+    ) {
+        for v in 0..VECTORS {
+            // SAFETY: the loads and stores stay inside `leaves` and `sums`; the
+            // gather reads `values` at the leaves (the caller's guarantee).
+            unsafe {
+                let at = _mm256_loadu_si256(leaves.as_ptr().add(v * WIDTH) as *const __m256i);
+                let sum = sums.as_mut_ptr().add(v * WIDTH);
+                let value = _mm256_i32gather_ps::<4>(values, at);
+                _mm256_storeu_ps(sum, _mm256_add_ps(_mm256_loadu_ps(sum), value));
+            }
         }
     }
 }

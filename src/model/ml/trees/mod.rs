@@ -456,7 +456,11 @@ impl Ensemble {
             .filter(|_| ROW_BLOCK * f < i32::MAX as usize);
         let mut offsets: avx2::Offsets = [0; ROW_BLOCK];
         let mut leaves: avx2::Leaves = [0; ROW_BLOCK];
+        // With the AVX2 walk and one value per leaf, each block's sums are gathered
+        // tree by tree, then added to `out` (from 0, so the sums are the same).
+        let gather = walk.zip(self.leaf_value.as_ref());
         for start in (0..n).step_by(ROW_BLOCK) {
+            let mut sums = [0f32; ROW_BLOCK];
             let end = (start + ROW_BLOCK).min(n);
             // Lanes past the end repeat the last row; their leaves are ignored.
             let row = |lane: usize| (start + lane).min(end - 1);
@@ -472,9 +476,10 @@ impl Ensemble {
             }
             for (tree, (&root, &depth)) in self.roots.iter().zip(&self.depths).enumerate() {
                 match walk {
-                    // SAFETY: `root` and `depth` are as `parse` found them; `scores` checked f >= n_features, so every
-                    // offset plus feature read stays inside rows start..end of `x`,
-                    // and ROW_BLOCK * f fits in i32 (checked above).
+                    // SAFETY: `root` and `depth` are as `parse` found them; `scores`
+                    // checked f >= n_features, so every offset plus feature read
+                    // stays inside rows start..end of `x`, and ROW_BLOCK * f fits in
+                    // i32 (checked above).
                     Some(walk) => unsafe {
                         walk.leaves(
                             tree,
@@ -494,7 +499,16 @@ impl Ensemble {
                         }
                     }
                 }
-                self.add_leaves(&leaves[..end - start], start, out, touched);
+                match gather {
+                    Some((walk, (_, values))) => walk.add_values(values, &leaves, &mut sums),
+                    None => self.add_leaves(&leaves[..end - start], start, out, touched),
+                }
+            }
+            if let Some((_, (target, _))) = gather {
+                let t = self.n_targets;
+                for (r, sum) in (start..end).zip(sums) {
+                    out[r * t + target] += sum;
+                }
             }
         }
     }

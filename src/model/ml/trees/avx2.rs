@@ -139,11 +139,19 @@ impl Walker {
 
     /// Adds each row's leaf value to its sum, `sums[l] += values[leaves[l]]`, eight
     /// rows at a time. `values` holds a value for every node.
-    pub(super) fn add_values(&self, values: &[f32], leaves: &Leaves, sums: &mut [f32; ROW_BLOCK]) {
+    ///
+    /// # Safety
+    /// Every leaf is a node index, as [`Walker::leaves`] returns them.
+    pub(super) unsafe fn add_values(
+        &self,
+        values: &[f32],
+        leaves: &Leaves,
+        sums: &mut [f32; ROW_BLOCK],
+    ) {
         assert_eq!(values.len(), self.nodes.len(), "one value per node");
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: a Walker exists only where `pick` found AVX2, and the leaves a
-        // walk returns are node indices, so inside `values`.
+        // SAFETY: a Walker exists only where `pick` found AVX2, and the leaves are
+        // node indices (the caller's guarantee), so inside `values`.
         unsafe {
             x86::add_values(values.as_ptr(), leaves, sums)
         }

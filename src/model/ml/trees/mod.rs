@@ -500,7 +500,10 @@ impl Ensemble {
                     }
                 }
                 match gather {
-                    Some((walk, (_, values))) => walk.add_values(values, &leaves, &mut sums),
+                    // SAFETY: the leaves are the ones the walk just returned.
+                    Some((walk, (_, values))) => unsafe {
+                        walk.add_values(values, &leaves, &mut sums)
+                    },
                     None => self.add_leaves(&leaves[..end - start], start, out, touched),
                 }
             }

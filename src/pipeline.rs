@@ -1,5 +1,7 @@
 //! The scoring pipeline: one reader thread → rayon workers running the shared
-//! plan, one batch per task → one writer thread that restores input order.
+//! plan, one batch per task → one writer thread that restores input order. With
+//! two threads or more, the reader has a second thread decode half of each Parquet
+//! file's columns.
 //! Channels between the stages are bounded, so a slow disk slows scoring down
 //! instead of filling memory; reading, scoring and writing overlap. A window of
 //! `4 × threads` batches bounds everything between the reader and the writer,
@@ -288,6 +290,7 @@ impl Pipeline {
                     &segments,
                     &projection,
                     batch_size,
+                    threads > 1,
                     read_tx,
                     window_rx,
                     failure,
@@ -568,12 +571,15 @@ fn enter_window(window: &Receiver<()>, seq: u64, failure: &Failure, interrupt: &
 }
 
 /// Reads the segments in order; returns rows read and seconds spent reading.
+/// With `split`, a second thread decodes half of each Parquet file's columns: with
+/// cheap models the reader was the busiest thread.
 #[allow(clippy::too_many_arguments)]
 fn read_all(
     dataset: &mut Dataset,
     segments: &[Segment],
     projection: &[usize],
     batch_size: usize,
+    split: bool,
     tx: SyncSender<ReadBatch>,
     window: Receiver<()>,
     failure: &Failure,
@@ -585,8 +591,13 @@ fn read_all(
     for segment in segments {
         let file = segment.file;
         let started = Instant::now();
-        let opened =
-            dataset.read_row_groups(file, segment.row_groups.as_deref(), projection, batch_size);
+        let opened = dataset.read_row_groups(
+            file,
+            segment.row_groups.as_deref(),
+            projection,
+            batch_size,
+            split,
+        );
         let mut batches = match opened {
             Ok(b) => b,
             Err(e) => {

@@ -432,17 +432,19 @@ impl Dataset {
         projection: &[usize],
         batch_size: usize,
     ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
-        self.read_row_groups(ix, None, projection, batch_size)
+        self.read_row_groups(ix, None, projection, batch_size, false)
     }
 
     /// Reads file `ix`, or only the given row groups of a Parquet file. Partition
-    /// columns in `projection` are added to each batch.
+    /// columns in `projection` are added to each batch. With `split`, a Parquet
+    /// file's columns are decoded by two threads.
     pub fn read_row_groups(
         &mut self,
         ix: usize,
         row_groups: Option<&[usize]>,
         projection: &[usize],
         batch_size: usize,
+        split: bool,
     ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
         let file = self.files[ix].clone();
         let (from_file, from_path): (Vec<usize>, Vec<usize>) =
@@ -453,7 +455,7 @@ impl Dataset {
         ));
         let csv_options = &self.csv;
         let open = || match file.format {
-            Format::Parquet => parquet::read(&file.path, row_groups, &from_file, batch_size),
+            Format::Parquet => parquet::read(&file.path, row_groups, &from_file, batch_size, split),
             Format::Csv if file.is_stdin() => {
                 let prefix = stdin_prefix.take().unwrap_or_default();
                 csv::read_stdin(prefix, &file_schema, csv_options, &from_file, batch_size)

@@ -9,15 +9,20 @@
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use arrow::array::{ArrayRef, UInt64Array};
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
+
+use crate::panics;
 
 /// Reads at the end of the file one reader may make before it fails.
 const EOF_BUDGET: u32 = 64;
@@ -108,22 +113,318 @@ pub fn footer(path: &Path, wanted: &[String]) -> Result<Bounded> {
 /// A schema, row counts per row group, and per column the bounds per row group.
 pub type Bounded = (SchemaRef, Vec<u64>, Vec<(String, ArrayRef, ArrayRef)>);
 
-/// Reads the file, or only the given row groups (ascending).
+/// Reads the file, or only the given row groups (ascending). With `split`, the
+/// columns are decoded by two threads, each reading about half of the bytes, when
+/// there are at least [`SPLIT_MIN_BYTES`] to read.
 pub fn read(
     path: &Path,
     row_groups: Option<&[usize]>,
     projection: &[usize],
     batch_size: usize,
+    split: bool,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
-    let mut b = builder(path)?;
+    let min_bytes = split.then_some(SPLIT_MIN_BYTES);
+    read_split(path, row_groups, projection, batch_size, min_bytes)
+}
+
+/// [`read`], split when there are at least `min_bytes` to read.
+fn read_split(
+    path: &Path,
+    row_groups: Option<&[usize]>,
+    projection: &[usize],
+    batch_size: usize,
+    min_bytes: Option<u64>,
+) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
+    let b = builder(path)?;
+    let halves = min_bytes.and_then(|min| halves(b.metadata(), row_groups, projection, min));
+    let Some((front, back)) = halves else {
+        let reader = reader(b, row_groups, projection, batch_size)?;
+        // The pipeline names the file and row when a batch cannot be read.
+        return Ok(Box::new(reader.map(|r| r.map_err(anyhow::Error::from))));
+    };
+    let front = reader(b, row_groups, &front, batch_size)?;
+    let back = reader(builder(path)?, row_groups, &back, batch_size)?;
+    let schema = Arc::new(Schema::new_with_metadata(
+        front
+            .schema()
+            .fields()
+            .iter()
+            .chain(back.schema().fields())
+            .cloned()
+            .collect::<Vec<_>>(),
+        front.schema().metadata().clone(),
+    ));
+    Ok(Box::new(Zipped {
+        front,
+        back: decode_behind(back)?,
+        schema,
+        done: false,
+    }))
+}
+
+fn reader(
+    b: ParquetRecordBatchReaderBuilder<GuardedFile>,
+    row_groups: Option<&[usize]>,
+    projection: &[usize],
+    batch_size: usize,
+) -> Result<ParquetRecordBatchReader> {
     let mask = ProjectionMask::roots(b.parquet_schema(), projection.iter().copied());
-    if let Some(groups) = row_groups {
-        b = b.with_row_groups(groups.to_vec());
-    }
-    let reader = b
-        .with_projection(mask)
+    let b = match row_groups {
+        Some(groups) => b.with_row_groups(groups.to_vec()),
+        None => b,
+    };
+    Ok(b.with_projection(mask)
         .with_batch_size(batch_size)
-        .build()?;
-    // The pipeline names the file and row when a batch cannot be read.
-    Ok(Box::new(reader.map(|r| r.map_err(anyhow::Error::from))))
+        .build()?)
+}
+
+/// Compressed bytes to read below which a file is decoded by one thread: a second
+/// thread and a second reading of the footer cost more than they save there.
+const SPLIT_MIN_BYTES: u64 = 4 << 20;
+
+/// The projection cut in two, in order, where the compressed bytes to read
+/// (summed over the row groups read) are about half; `None` when one side would be
+/// empty or there are fewer than `min_bytes` to read.
+fn halves(
+    meta: &ParquetMetaData,
+    row_groups: Option<&[usize]>,
+    projection: &[usize],
+    min_bytes: u64,
+) -> Option<(Vec<usize>, Vec<usize>)> {
+    if projection.len() < 2 {
+        return None;
+    }
+    let schema = meta.file_metadata().schema_descr();
+    let mut bytes = vec![0u64; schema.root_schema().get_fields().len()];
+    let all: Vec<usize> = (0..meta.num_row_groups()).collect();
+    for &g in row_groups.unwrap_or(&all) {
+        for (leaf, chunk) in meta.row_group(g).columns().iter().enumerate() {
+            bytes[schema.get_column_root_idx(leaf)] += chunk.compressed_size().max(0) as u64;
+        }
+    }
+    let total: u64 = projection.iter().map(|&c| bytes[c]).sum();
+    if total < min_bytes {
+        return None;
+    }
+    let mut seen = 0;
+    let cut = projection
+        .iter()
+        .position(|&c| {
+            seen += bytes[c];
+            2 * seen >= total
+        })
+        .map_or(1, |i| i + 1)
+        .clamp(1, projection.len() - 1);
+    Some((projection[..cut].to_vec(), projection[cut..].to_vec()))
+}
+
+/// Batches decoded on a thread of their own, a couple ahead. The thread ends after
+/// the last batch, after an error, or when the receiver is dropped.
+fn decode_behind<I>(reader: I) -> Result<Receiver<Result<RecordBatch>>>
+where
+    I: Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>> + Send + 'static,
+{
+    let (tx, rx) = sync_channel(2);
+    std::thread::Builder::new()
+        .name("batchinfer-decode".into())
+        .spawn(move || {
+            let mut reader = reader;
+            loop {
+                let item = match panics::catch(|| reader.next()) {
+                    Ok(None) => return,
+                    Ok(Some(item)) => item.map_err(anyhow::Error::from),
+                    Err(p) => Err(anyhow::anyhow!("the reader crashed on damaged data ({p})")),
+                };
+                let failed = item.is_err();
+                if tx.send(item).is_err() || failed {
+                    return;
+                }
+            }
+        })
+        .context("starting a decoding thread")?;
+    Ok(rx)
+}
+
+/// The two halves' batches, put back together column by column.
+struct Zipped {
+    front: ParquetRecordBatchReader,
+    back: Receiver<Result<RecordBatch>>,
+    schema: SchemaRef,
+    done: bool,
+}
+
+impl Iterator for Zipped {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let front = self.front.next();
+        let back = self.back.recv().ok();
+        let item = match (front, back) {
+            (None, None) => return None,
+            (Some(Err(e)), _) => Err(e.into()),
+            (_, Some(Err(e))) => Err(e),
+            (Some(Ok(a)), Some(Ok(b))) if a.num_rows() == b.num_rows() => {
+                let columns = a.columns().iter().chain(b.columns()).cloned().collect();
+                return Some(
+                    RecordBatch::try_new(self.schema.clone(), columns).map_err(Into::into),
+                );
+            }
+            _ => Err(anyhow::anyhow!(
+                "its columns hold different numbers of rows: the file is damaged"
+            )),
+        };
+        self.done = true;
+        Some(item)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float64Array, Int64Array, StringArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    /// 1,000 rows in row groups of 300: an int64 id, a string with nulls, a float
+    /// column and a wide string column (most of the bytes).
+    fn write_file(path: &Path) -> RecordBatch {
+        let n = 1_000;
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "id",
+                Arc::new(Int64Array::from_iter_values(0..n)) as ArrayRef,
+            ),
+            (
+                "tag",
+                Arc::new(StringArray::from_iter(
+                    (0..n).map(|i| (i % 7 != 0).then(|| format!("t{}", i % 5))),
+                )),
+            ),
+            (
+                "x",
+                Arc::new(Float64Array::from_iter_values(
+                    (0..n).map(|i| i as f64 / 3.0),
+                )),
+            ),
+            (
+                "text",
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("{i:0>200}")),
+                )),
+            ),
+        ])
+        .unwrap();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(300))
+            .build();
+        let file = File::create(path).unwrap();
+        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        batch
+    }
+
+    #[test]
+    fn the_projection_is_cut_where_half_of_the_bytes_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        write_file(&path);
+        let b = builder(&path).unwrap();
+        let meta = b.metadata();
+        // The wide text column alone outweighs the others.
+        assert_eq!(
+            halves(meta, None, &[0, 1, 2, 3], 0),
+            Some((vec![0, 1, 2], vec![3]))
+        );
+        assert_eq!(
+            halves(meta, Some(&[1]), &[0, 3], 0),
+            Some((vec![0], vec![3]))
+        );
+        assert_eq!(halves(meta, None, &[0, 1], 0), Some((vec![0], vec![1])));
+        assert_eq!(halves(meta, None, &[3, 2], 0).map(|h| h.0.len()), Some(1));
+        assert_eq!(halves(meta, None, &[2], 0), None);
+        // A small file is read by one thread.
+        let bytes = std::fs::metadata(&path).unwrap().len();
+        assert!(halves(meta, None, &[0, 1, 2, 3], bytes / 2).is_some());
+        assert_eq!(halves(meta, None, &[0, 1, 2, 3], 2 * bytes), None);
+    }
+
+    #[test]
+    fn split_decoding_reads_what_one_thread_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let written = write_file(&path);
+        // Row groups read, projection, batch size.
+        type Case<'a> = (Option<&'a [usize]>, &'a [usize], usize);
+        let cases: [Case; 4] = [
+            (None, &[0, 1, 2, 3], 128),
+            (None, &[0, 2], 1_000),
+            (Some(&[1, 3]), &[1, 2, 3], 77),
+            (Some(&[0]), &[0, 3], 300),
+        ];
+        for (groups, projection, batch_size) in cases {
+            let read = |split: bool| -> Vec<RecordBatch> {
+                read_split(&path, groups, projection, batch_size, split.then_some(0))
+                    .unwrap()
+                    .collect::<Result<_>>()
+                    .unwrap()
+            };
+            let (one, two) = (read(false), read(true));
+            assert_eq!(one, two, "{groups:?} {projection:?} {batch_size}");
+            let rows: usize = two.iter().map(|b| b.num_rows()).sum();
+            let expected = groups.map_or(1_000, |g| {
+                g.iter().map(|&g| (1_000 - 300 * g).min(300)).sum()
+            });
+            assert_eq!(rows, expected);
+            if groups.is_none() {
+                let all = arrow::compute::concat_batches(&two[0].schema(), &two).unwrap();
+                assert_eq!(all, written.project(projection).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn a_panic_on_the_decoding_thread_is_an_error_and_ends_it() {
+        panics::install_hook();
+        let batch = RecordBatch::try_from_iter(vec![(
+            "x",
+            Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
+        )])
+        .unwrap();
+        let mut left = 2;
+        let batches = std::iter::from_fn(move || {
+            left -= 1;
+            assert!(left > 0, "offset + len out of bounds");
+            Some(Ok(batch.clone()))
+        });
+        let rx = decode_behind(batches).unwrap();
+        assert_eq!(rx.recv().unwrap().unwrap().num_rows(), 2);
+        let e = rx.recv().unwrap().unwrap_err().to_string();
+        assert!(e.contains("the reader crashed on damaged data"), "{e}");
+        assert!(e.contains("offset + len out of bounds"), "{e}");
+        assert!(rx.recv().is_err(), "the thread ends after the error");
+    }
+
+    #[test]
+    fn a_damaged_file_read_split_fails_instead_of_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        write_file(&path);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len();
+        for i in (len / 4..len / 2).step_by(7) {
+            bytes[i] ^= 0xFF;
+        }
+        std::fs::write(&path, bytes).unwrap();
+        let results: Vec<Result<RecordBatch>> =
+            read_split(&path, None, &[0, 1, 2, 3], 100, Some(0))
+                .unwrap()
+                .collect();
+        let last = results.last().expect("at least one item");
+        assert!(last.is_err(), "the damage is reported");
+        assert!(results[..results.len() - 1].iter().all(|r| r.is_ok()));
+    }
 }

@@ -7,29 +7,34 @@ const MODEL: &str = "TD/models/logreg_multiclass.onnx";
 const FEATURES: &str = "f0,f1,f2,f3,f4,f5,f6,f7";
 
 /// Runs the model on `input` (in the test directory) and checks code and message.
+/// Runs on one thread and on two: both fail alike.
 fn expect(env: &Env, input: &str, code: i32, needles: &[&str]) {
-    let run = env.run(&[
-        "score",
-        "-m",
-        MODEL,
-        "-i",
-        input,
-        "-o",
-        "out.parquet",
-        "--features",
-        FEATURES,
-        "-q",
-    ]);
-    run.expect_code(code);
-    for n in needles {
-        run.expect_stderr(n);
+    for threads in ["1", "2"] {
+        let run = env.run(&[
+            "score",
+            "-m",
+            MODEL,
+            "-i",
+            input,
+            "-o",
+            "out.parquet",
+            "--features",
+            FEATURES,
+            "--threads",
+            threads,
+            "-q",
+        ]);
+        run.expect_code(code);
+        for n in needles {
+            run.expect_stderr(n);
+        }
+        assert!(!run.stderr().contains("panicked"), "{}", run.context());
+        assert!(
+            !env.path("out.parquet").exists(),
+            "nothing at the output path\n{}",
+            run.context()
+        );
     }
-    assert!(!run.stderr().contains("panicked"), "{}", run.context());
-    assert!(
-        !env.path("out.parquet").exists(),
-        "nothing at the output path\n{}",
-        run.context()
-    );
 }
 
 fn numeric_bytes() -> Vec<u8> {
@@ -289,32 +294,36 @@ fn a_full_disk_is_named_and_leaves_nothing() {
 fn a_reader_panic_on_a_damaged_parquet_file_is_an_error_not_a_crash() {
     // Found by the parquet_input fuzz target: arrow-buffer 60.1 panics ("offset + len
     // out of bounds") decoding this file's int64 column in batches of 64.
-    let env = Env::new();
-    let run = env.run(&[
-        "score",
-        "-m",
-        "TD/models/rf_binary.onnx",
-        "-i",
-        "TD/damaged/reader-panic.parquet",
-        "-o",
-        "out.parquet",
-        "--keep-all",
-        "--features",
-        FEATURES,
-        "--batch-size",
-        "64",
-        "-q",
-    ]);
-    run.expect_code(1)
-        .expect_stderr("cannot read")
-        .expect_stderr("reader-panic.parquet at row 0")
-        .expect_stderr("the reader crashed on damaged data");
-    assert!(
-        !run.stderr().contains("panicked") && !run.stderr().contains("internal error"),
-        "{}",
-        run.context()
-    );
-    assert!(env.files().is_empty());
+    for threads in ["1", "2"] {
+        let env = Env::new();
+        let run = env.run(&[
+            "score",
+            "-m",
+            "TD/models/rf_binary.onnx",
+            "-i",
+            "TD/damaged/reader-panic.parquet",
+            "-o",
+            "out.parquet",
+            "--keep-all",
+            "--features",
+            FEATURES,
+            "--batch-size",
+            "64",
+            "--threads",
+            threads,
+            "-q",
+        ]);
+        run.expect_code(1)
+            .expect_stderr("cannot read")
+            .expect_stderr("reader-panic.parquet at row 0")
+            .expect_stderr("the reader crashed on damaged data");
+        assert!(
+            !run.stderr().contains("panicked") && !run.stderr().contains("internal error"),
+            "{}",
+            run.context()
+        );
+        assert!(env.files().is_empty());
+    }
 }
 
 #[test]
@@ -322,7 +331,10 @@ fn a_damaged_page_header_fails_at_once_instead_of_spinning() {
     // Found by the parquet_input fuzz target: parquet 60.1's thrift decoder skips a
     // huge declared list at end of file one read at a time (59 s and over 170 s for
     // these files). batchinfer's reader stops after a few reads past the end.
-    for name in ["spin-page-header-1.parquet", "spin-page-header-2.parquet"] {
+    let runs = ["spin-page-header-1.parquet", "spin-page-header-2.parquet"]
+        .into_iter()
+        .flat_map(|name| ["1", "2"].map(|threads| (name, threads)));
+    for (name, threads) in runs {
         let env = Env::new();
         let input = format!("TD/damaged/{name}");
         env.run(&[
@@ -336,6 +348,8 @@ fn a_damaged_page_header_fails_at_once_instead_of_spinning() {
             "--keep-all",
             "--batch-size",
             "64",
+            "--threads",
+            threads,
             "-q",
         ])
         .expect_code(1)

@@ -17,7 +17,10 @@ use arrow::array::{ArrayRef, UInt64Array};
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
@@ -142,8 +145,12 @@ fn read_split(
         // The pipeline names the file and row when a batch cannot be read.
         return Ok(Box::new(reader.map(|r| r.map_err(anyhow::Error::from))));
     };
+    // The second reader shares the footer the first one read.
+    let shared = ArrowReaderMetadata::try_new(b.metadata().clone(), ArrowReaderOptions::new())?;
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let second = ParquetRecordBatchReaderBuilder::new_with_metadata(GuardedFile(file), shared);
     let front = reader(b, row_groups, &front, batch_size)?;
-    let back = reader(builder(path)?, row_groups, &back, batch_size)?;
+    let back = reader(second, row_groups, &back, batch_size)?;
     let schema = Arc::new(Schema::new_with_metadata(
         front
             .schema()
@@ -178,8 +185,8 @@ fn reader(
         .build()?)
 }
 
-/// Compressed bytes to read below which a file is decoded by one thread: a second
-/// thread and a second reading of the footer cost more than they save there.
+/// Compressed bytes to read below which a file is decoded by one thread: starting a
+/// second thread and reader costs more than it saves there.
 const SPLIT_MIN_BYTES: u64 = 4 << 20;
 
 /// The projection cut in two, in order, where the compressed bytes to read
@@ -220,25 +227,22 @@ fn halves(
 
 /// Batches decoded on a thread of their own, a couple ahead. The thread ends after
 /// the last batch, after an error, or when the receiver is dropped.
-fn decode_behind<I>(reader: I) -> Result<Receiver<Result<RecordBatch>>>
+fn decode_behind<I>(mut reader: I) -> Result<Receiver<Result<RecordBatch>>>
 where
     I: Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>> + Send + 'static,
 {
     let (tx, rx) = sync_channel(2);
     std::thread::Builder::new()
         .name("batchinfer-decode".into())
-        .spawn(move || {
-            let mut reader = reader;
-            loop {
-                let item = match panics::catch(|| reader.next()) {
-                    Ok(None) => return,
-                    Ok(Some(item)) => item.map_err(anyhow::Error::from),
-                    Err(p) => Err(anyhow::anyhow!("the reader crashed on damaged data ({p})")),
-                };
-                let failed = item.is_err();
-                if tx.send(item).is_err() || failed {
-                    return;
-                }
+        .spawn(move || loop {
+            let item = match panics::catch(|| reader.next()) {
+                Ok(None) => return,
+                Ok(Some(item)) => item.map_err(anyhow::Error::from),
+                Err(p) => Err(anyhow::anyhow!("the reader crashed on damaged data ({p})")),
+            };
+            let failed = item.is_err();
+            if tx.send(item).is_err() || failed {
+                return;
             }
         })
         .context("starting a decoding thread")?;

@@ -225,6 +225,10 @@ fn halves(
     Some((projection[..cut].to_vec(), projection[cut..].to_vec()))
 }
 
+/// Decoding threads started, for the tests to see that a read was split.
+#[cfg(test)]
+static DECODING_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Batches decoded on a thread of their own, a couple ahead. The thread ends after
 /// the last batch, after an error, or when the receiver is dropped.
 fn decode_behind<I>(mut reader: I) -> Result<Receiver<Result<RecordBatch>>>
@@ -232,6 +236,8 @@ where
     I: Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>> + Send + 'static,
 {
     let (tx, rx) = sync_channel(2);
+    #[cfg(test)]
+    DECODING_THREADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     std::thread::Builder::new()
         .name("batchinfer-decode".into())
         .spawn(move || loop {
@@ -291,6 +297,7 @@ mod tests {
     use arrow::array::{Float64Array, Int64Array, StringArray};
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::WriterProperties;
+    use std::sync::atomic::Ordering;
 
     /// 1,000 rows in row groups of 300: an int64 id, a string with nulls, a float
     /// column and a wide string column (most of the bytes).
@@ -370,13 +377,14 @@ mod tests {
             (Some(&[0]), &[0, 3], 300),
         ];
         for (groups, projection, batch_size) in cases {
-            let read = |split: bool| -> Vec<RecordBatch> {
-                read_split(&path, groups, projection, batch_size, split.then_some(0))
-                    .unwrap()
-                    .collect::<Result<_>>()
-                    .unwrap()
+            let read = |split: bool| {
+                read_split(&path, groups, projection, batch_size, split.then_some(0)).unwrap()
             };
-            let (one, two) = (read(false), read(true));
+            let one: Vec<RecordBatch> = read(false).collect::<Result<_>>().unwrap();
+            let started = DECODING_THREADS.load(Ordering::SeqCst);
+            let two: Vec<RecordBatch> = read(true).collect::<Result<_>>().unwrap();
+            // Other tests may start some too, but this read must have started one.
+            assert!(DECODING_THREADS.load(Ordering::SeqCst) > started);
             assert_eq!(one, two, "{groups:?} {projection:?} {batch_size}");
             let rows: usize = two.iter().map(|b| b.num_rows()).sum();
             let expected = groups.map_or(1_000, |g| {

@@ -387,7 +387,7 @@ impl Ensemble {
         let base_values = node
             .get_attr_opt_vec::<f32>("base_values")?
             .unwrap_or_default();
-        let walk = mode.and_then(|mode| avx2::Walker::new(&nodes, &roots, mode));
+        let walk = mode.and_then(|mode| avx2::Walker::new(&nodes, &roots, &depths, mode));
         Ok(Ensemble {
             roots,
             depths,
@@ -459,6 +459,9 @@ impl Ensemble {
         // With the AVX2 walk and one value per leaf, each block's sums are gathered
         // tree by tree, then added to `out` (from 0, so the sums are the same).
         let gather = walk.zip(self.leaf_value.as_ref());
+        if let Some((walk, (_, values))) = gather {
+            assert_eq!(values.len(), walk.nodes(), "one value per node");
+        }
         for start in (0..n).step_by(ROW_BLOCK) {
             let mut sums = [0f32; ROW_BLOCK];
             let end = (start + ROW_BLOCK).min(n);
@@ -476,19 +479,12 @@ impl Ensemble {
             }
             for (tree, (&root, &depth)) in self.roots.iter().zip(&self.depths).enumerate() {
                 match walk {
-                    // SAFETY: `root` and `depth` are as `parse` found them; `scores`
-                    // checked f >= n_features, so every offset plus feature read
-                    // stays inside rows start..end of `x`, and ROW_BLOCK * f fits in
-                    // i32 (checked above).
+                    // SAFETY: the walker has the roots and depths `parse` found;
+                    // `scores` checked f >= n_features, so every offset plus feature
+                    // read stays inside rows start..end of `x`, and ROW_BLOCK * f
+                    // fits in i32 (checked above).
                     Some(walk) => unsafe {
-                        walk.leaves(
-                            tree,
-                            root,
-                            depth,
-                            x[start * f..].as_ptr(),
-                            &offsets,
-                            &mut leaves,
-                        )
+                        walk.leaves(tree, x[start * f..].as_ptr(), &offsets, &mut leaves)
                     },
                     None => {
                         for (g, rows) in groups.iter().enumerate() {
@@ -500,7 +496,8 @@ impl Ensemble {
                     }
                 }
                 match gather {
-                    // SAFETY: the leaves are the ones the walk just returned.
+                    // SAFETY: the leaves are the ones the walk just returned, and
+                    // `values` has one value per node (asserted above).
                     Some((walk, (_, values))) => unsafe {
                         walk.add_values(values, &leaves, &mut sums)
                     },
@@ -914,9 +911,9 @@ mod tests {
         let wide = [branch(1 << 30, 2), leaf(1), leaf(2)];
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
-            assert!(avx2::Walker::new(&fits, &[0], Mode::Leq).is_some());
+            assert!(avx2::Walker::new(&fits, &[0], &[(1, 1)], Mode::Leq).is_some());
         }
-        assert!(avx2::Walker::new(&wide, &[0], Mode::Leq).is_none());
-        assert!(avx2::Walker::new(&fits, &[0], Mode::Neq).is_none());
+        assert!(avx2::Walker::new(&wide, &[0], &[(1, 1)], Mode::Leq).is_none());
+        assert!(avx2::Walker::new(&fits, &[0], &[(1, 1)], Mode::Neq).is_none());
     }
 }

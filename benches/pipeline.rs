@@ -108,8 +108,9 @@ fn parquet(c: &mut Criterion) {
         format: Format::Parquet,
         size: std::fs::metadata(&input).expect("size").len(),
         partitions: vec![],
+        stream: false,
     };
-    let csv = CsvOptions::new(b',', b'"', &[]).expect("csv options");
+    let csv = CsvOptions::new(None, b'"', &[]).expect("csv options");
     let mut dataset = Dataset::open(vec![file], csv).expect("dataset");
     let projection: Vec<usize> = (1..=FEATURES).collect();
     group.throughput(Throughput::Elements(8 * ROWS as u64));

@@ -38,18 +38,18 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Score inputs with a model and write the predictions next to the kept columns.
-    #[command(after_help = SCORE_HELP)]
+    #[command(after_help = SCORE_HELP, allow_negative_numbers = true)]
     Score(Box<ScoreArgs>),
     /// Run the job a TOML file describes (keys: the long options of score); flags after the file override it.
     #[command(after_help = SCORE_HELP)]
     Run(RunArgs),
     /// Show a model's inputs, outputs and operators; with --input, the mapping plan.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = EXIT_CODES_HELP, allow_negative_numbers = true)]
     Inspect(InspectArgs),
     /// Report which shards of a directory output are complete; exit 0 when all are, 1 otherwise.
     Status(StatusArgs),
     /// Measure rows/s, rows per CPU-second and cost per million rows across batch sizes and thread counts.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = EXIT_CODES_HELP, allow_negative_numbers = true)]
     Bench(BenchArgs),
 }
 
@@ -197,6 +197,10 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "SECONDS")]
     pub progress_every: Option<f64>,
 
+    /// The job file of `batchinfer run`, which the run must not write over (set by `run`).
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub job_file: Option<PathBuf>,
+
     /// `json`: every stderr line is one JSON object (time, level, event: mapping, progress, summary, error) for log collectors. Default: text.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: crate::log::LogFormat,
@@ -238,9 +242,9 @@ pub struct CsvArgs {
     #[arg(long, value_enum)]
     pub input_format: Option<Format>,
 
-    /// CSV field delimiter (one byte; `\t` for tab). Default: `,`.
-    #[arg(long, default_value = ",")]
-    pub delimiter: String,
+    /// CSV field delimiter (one byte; `\t` for tab). Default: tab for `.tsv` files, `,` otherwise.
+    #[arg(long)]
+    pub delimiter: Option<String>,
 
     /// CSV quote character. Default: `"`.
     #[arg(long, default_value = "\"")]
@@ -249,6 +253,14 @@ pub struct CsvArgs {
     /// CSV spellings of null, comma-separated; an empty item is the empty field. Default: `,NA` (empty and NA).
     #[arg(long, default_value = ",NA", allow_hyphen_values = true)]
     pub null_values: String,
+
+    /// CSV rows read to infer column types; 0 reads every row first (a second pass over the file). Default: 10000.
+    #[arg(long, value_name = "ROWS")]
+    pub infer_rows: Option<usize>,
+
+    /// Declare a CSV column's type instead of inferring it: NAME=TYPE (string, int64, int32, float64, float32, bool, date, timestamp); comma-separated or repeated.
+    #[arg(long, value_name = "NAME=TYPE", value_delimiter = ',')]
+    pub column_type: Vec<String>,
 }
 
 /// Which rows are scored, and derived columns (polars SQL).

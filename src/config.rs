@@ -53,6 +53,8 @@ pub struct ScoreConfig {
     pub rows_per_file: Option<u64>,
     /// Filters, derived columns, sample and limit.
     pub select: SelectSpec,
+    /// The job file of `batchinfer run`, read by this run.
+    pub job_file: Option<PathBuf>,
 }
 
 /// The selection options, with `{date}` templates expanded in the SQL.
@@ -92,10 +94,29 @@ fn one_byte(what: &str, s: &str) -> Result<u8> {
 
 pub fn csv_options(args: &CsvArgs) -> Result<CsvOptions> {
     let nulls: Vec<String> = args.null_values.split(',').map(str::to_owned).collect();
-    CsvOptions::new(
-        one_byte("delimiter", &args.delimiter)?,
-        one_byte("quote", &args.quote)?,
-        &nulls,
+    let delimiter = args
+        .delimiter
+        .as_deref()
+        .map(|d| one_byte("delimiter", d))
+        .transpose()?;
+    let types = args
+        .column_type
+        .iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let (name, ty) = t.split_once('=').with_context(|| {
+                format!("--column-type {t:?}: expected NAME=TYPE, e.g. amount=float64")
+            })?;
+            Ok((
+                name.to_owned(),
+                crate::source::parse_type(ty).with_context(|| format!("--column-type {t:?}"))?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(
+        CsvOptions::new(delimiter, one_byte("quote", &args.quote)?, &nulls)?
+            .with_infer_rows(args.infer_rows.unwrap_or(crate::source::DEFAULT_INFER_ROWS))
+            .with_types(types),
     )
 }
 
@@ -386,7 +407,7 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
             .collect::<Vec<_>>(),
         args.input.csv.input_format,
     )?;
-    if directory && inputs.iter().any(|f| f.is_stdin()) {
+    if directory && inputs.iter().any(|f| f.is_stream()) {
         bail!("a directory output reads its inputs again to resume, which standard input cannot do; write a file output (or -), or save the input to a file");
     }
     Ok(ScoreConfig {
@@ -415,6 +436,7 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
             Some(s) => bail!("--progress-every {s}: a positive number of seconds"),
         },
         check: args.check,
+        job_file: args.job_file.clone(),
     })
 }
 

@@ -34,9 +34,13 @@ fn score_options() -> BTreeMap<String, bool> {
             a.get_long()
                 .map(|l| (l.to_string(), a.get_action().takes_values()))
         })
-        .filter(|(l, _)| l != "help")
+        .filter(|(l, _)| l != "help" && l != JOB_FILE_FLAG)
         .collect()
 }
+
+/// The hidden flag `batchinfer run` passes the job file's path with, so that a run
+/// can refuse to write over it. Not a job-file key or an environment variable.
+pub const JOB_FILE_FLAG: &str = "job-file";
 
 /// Short flag → long name.
 fn score_shorts() -> BTreeMap<char, String> {

@@ -9,7 +9,9 @@
 //! (outputs), `output_plan`, `parts` and `shard` (directory outputs, resuming,
 //! shards), `summary` (measurements), `log` (text or JSON on stderr).
 
+pub mod atomic;
 pub mod bench;
+pub mod clash;
 pub mod cli;
 pub mod config;
 pub mod exit;
@@ -22,6 +24,7 @@ pub mod malloc;
 pub mod mapping;
 pub mod model;
 pub mod model_set;
+pub mod out;
 pub mod output_plan;
 pub mod panics;
 pub mod parts;
@@ -39,6 +42,7 @@ pub mod summary;
 
 use std::ffi::OsString;
 
+use anyhow::Context;
 use clap::Parser;
 use cli::{Cli, Command};
 use exit::{CliError, ExitCode, WithExit};
@@ -55,9 +59,16 @@ pub fn parse(
         .and_then(|a| a.to_str())
         .unwrap_or_default()
         .to_string();
-    let layered = |job: Option<&job::Layer>, cli: &[OsString]| -> Result<Cli, ParseError> {
+    let layered = |job: Option<(&job::Layer, &std::path::Path)>,
+                   cli: &[OsString]|
+     -> Result<Cli, ParseError> {
         let env = job::env_layer(vars).exit(ExitCode::Usage)?;
-        Ok(Cli::try_parse_from(job::score_args(job, &env, cli))?)
+        let mut args = job::score_args(job.map(|(layer, _)| layer), &env, cli);
+        if let Some((_, path)) = job {
+            args.insert(2, format!("--{}", job::JOB_FILE_FLAG).into());
+            args.insert(3, path.as_os_str().to_owned());
+        }
+        Ok(Cli::try_parse_from(args)?)
     };
     match sub.as_str() {
         "score" => layered(None, &args[2..]),
@@ -66,7 +77,7 @@ pub fn parse(
                 unreachable!("parsed as run")
             };
             let file = job::read_job_file(&run.job).exit(ExitCode::Usage)?;
-            layered(Some(&file), &run.overrides)
+            layered(Some((&file, &run.job)), &run.overrides)
         }
         _ => Ok(Cli::try_parse_from(&args)?),
     }
@@ -118,22 +129,21 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 ));
             }
             let report = bench::run(&args)?;
-            if args.json {
-                let text = serde_json::to_string_pretty(&report).exit(ExitCode::Failure)?;
-                println!("{text}");
+            let text = if args.json {
+                serde_json::to_string_pretty(&report).exit(ExitCode::Failure)? + "\n"
             } else {
-                print!("{}", bench::render(&report));
-            }
-            Ok(())
+                bench::render(&report)
+            };
+            print_out(&text)
         }
         Command::Status(args) => {
             let status = status::status(&args.output)?;
-            if args.json {
-                let text = serde_json::to_string_pretty(&status).exit(ExitCode::Failure)?;
-                println!("{text}");
+            let text = if args.json {
+                serde_json::to_string_pretty(&status).exit(ExitCode::Failure)? + "\n"
             } else {
-                print!("{}", status::render(&status));
-            }
+                status::render(&status)
+            };
+            print_out(&text)?;
             if status.complete {
                 Ok(())
             } else {
@@ -150,8 +160,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Inspect(args) => {
             let text = inspect::run(&args)?;
-            print!("{text}");
-            Ok(())
+            print_out(&text)
         }
     }
+}
+
+/// Prints what a command was asked for on stdout (a closed pipe is fine, see `out`).
+fn print_out(text: &str) -> Result<(), CliError> {
+    out::print(text)
+        .context("writing to standard output")
+        .exit(ExitCode::Failure)
 }

@@ -56,6 +56,16 @@ pub fn event(level: &str, event: &str, fields: impl Serialize, text: &str) {
     }
 }
 
+/// A warning: something went wrong that does not change the run's outcome.
+pub fn warn(message: &str) {
+    event(
+        "warn",
+        "warning",
+        json!({ "message": message }),
+        &format!("batchinfer: warning: {message}\n"),
+    );
+}
+
 /// The error that ends the run, with its exit code.
 pub fn error(message: &str, exit_code: u8) {
     if is_json() {

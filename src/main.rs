@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     };
     match batchinfer::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if is_broken_pipe(&e.error) => ExitCode::SUCCESS,
+        Err(e) if batchinfer::out::closed() || is_broken_pipe(&e.error) => ExitCode::SUCCESS,
         Err(e) => {
             batchinfer::log::error(&e.to_string(), e.code.code());
             ExitCode::from(e.code.code())

@@ -11,6 +11,7 @@ use crate::exit::{CliError, ExitCode, WithExit};
 use crate::parts::{self, JobIdentity, ModelPrint, OpenError, Opened, PartWriter};
 use crate::pipeline::Segment;
 use crate::prepare::Prepared;
+use crate::rejects::{MaxErrors, OnError};
 use crate::shard;
 use crate::sink::{Destination, FileDestination};
 use crate::summary::PartsSummary;
@@ -52,25 +53,7 @@ fn job_identity(cfg: &ScoreConfig, prepared: &Prepared) -> Result<JobIdentity, C
             sha256: m.model.sha256.clone(),
         })
         .collect();
-    let mut options = BTreeMap::new();
-    for spec in &cfg.models {
-        options.insert(
-            format!("model {}", spec.name.as_deref().unwrap_or("")),
-            format!(
-                "{:?} outputs {:?} as list {:?}",
-                spec.mapping, spec.outputs, spec.as_list
-            ),
-        );
-    }
-    options.insert("on-error".into(), format!("{:?}", cfg.on_error));
-    options.insert("csv".into(), format!("{:?}", cfg.csv));
-    options.insert("rows-per-file".into(), format!("{:?}", cfg.rows_per_file));
-    if !cfg.select.is_empty() {
-        options.insert(
-            "selection".into(),
-            serde_json::to_string(&cfg.select).unwrap_or_default(),
-        );
-    }
+    let options = job_options(cfg);
     Ok(JobIdentity {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         shard: cfg.shard,
@@ -78,6 +61,86 @@ fn job_identity(cfg: &ScoreConfig, prepared: &Prepared) -> Result<JobIdentity, C
         models,
         options,
     })
+}
+
+/// The options that shape the output, as the flags and values the user would
+/// write (`--rows-per-file` → `256`); options not given are left out.
+fn job_options(cfg: &ScoreConfig) -> BTreeMap<String, String> {
+    let mut options = BTreeMap::new();
+    let mut set = |flag: String, value: String| {
+        options.insert(flag, value);
+    };
+    let first = cfg.models.first().map(|m| &m.mapping);
+    if let Some(m) = first {
+        if m.keep_all {
+            set("--keep-all".into(), "true".into());
+        } else if !m.keep.is_empty() {
+            set("--keep".into(), m.keep.join(","));
+        }
+    }
+    for spec in &cfg.models {
+        // `--features m:` for model m's own, `--features` when there is one model.
+        let flag = |name: &str| match &spec.name {
+            Some(n) => format!("--{name} {n}:"),
+            None => format!("--{name}"),
+        };
+        if let Some(f) = &spec.mapping.features {
+            set(flag("features"), f.join(","));
+        }
+        if !spec.mapping.input_map.is_empty() {
+            let maps: Vec<String> = spec
+                .mapping
+                .input_map
+                .iter()
+                .map(|(input, cols)| format!("{input}={}", cols.join(",")))
+                .collect();
+            set(flag("input-map"), maps.join(" "));
+        }
+        if let Some(o) = &spec.outputs {
+            set(flag("select-outputs"), o.join(","));
+        }
+        if !spec.as_list.is_empty() {
+            set(flag("as-list"), spec.as_list.join(","));
+        }
+    }
+    match cfg.on_error {
+        OnError::Fail => set("--on-error".into(), "fail".into()),
+        OnError::Skip { max } => {
+            set("--on-error".into(), "skip".into());
+            match max {
+                Some(MaxErrors::Rows(n)) => set("--max-errors".into(), n.to_string()),
+                Some(MaxErrors::Percent(p)) => set("--max-errors".into(), format!("{p}%")),
+                None => {}
+            }
+        }
+    }
+    if cfg
+        .inputs
+        .iter()
+        .any(|f| f.format == crate::source::Format::Csv)
+    {
+        for (flag, value) in cfg.csv.flags() {
+            set(flag, value);
+        }
+    }
+    if let Some(n) = cfg.rows_per_file {
+        set("--rows-per-file".into(), n.to_string());
+    }
+    let select = &cfg.select;
+    for (name, expr) in &select.transform.with {
+        set(format!("--with {name}"), expr.clone());
+    }
+    if let Some(f) = &select.transform.filter {
+        set("--filter".into(), f.clone());
+    }
+    if let Some(q) = &select.transform.sql {
+        set("--sql".into(), q.clone());
+    }
+    if let Some(f) = select.sample {
+        set("--sample".into(), f.to_string());
+        set("--seed".into(), select.seed.to_string());
+    }
+    options
 }
 
 /// The parts of this shard of a directory output.
@@ -179,7 +242,11 @@ pub fn file_plan(
         _ => None,
     };
     Ok(Plan {
-        destination: Box::new(FileDestination { sink, errors }),
+        destination: Box::new(FileDestination {
+            sink,
+            errors,
+            target: cfg.output.clone(),
+        }),
         segments: Segment::all(&prepared.dataset),
         rows: prepared.dataset.total_rows,
         prior_read: 0,

@@ -11,7 +11,7 @@
 //! with `_` or `.` are skipped by Spark, pandas and pyarrow dataset readers.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -61,6 +61,31 @@ pub struct PartRecord {
     pub done: bool,
     pub rows_written: u64,
     pub rows_rejected: u64,
+    /// Size of the committed part file (None in manifests of earlier versions).
+    #[serde(default)]
+    pub bytes: Option<u64>,
+}
+
+impl PartRecord {
+    /// Why a part listed as done is not what the manifest says, if it is not.
+    pub fn damage(&self, dir: &Path) -> Option<String> {
+        if !self.done {
+            return None;
+        }
+        let path = dir.join(&self.plan.name);
+        match (std::fs::metadata(&path), self.bytes) {
+            (Err(_), _) => Some(format!(
+                "part {} ({} rows) is listed as done but is missing",
+                self.plan.name, self.rows_written
+            )),
+            (Ok(m), Some(bytes)) if m.len() != bytes => Some(format!(
+                "part {} is {} bytes, but {bytes} were committed",
+                self.plan.name,
+                m.len()
+            )),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +101,41 @@ impl Manifest {
     pub fn rows_written(&self) -> u64 {
         self.parts.iter().map(|p| p.rows_written).sum()
     }
+
+    /// The first part listed as done whose file is missing or changed.
+    pub fn damage(&self, dir: &Path) -> Option<String> {
+        self.parts.iter().find_map(|p| p.damage(dir))
+    }
+
+    /// Checks what a manifest says makes sense: part names are plain file names
+    /// (never paths: parts are removed and replaced by name), hashes are SHA-256.
+    fn validate(&self) -> std::result::Result<(), String> {
+        let sha = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        for p in &self.parts {
+            let name = &p.plan.name;
+            let plain = Path::new(name)
+                .file_name()
+                .is_some_and(|f| f == name.as_str());
+            if !plain || name.starts_with('.') {
+                return Err(format!("part name {name:?} is not a plain file name"));
+            }
+        }
+        if let Some(i) = self.job.inputs.iter().find(|i| !sha(&i.fingerprint)) {
+            return Err(format!(
+                "the fingerprint of input {} is not a SHA-256",
+                i.path
+            ));
+        }
+        if let Some(m) = self.job.models.iter().find(|m| !sha(&m.sha256)) {
+            return Err(format!("the sha256 of model {} is not a SHA-256", m.path));
+        }
+        Ok(())
+    }
+}
+
+/// The first 12 characters of a hash, for messages.
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }
 
 pub fn fingerprint(file: &InputFile) -> Result<InputPrint> {
@@ -118,41 +178,30 @@ pub fn success_path(dir: &Path, shard: Shard) -> PathBuf {
 /// that will most likely do nothing (the job is compared later, in `open`).
 pub fn looks_complete(dir: &Path, shard: Shard) -> bool {
     success_path(dir, shard).exists()
-        && read_manifest(&manifest_path(dir, shard)).is_ok_and(|m| m.complete)
+        && read_manifest(&manifest_path(dir, shard))
+            .is_ok_and(|m| m.complete && m.damage(dir).is_none())
 }
 
-/// Reads a manifest.
+/// Reads a manifest and checks that it makes sense.
 pub fn read_manifest(path: &Path) -> Result<Manifest> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read manifest {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| {
+    let advice = "the directory output cannot be resumed or checked; remove the directory (or this manifest and the parts it names) and score again";
+    let manifest: Manifest = serde_json::from_str(&text).with_context(|| {
         format!(
-            "{} is not a batchinfer manifest (damaged, or from another tool)",
+            "{} is not a batchinfer manifest (damaged, or from another tool); {advice}",
             path.display()
         )
-    })
-}
-
-/// Writes a file by renaming a finished temporary file onto it.
-fn write_atomically(path: &Path, body: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".batchinfer-")
-        .suffix(".batchinfer-tmp")
-        .permissions(crate::sink::output_permissions())
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    temp.write_all(body)
-        .and_then(|_| temp.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    temp.persist(path)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
-    Ok(())
+    })?;
+    manifest
+        .validate()
+        .map_err(|what| anyhow::anyhow!("{} is damaged: {what}; {advice}", path.display()))?;
+    Ok(manifest)
 }
 
 fn save(path: &Path, manifest: &Manifest) -> Result<()> {
     let body = serde_json::to_vec_pretty(manifest).context("serialising the manifest")?;
-    write_atomically(path, &body)
+    crate::atomic::write(path, &body)
 }
 
 /// What a directory output holds for this shard before the run.
@@ -202,9 +251,9 @@ fn difference(old: &JobIdentity, new: &JobIdentity) -> Option<String> {
                 "input {} changed (it was {} bytes with fingerprint {}, now {} bytes with {})",
                 b.path,
                 a.size,
-                &a.fingerprint[..12],
+                short(&a.fingerprint),
                 b.size,
-                &b.fingerprint[..12]
+                short(&b.fingerprint)
             ));
         }
     }
@@ -214,21 +263,28 @@ fn difference(old: &JobIdentity, new: &JobIdentity) -> Option<String> {
                 return Some(format!(
                     "model {} changed (sha256 {} then, {} now)",
                     b.path,
-                    &a.sha256[..12],
-                    &b.sha256[..12]
+                    short(&a.sha256),
+                    short(&b.sha256)
                 ));
             }
         }
         return Some("the set of models changed".into());
     }
-    for (key, value) in &new.options {
-        let was = old
-            .options
-            .get(key)
-            .map(String::as_str)
-            .unwrap_or("(unset)");
-        if was != value {
-            return Some(format!("option {key} was {was}, now {value}"));
+    let keys: std::collections::BTreeSet<&String> =
+        old.options.keys().chain(new.options.keys()).collect();
+    for key in keys {
+        let (was, now) = (old.options.get(key), new.options.get(key));
+        if was != now {
+            let shown = |v: Option<&String>| match v {
+                None => format!("no {}", key.trim_end()),
+                Some(v) if key.ends_with(':') => format!("{key}{v}"),
+                Some(v) => format!("{key} {v}"),
+            };
+            return Some(format!(
+                "it was written with {}, this run has {}",
+                shown(was),
+                shown(now)
+            ));
         }
     }
     None
@@ -269,15 +325,26 @@ pub fn open(
     if manifest_path.exists() {
         let old = read_manifest(&manifest_path)?;
         let changed = difference(&old.job, &job);
+        let damage = old.damage(dir);
         if old.complete && success.exists() && !overwrite {
-            return match changed {
-                None => Ok(Opened::Complete(old)),
-                Some(why) => Err(OpenError::Usage(format!(
-                    "{what} holds a completed run of another job ({why}); pass --overwrite to replace it, or write elsewhere"
-                ))),
-            };
+            match (changed.as_ref(), damage.as_ref()) {
+                (None, None) => return Ok(Opened::Complete(old)),
+                (Some(why), _) => {
+                    return Err(OpenError::Usage(format!(
+                        "{what} holds a completed run of another job ({why}); pass --overwrite to replace it, or write elsewhere"
+                    )))
+                }
+                (None, Some(damage)) if !resume => {
+                    return Err(OpenError::Usage(format!(
+                        "{what} is complete by its manifest but damaged: {damage}. Pass --resume to score the missing parts again, or --overwrite to score everything again"
+                    )))
+                }
+                // --resume rescores the damaged parts below.
+                (None, Some(_)) => {}
+            }
         }
-        if !old.complete && !overwrite {
+        let rescoring = old.complete && damage.is_some() && resume && !overwrite;
+        if (!old.complete || rescoring) && !overwrite {
             if !resume {
                 return Err(OpenError::Usage(format!(
                     "{what} holds an unfinished run (started {}, {} of {} parts done); pass --resume to finish it, or --overwrite to start again",
@@ -295,11 +362,17 @@ pub fn open(
                 .parts
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| !p.done || !dir.join(&p.plan.name).exists())
+                .filter(|(_, p)| !p.done || p.damage(dir).is_some())
                 .map(|(i, _)| i)
                 .collect();
             let resumed = old.parts.len() - pending.len();
             let mut manifest = old;
+            if rescoring {
+                // Not complete again until the damaged parts are rewritten.
+                let _ = std::fs::remove_file(&success);
+                manifest.complete = false;
+                manifest.finished = None;
+            }
             for &i in &pending {
                 manifest.parts[i].done = false;
             }
@@ -328,6 +401,7 @@ pub fn open(
                 done: false,
                 rows_written: 0,
                 rows_rejected: 0,
+                bytes: None,
             })
             .collect(),
     };
@@ -444,8 +518,12 @@ impl PartWriter {
             }
         }
         c.sink.commit()?;
+        let bytes = std::fs::metadata(self.dir.join(&name))
+            .with_context(|| format!("reading the size of the committed part {name}"))?
+            .len();
         let record = &mut self.manifest.parts[c.part];
         record.done = true;
+        record.bytes = Some(bytes);
         record.rows_written = c.rows;
         record.rows_rejected = c.rejected;
         save(
@@ -496,7 +574,20 @@ impl Destination for PartWriter {
         self.manifest.finished = Some(now());
         let shard = self.manifest.job.shard;
         save(&manifest_path(&self.dir, shard), &self.manifest)?;
-        write_atomically(&success_path(&self.dir, shard), b"")
+        crate::atomic::write(&success_path(&self.dir, shard), b"")
+    }
+
+    fn left_behind(&self, _rows_written: u64) -> String {
+        let done = self.manifest.parts.iter().filter(|p| p.done).count();
+        if done == 0 {
+            format!("no part of {} was committed", self.dir.display())
+        } else {
+            format!(
+                "{done} of {} part(s) committed before stay in {} (its manifest lists them, and there is no _SUCCESS marker); --resume scores the rest",
+                self.manifest.parts.len(),
+                self.dir.display()
+            )
+        }
     }
 
     fn keep_errors(mut self: Box<Self>) -> String {

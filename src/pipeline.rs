@@ -31,7 +31,7 @@ use crate::progress::Progress;
 use crate::rejects::{self, MaxErrors, OnError};
 use crate::select::{RowNumbers, Selection};
 use crate::sink::Destination;
-use crate::source::Dataset;
+use crate::source::{bad_quoting, BadValue, Dataset};
 use crate::summary::WorkerStats;
 
 /// Everything a run needs, checked and opened before the first batch is read.
@@ -67,25 +67,29 @@ pub struct Pipeline {
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("bad row in {file}, row {row} (0-based, header excluded), column `{column}`: {reason}. Nothing was written; fix or drop the row, or pass --on-error skip to set bad rows aside")]
+    #[error("bad row in {file}, row {row} (0-based, header excluded), column `{column}`: {reason}. Fix or drop the row, or pass --on-error skip to set bad rows aside")]
     BadRow {
         file: String,
         row: u64,
         column: String,
         reason: String,
     },
-    #[error("{rejected} rows were rejected, more than --max-errors {limit} allows; nothing was written. The rejected rows are in {errors}")]
+    #[error("{rejected} rows were rejected, more than --max-errors {limit} allows. The rejected rows are in {errors}")]
     TooManyBadRows {
         rejected: u64,
         limit: String,
         errors: String,
     },
+    /// An input that cannot be read as a table where it is (bad quoting, a value
+    /// that is not its column's type): rows cannot be set aside one by one.
+    #[error("{0}")]
+    BadInput(String),
     #[error("{0:#}")]
     Failed(anyhow::Error),
-    #[error("stopped by {}; nothing was written", Interrupt::name(*.0))]
+    #[error("stopped by {}", Interrupt::name(*.0))]
     Interrupted(i32),
-    #[error("the input has no rows; nothing was written. Check that the right files were given")]
-    Empty,
+    #[error("the input ({0}) has no rows. Check that the right files were given")]
+    Empty(String),
 }
 
 /// What the pipeline measured, also after a failure.
@@ -97,6 +101,9 @@ pub struct PipelineStats {
     pub read_s: f64,
     pub write_s: f64,
     pub workers: WorkerStats,
+    /// After a failure: what the output holds, in words ("nothing was written",
+    /// "1,200 rows were already written to standard output").
+    pub left_behind: Option<String>,
 }
 
 /// A piece of input: one file, or some of its row groups, bound for one part.
@@ -225,6 +232,8 @@ struct Written {
     rows: u64,
     rejected: u64,
     busy_s: f64,
+    /// After a failure: what the output holds.
+    left_behind: Option<String>,
 }
 
 impl Pipeline {
@@ -319,22 +328,38 @@ impl Pipeline {
                     .reduce(WorkerStats::default, |a, b| a + b)
             });
             drop(out_tx);
-            let (rows_read, read_s) = reader.join().unwrap_or_default();
-            stats.rows_read = rows_read;
-            stats.read_s = read_s;
+            // A stage that died fails the run: nothing it did is committed.
+            match reader.join() {
+                Ok((rows_read, read_s)) => {
+                    stats.rows_read = rows_read;
+                    stats.read_s = read_s;
+                }
+                Err(p) => failure.record(u64::MAX - 1, crashed("reader", p.as_ref())),
+            }
             stats.workers = workers;
-            writer.join().unwrap_or_default()
+            writer.join().unwrap_or_else(|p| {
+                failure.record(u64::MAX - 1, crashed("writer", p.as_ref()));
+                Written::default()
+            })
         });
         stats.rows_written = written.rows;
         stats.rows_rejected = written.rejected;
         stats.write_s = written.busy_s;
+        stats.left_behind = written.left_behind;
         progress.finish();
 
         if let Some(e) = failure.take() {
             return (stats, Err(e));
         }
         if stats.rows_read == 0 && !allow_empty {
-            return (stats, Err(PipelineError::Empty));
+            let names: Vec<String> = file_names.iter().take(3).cloned().collect();
+            let more = file_names.len().saturating_sub(3);
+            let text = if more > 0 {
+                format!("{} and {more} more", names.join(", "))
+            } else {
+                names.join(", ")
+            };
+            return (stats, Err(PipelineError::Empty(text)));
         }
         let Some(destination) = written.destination else {
             return (
@@ -350,6 +375,7 @@ impl Pipeline {
                 prior_rejected + written.rejected,
                 prior_read + stats.rows_read,
             ) {
+                stats.left_behind = Some(destination.left_behind(stats.rows_written));
                 let errors = destination.keep_errors();
                 return (
                     stats,
@@ -361,9 +387,53 @@ impl Pipeline {
                 );
             }
         }
+        let left = destination.left_behind(stats.rows_written);
         let committed = destination.commit().map_err(PipelineError::Failed);
+        if committed.is_err() {
+            stats.left_behind = Some(left);
+        }
         (stats, committed)
     }
+}
+
+/// Test builds only: `BATCHINFER_TEST_FAULT=STAGE` panics that stage at its second
+/// batch, so tests can check that a stage that dies fails the run.
+fn injected_fault(stage: &str, seq: u64) {
+    #[cfg(debug_assertions)]
+    if seq == 1 && std::env::var("BATCHINFER_TEST_FAULT").is_ok_and(|v| v == stage) {
+        panic!("fault injected into the {stage} for a test");
+    }
+    let _ = (stage, seq);
+}
+
+/// A stage thread that panicked outside the guarded library calls.
+fn crashed(stage: &str, payload: &(dyn std::any::Any + Send)) -> PipelineError {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    PipelineError::Failed(anyhow::anyhow!(
+        "the {stage} thread crashed ({what}); this is a bug: please report it with the command"
+    ))
+}
+
+/// A read that failed: a bad value or bad quoting is bad input (exit 4, naming the
+/// file and where); anything else a failure naming the file.
+fn read_error(e: anyhow::Error, name: &str, first_row: u64) -> PipelineError {
+    if let Some(bad) = e.downcast_ref::<BadValue>() {
+        return PipelineError::BadInput(format!(
+            "bad value in {bad}. --on-error skip cannot set such a row aside, since the whole column is parsed at once; fix the value or declare the column's type"
+        ));
+    }
+    if let Some(q) = bad_quoting(&e) {
+        return PipelineError::BadInput(format!(
+            "{q}. --on-error skip cannot set such a row aside, since where it ends is unknown; fix the quoting in the file"
+        ));
+    }
+    PipelineError::Failed(e.context(format!(
+        "cannot read {name} at row {first_row}: the file may be truncated, corrupt or not what its name says; re-export it or leave it out"
+    )))
 }
 
 impl Scorer<'_> {
@@ -622,10 +692,7 @@ fn read_all(
                 Some(Ok(b)) => b,
                 Some(Err(e)) => {
                     let name = dataset.files[file].display();
-                    let e = e.context(format!(
-                        "cannot read {name} at row {first_row}: the file may be truncated, corrupt or not what its name says; re-export it or leave it out"
-                    ));
-                    failure.record(seq, PipelineError::Failed(e));
+                    failure.record(seq, read_error(e, &name, first_row));
                     return (rows, busy);
                 }
             };
@@ -633,6 +700,7 @@ fn read_all(
             if n == 0 {
                 continue;
             }
+            injected_fault("reader", seq);
             if !enter_window(&window, seq, failure, interrupt) {
                 return (rows, busy);
             }
@@ -672,17 +740,19 @@ fn write_in_order(
     let mut rows = 0u64;
     let mut rejected = 0u64;
     let mut busy = 0.0;
-    let stopped = |rows, rejected, busy_s| Written {
+    let stopped = |destination: Box<dyn Destination>, rows, rejected, busy_s| Written {
         rows,
         rejected,
         busy_s,
-        ..Default::default()
+        left_behind: Some(destination.left_behind(rows)),
+        destination: None,
     };
     'receive: for scored in rx {
         pending.insert(scored.seq, scored);
         while let Some(mut scored) = pending.remove(&next) {
+            injected_fault("writer", next);
             if failure.cancelled() {
-                return stopped(rows, rejected, busy);
+                return stopped(destination, rows, rejected, busy);
             }
             // --limit: the batch that reaches it is cut, and nothing after it is needed.
             let reached = row_limit.filter(|&max| rows + scored.output.num_rows() as u64 >= max);
@@ -693,12 +763,13 @@ fn write_in_order(
             if let Err(e) = destination.write(scored.part, &scored.output, scored.rejected.as_ref())
             {
                 failure.record(next, PipelineError::Failed(e));
-                return stopped(rows, rejected, busy);
+                return stopped(destination, rows, rejected, busy);
             }
             if let Some(bad) = &scored.rejected {
                 rejected += bad.num_rows() as u64;
                 if let Some((MaxErrors::Rows(n), prior)) = limit {
                     if prior + rejected > n {
+                        let left = destination.left_behind(rows);
                         let errors = destination.keep_errors();
                         failure.record(
                             next,
@@ -708,7 +779,13 @@ fn write_in_order(
                                 errors,
                             },
                         );
-                        return stopped(rows, rejected, busy);
+                        return Written {
+                            rows,
+                            rejected,
+                            busy_s: busy,
+                            left_behind: Some(left),
+                            destination: None,
+                        };
                     }
                 }
             }
@@ -724,13 +801,14 @@ fn write_in_order(
         }
     }
     if failure.cancelled() {
-        return stopped(rows, rejected, busy);
+        return stopped(destination, rows, rejected, busy);
     }
     Written {
         destination: Some(destination),
         rows,
         rejected,
         busy_s: busy,
+        left_behind: None,
     }
 }
 

@@ -65,8 +65,15 @@ pub fn prepare(
         .exit(ExitCode::Validation)?;
     let inputs = describe(&files);
     let mut selection = Selection::new(select).exit(ExitCode::Usage)?;
-    let dataset =
-        Dataset::open_pruned(files, csv, selection.pruner()).exit(ExitCode::Validation)?;
+    let dataset = Dataset::open_pruned(files, csv, selection.pruner()).map_err(|e| {
+        // Bad quoting is bad input wherever it is found (exit 4, as while scoring).
+        let code = if crate::source::bad_quoting(&e).is_some() {
+            ExitCode::TooManyBadRows
+        } else {
+            ExitCode::Validation
+        };
+        CliError::new(code, e)
+    })?;
     // What the models see: the input's columns through --with/--filter/--sql.
     let schema = selection
         .output_schema(&dataset.schema)
@@ -119,6 +126,7 @@ pub fn prepare(
         .collect();
     projection.sort_unstable();
     projection.dedup();
+    refuse_duplicates(&dataset, &projection, &inputs).exit(ExitCode::Validation)?;
     let read = Arc::new(
         dataset
             .schema
@@ -160,4 +168,20 @@ pub fn prepare(
         keep,
         selection,
     })
+}
+
+/// A column name the input has twice cannot be told apart: refused where the run
+/// uses it (mapping, kept columns, selection), naming it.
+fn refuse_duplicates(dataset: &Dataset, projection: &[usize], inputs: &str) -> anyhow::Result<()> {
+    let fields = dataset.schema.fields();
+    for &i in projection {
+        let name = fields[i].name();
+        let count = fields.iter().filter(|f| f.name() == name).count();
+        if count > 1 {
+            anyhow::bail!(
+                "column `{name}` appears {count} times in {inputs}, and this run uses it (to feed a model, to keep, or in the selection); rename the copies so that each column has its own name"
+            );
+        }
+    }
+    Ok(())
 }

@@ -6,6 +6,8 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
 
+use crate::atomic::AtomicFile;
+use crate::clash::{self, Use};
 use crate::config::{ScoreConfig, SummaryTo};
 use crate::exit::{CliError, ExitCode, WithExit};
 use crate::interrupt::Interrupt;
@@ -30,25 +32,36 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     let inputs: Vec<String> = cfg.inputs.iter().map(|f| f.display()).collect();
     let directory = cfg.output.kind == OutputKind::Directory;
 
+    check_paths(&cfg).exit(ExitCode::Usage)?;
     cfg.output.check_free().exit(ExitCode::Usage)?;
     if let Some(errors) = &cfg.errors {
         errors.check_free().exit(ExitCode::Usage)?;
     }
+    // Created now, so that an unwritable summary path fails before scoring.
+    let summary_file = match (&cfg.summary_json, cfg.check) {
+        (Some(path), false) => {
+            Some(open_summary(path, cfg.output.overwrite).exit(ExitCode::Usage)?)
+        }
+        _ => None,
+    };
     // Held until the run ends: one run per output file, or per shard of a directory.
     let lock_on = match cfg.output.kind {
         OutputKind::Stdout => None,
         OutputKind::Directory => {
-            std::fs::create_dir_all(&cfg.output.path)
-                .with_context(|| {
-                    format!(
-                        "cannot create the output directory {}; check that its parent exists and is writable",
-                        cfg.output.path.display()
-                    )
-                })
-                .exit(ExitCode::Usage)?;
+            create_dir(&cfg.output.path)?;
             Some(parts::manifest_path(&cfg.output.path, cfg.shard))
         }
-        _ => Some(cfg.output.path.clone()),
+        _ => {
+            if let Some(parent) = cfg
+                .output
+                .path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
+                create_dir(parent)?;
+            }
+            Some(cfg.output.path.clone())
+        }
     };
     let _lock = match lock_on {
         None => None,
@@ -80,19 +93,7 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     let out_schema = sink::output_schema(&kept_fields, prepared.models.output_fields())
         .exit(ExitCode::Validation)?;
     if matches!(cfg.output.kind, OutputKind::Csv | OutputKind::Stdout) {
-        if let Some(f) = out_schema
-            .fields()
-            .iter()
-            .find(|f| matches!(f.data_type(), arrow::datatypes::DataType::FixedSizeList(..)))
-        {
-            return Err(CliError::new(
-                ExitCode::Usage,
-                anyhow::anyhow!(
-                    "column `{}` is a list (--as-list), which CSV cannot hold; write Parquet or drop --as-list",
-                    f.name()
-                ),
-            ));
-        }
+        sink::check_csv_writable(&out_schema).exit(ExitCode::Usage)?;
     }
     let mut metadata = prepared.models.metadata();
     metadata.extend([
@@ -125,12 +126,14 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         } else {
             String::new()
         };
-        println!(
-            "check passed: {} input file(s), {}, output {}{parts}; nothing was scored",
+        crate::out::print(&format!(
+            "check passed: {} input file(s), {}, output {}{parts}; nothing was scored\n",
             inputs.len(),
             models.join(", "),
             cfg.output.path.display()
-        );
+        ))
+        .context("writing to standard output")
+        .exit(ExitCode::Failure)?;
         return Ok(None);
     }
     // Rejected rows go to the error file, or a directory output's _errors/.
@@ -142,7 +145,8 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
             DirectoryPlan::Run(plan) => plan,
             DirectoryPlan::Complete(manifest) => {
                 let summary = already_complete(&cfg, &prepared, &manifest, inputs, started);
-                emit(&summary, &cfg.summary, cfg.summary_json.as_deref())?;
+                emit(&summary, &cfg.summary)?;
+                write_json(&summary, summary_file)?;
                 return Ok(Some(summary));
             }
         }
@@ -261,19 +265,106 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
             .price_per_hour
             .map(|p| summary::cost(p, wall_s, rows_scored)),
     };
-    emit(&summary, &cfg.summary, cfg.summary_json.as_deref())?;
-    match result {
-        Ok(()) => Ok(Some(summary)),
-        Err(e @ (PipelineError::BadRow { .. } | PipelineError::TooManyBadRows { .. })) => {
-            Err(CliError::new(ExitCode::TooManyBadRows, e))
-        }
-        Err(e @ PipelineError::Empty) => Err(CliError::new(ExitCode::Validation, e)),
-        Err(PipelineError::Interrupted(sig)) => Err(CliError::new(
-            ExitCode::Signal(sig),
-            PipelineError::Interrupted(sig),
+    emit(&summary, &cfg.summary)?;
+    let left = stats
+        .left_behind
+        .unwrap_or_else(|| "nothing was written".into());
+    let outcome = match result {
+        Ok(()) => Ok(()),
+        Err(e) => Err(failed(e, &left)),
+    };
+    // The summary file comes last: its failure must not hide the run's own exit code.
+    match (write_json(&summary, summary_file), outcome) {
+        (Ok(()), Ok(())) => Ok(Some(summary)),
+        (Err(e), Ok(())) => Err(CliError::new(
+            ExitCode::Failure,
+            anyhow::anyhow!("the output was committed, but {e}"),
         )),
-        Err(e) => Err(CliError::new(ExitCode::Failure, e)),
+        (Err(e), Err(run)) => {
+            crate::log::warn(&format!("{e}"));
+            Err(run)
+        }
+        (Ok(()), Err(run)) => Err(run),
     }
+}
+
+/// A pipeline failure with its exit code, and what the output holds now.
+fn failed(e: PipelineError, left: &str) -> CliError {
+    let code = match &e {
+        PipelineError::BadRow { .. }
+        | PipelineError::TooManyBadRows { .. }
+        | PipelineError::BadInput(_) => ExitCode::TooManyBadRows,
+        PipelineError::Empty(_) => ExitCode::Validation,
+        PipelineError::Interrupted(sig) => ExitCode::Signal(*sig),
+        PipelineError::Failed(_) => ExitCode::Failure,
+    };
+    let error = match e {
+        // Keep the cause's chain (a closed stdout is recognised by it).
+        PipelineError::Failed(inner) => inner.context(format!("the run failed; {left}")),
+        other => anyhow::anyhow!("{other}; {left}"),
+    };
+    CliError::new(code, error)
+}
+
+/// The summary JSON's file, created before the run. It replaces an earlier run's
+/// summary (a retry or a rerun writes its own), but nothing else unless `--overwrite`.
+fn open_summary(path: &std::path::Path, overwrite: bool) -> anyhow::Result<AtomicFile> {
+    let earlier_summary = || {
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v.get("tool_version").is_some() && v.get("status").is_some())
+    };
+    if path.exists() && !overwrite && !earlier_summary() {
+        anyhow::bail!(
+            "--summary-json {} exists and is not a batchinfer summary; pass --overwrite to replace it, or choose another path",
+            path.display()
+        );
+    }
+    AtomicFile::create(path, true).context("--summary-json")
+}
+
+/// Creates an output directory (and its parents), as Spark and pandas writers do.
+fn create_dir(dir: &std::path::Path) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| {
+            format!(
+                "cannot create the output directory {}; check the path and its permissions",
+                dir.display()
+            )
+        })
+        .exit(ExitCode::Usage)
+}
+
+/// Every path the run reads against every path it writes (see `clash`).
+fn check_paths(cfg: &ScoreConfig) -> anyhow::Result<()> {
+    let mut reads: Vec<Use> = cfg
+        .inputs
+        .iter()
+        .filter(|f| !f.is_stdin())
+        .map(|f| Use::file("input", &f.path))
+        .collect();
+    reads.extend(cfg.models.iter().map(|m| Use::file("--model", &m.path)));
+    reads.extend(cfg.job_file.iter().map(|j| Use::file("job file", j)));
+    let mut writes = vec![];
+    match cfg.output.kind {
+        OutputKind::Stdout => {}
+        OutputKind::Directory => writes.push(Use::directory("--output", &cfg.output.path)),
+        _ => {
+            writes.push(Use::file("--output", &cfg.output.path));
+            writes.push(Use::file(
+                "the lock file of --output",
+                lock::lock_path(&cfg.output.path),
+            ));
+        }
+    }
+    if let Some(e) = &cfg.errors {
+        writes.push(Use::file("--errors", &e.path));
+    }
+    if let Some(j) = &cfg.summary_json {
+        writes.push(Use::file("--summary-json", j));
+    }
+    clash::check(&reads, &writes)
 }
 
 /// A directory job this shard already completed: says so, and the summary of a
@@ -327,7 +418,7 @@ fn already_complete(
     }
 }
 
-fn emit(summary: &Summary, to: &SummaryTo, json: Option<&std::path::Path>) -> Result<(), CliError> {
+fn emit(summary: &Summary, to: &SummaryTo) -> Result<(), CliError> {
     let text = if crate::log::is_json() {
         crate::log::json_line("info", "summary", summary) + "\n"
     } else {
@@ -335,16 +426,30 @@ fn emit(summary: &Summary, to: &SummaryTo, json: Option<&std::path::Path>) -> Re
     };
     match to {
         SummaryTo::Stderr => eprint!("{text}"),
-        SummaryTo::Stdout => print!("{text}"),
+        SummaryTo::Stdout => crate::out::print(&text)
+            .context("writing the summary to standard output")
+            .exit(ExitCode::Failure)?,
         SummaryTo::Nowhere => {}
     }
-    if let Some(path) = json {
-        let body = serde_json::to_string_pretty(summary)
-            .context("serialising the summary")
-            .exit(ExitCode::Failure)?;
-        std::fs::write(path, body + "\n")
-            .with_context(|| format!("writing the summary to {}", path.display()))
-            .exit(ExitCode::Failure)?;
-    }
     Ok(())
+}
+
+/// Writes the summary JSON into the file opened before the run, and commits it.
+fn write_json(summary: &Summary, file: Option<AtomicFile>) -> Result<(), CliError> {
+    let Some(mut file) = file else {
+        return Ok(());
+    };
+    let path = file.path().display().to_string();
+    let written = serde_json::to_string_pretty(summary)
+        .context("serialising the summary")
+        .and_then(|body| {
+            use std::io::Write;
+            file.file()
+                .write_all((body + "\n").as_bytes())
+                .context("writing")
+        })
+        .and_then(|()| file.commit());
+    written
+        .with_context(|| format!("the summary could not be written to {path}"))
+        .exit(ExitCode::Failure)
 }

@@ -17,7 +17,8 @@ use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
-use tempfile::NamedTempFile;
+
+use crate::atomic::AtomicFile;
 
 /// Rows per row group written. The writer holds a row group in memory until it
 /// is full: at parquet's default of 1M rows that is ~32 MiB for an id and four
@@ -56,12 +57,16 @@ pub trait Destination: Send {
     /// Too many bad rows: keeps the rejected rows for the user to see, commits
     /// nothing else, and says where they are.
     fn keep_errors(self: Box<Self>) -> String;
+    /// What the output holds if the run stops now, `rows_written` rows in, in
+    /// words: "nothing was written to …", or what already reached a reader.
+    fn left_behind(&self, rows_written: u64) -> String;
 }
 
 /// A single output file and, with `--on-error skip`, its error file.
 pub struct FileDestination {
     pub sink: Box<dyn Sink>,
     pub errors: Option<Box<dyn Sink>>,
+    pub target: OutputTarget,
 }
 
 impl Destination for FileDestination {
@@ -90,6 +95,16 @@ impl Destination for FileDestination {
             Some(Ok(())) => "the error file".into(),
             Some(Err(e)) => format!("no file: the error file could not be written ({e:#})"),
             None => "no file".into(),
+        }
+    }
+
+    fn left_behind(&self, rows_written: u64) -> String {
+        match self.target.kind {
+            OutputKind::Stdout if rows_written > 0 => format!(
+                "{rows_written} rows (and the header) were already written to standard output, which a reader may have taken for a complete result"
+            ),
+            OutputKind::Stdout => "nothing was written to standard output".into(),
+            _ => format!("nothing was written to {}", self.target.path.display()),
         }
     }
 }
@@ -153,10 +168,10 @@ impl OutputTarget {
     /// and that its directory is writable, by creating the temporary file.
     pub fn open(&self, schema: SchemaRef, metadata: &[(String, String)]) -> Result<Box<dyn Sink>> {
         if self.kind == OutputKind::Stdout {
-            return Ok(Box::new(CsvSink::new(BufWriter::new(StdoutWriter))));
+            return Ok(Box::new(CsvSink::new(BufWriter::new(crate::out::Stdout))));
         }
         self.check_free()?;
-        let temp = temp_in_destination(&self.path)?;
+        let temp = AtomicFile::create(&self.path, self.overwrite)?;
         Ok(match self.kind {
             OutputKind::Parquet => {
                 Box::new(ParquetSink::new(temp, self.clone(), schema, metadata)?)
@@ -174,30 +189,6 @@ impl OutputTarget {
             }
         })
     }
-}
-
-fn temp_in_destination(path: &Path) -> Result<NamedTempFile> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("output");
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".batchinfer-tmp")
-        .permissions(output_permissions())
-        .tempfile_in(&dir)
-        .with_context(|| format!("cannot create a file in {} for the output; check that the directory exists and is writable", dir.display()))
-}
-
-/// Outputs get the permissions of any new file (0666 less the umask), not the
-/// owner-only 0600 of a temporary file: other users and jobs read them.
-pub fn output_permissions() -> std::fs::Permissions {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::Permissions::from_mode(0o666)
 }
 
 /// "writing PATH", with advice when the file system is full.
@@ -219,33 +210,15 @@ fn write_context(action: &str, path: &Path, e: anyhow::Error) -> anyhow::Error {
     }
 }
 
-fn persist(temp: NamedTempFile, target: &OutputTarget) -> Result<()> {
-    temp.as_file()
-        .sync_all()
-        .with_context(|| format!("syncing the output for {}", target.path.display()))?;
-    let result = if target.overwrite {
-        temp.persist(&target.path).map(|_| ())
-    } else {
-        temp.persist_noclobber(&target.path).map(|_| ())
-    };
-    result.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot move the finished output to {}: {}",
-            target.path.display(),
-            e.error
-        )
-    })
-}
-
 struct ParquetSink {
     writer: ArrowWriter<File>,
-    temp: NamedTempFile,
+    temp: AtomicFile,
     target: OutputTarget,
 }
 
 impl ParquetSink {
     fn new(
-        temp: NamedTempFile,
+        temp: AtomicFile,
         target: OutputTarget,
         schema: SchemaRef,
         metadata: &[(String, String)],
@@ -304,7 +277,8 @@ impl Sink for ParquetSink {
         writer
             .close()
             .map_err(|e| write_context("finishing", &target.path, e.into()))?;
-        persist(temp, &target)
+        temp.commit()
+            .map_err(|e| write_context("finishing", &target.path, e))
     }
 }
 
@@ -334,7 +308,7 @@ impl<W: Write + Send> Sink for CsvSink<W> {
 
 struct FileCsvSink {
     inner: CsvSink<BufWriter<File>>,
-    temp: NamedTempFile,
+    temp: AtomicFile,
     target: OutputTarget,
 }
 
@@ -355,20 +329,8 @@ impl Sink for FileCsvSink {
         w.flush()
             .map_err(|e| write_context("writing", &target.path, e.into()))?;
         drop(w);
-        persist(temp, &target)
-    }
-}
-
-/// Standard output; a closed pipe (`| head`) ends the run quietly, see `main`.
-struct StdoutWriter;
-
-impl Write for StdoutWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        std::io::stdout().lock().write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stdout().lock().flush()
+        temp.commit()
+            .map_err(|e| write_context("finishing", &target.path, e))
     }
 }
 
@@ -385,4 +347,36 @@ pub fn output_schema(
         fields.push(Arc::new(p));
     }
     Ok(Arc::new(arrow::datatypes::Schema::new(fields)))
+}
+
+/// Refuses, before scoring, a schema the CSV writer cannot write (list and struct
+/// columns), naming the column: a one-row batch of nulls is written to memory, so
+/// the check is the writer's own.
+pub fn check_csv_writable(schema: &SchemaRef) -> Result<()> {
+    for field in schema.fields() {
+        let one = arrow::datatypes::Schema::new(vec![field.as_ref().clone().with_nullable(true)]);
+        let batch = RecordBatch::try_new(
+            Arc::new(one),
+            vec![arrow::array::new_null_array(field.data_type(), 1)],
+        )?;
+        let mut writer = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(Vec::new());
+        if let Err(e) = writer.write(&batch) {
+            let hint = match field.data_type() {
+                DataType::FixedSizeList(..) => "; write Parquet, or drop --as-list",
+                DataType::List(_)
+                | DataType::LargeList(_)
+                | DataType::Struct(_)
+                | DataType::Map(..) => "; write Parquet, or do not keep this column",
+                _ => "; write Parquet",
+            };
+            bail!(
+                "column `{}` ({}) cannot be written as CSV ({e}){hint}",
+                field.name(),
+                field.data_type()
+            );
+        }
+    }
+    Ok(())
 }

@@ -163,6 +163,12 @@ pub enum ModelError {
         input: String,
         found: String,
     },
+    #[error("model {path} input `{input}` has shape {shape}; batchinfer feeds rows of a table, as inputs of shape [N] or [N, F] (one row per N). Re-export the model with a rank-1 or rank-2 input, or reshape inside the model")]
+    UnsupportedShape {
+        path: PathBuf,
+        input: String,
+        shape: String,
+    },
     #[error("model {path} could not be prepared for scoring: {reason}")]
     Compile { path: PathBuf, reason: String },
 }
@@ -266,7 +272,25 @@ impl ModelFile {
 
     fn build_plan(&self, widths: &[Option<usize>]) -> anyhow::Result<Arc<TypedSimplePlan>> {
         let onnx = onnx();
-        let mut model = onnx.model_for_proto_model(&self.proto)?;
+        // The model's directory, for weights stored beside it (external data).
+        let dir = self
+            .path
+            .parent()
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .and_then(|d| d.to_str());
+        let parsed = onnx.parse(&self.proto, dir)?;
+        anyhow::ensure!(
+            parsed.unresolved_inputs.is_empty(),
+            "the graph has inputs that nothing defines: {}",
+            parsed.unresolved_inputs.join(", ")
+        );
+        let mut model = parsed.model;
         let batch = model.sym("N").to_dim();
         for (ix, input) in self.signature.inputs.iter().enumerate() {
             let mut shape: TVec<TDim> = tvec![batch.clone()];
@@ -396,6 +420,18 @@ fn signature(path: &Path, graph: &pb::GraphProto) -> Result<Signature, ModelErro
                     .collect()
             })
             .unwrap_or_else(|| vec![Dim::Symbolic(String::new()), Dim::Symbolic(String::new())]);
+        if shape.len() > 2 {
+            let spec = InputSpec {
+                name: input.name.clone(),
+                elem,
+                shape,
+            };
+            return Err(ModelError::UnsupportedShape {
+                path: path.to_owned(),
+                input: spec.name.clone(),
+                shape: spec.shape_text(),
+            });
+        }
         inputs.push(InputSpec {
             name: input.name.clone(),
             elem,

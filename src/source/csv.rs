@@ -1,5 +1,8 @@
-//! CSV input through arrow-csv: a header, inferred types, configurable delimiter,
-//! quote and null spellings; standard input for shell pipelines.
+//! CSV input through arrow-csv: a header, inferred or declared types, configurable
+//! delimiter, quote and null spellings; pipes and standard input read once.
+//!
+//! Every byte goes through [`QuoteChecked`] first, so bad quoting is an error
+//! naming the file and line instead of rows silently merged into one field.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read};
@@ -9,23 +12,36 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use arrow::csv::reader::Format;
 use arrow::csv::ReaderBuilder;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use regex::Regex;
 
-/// Rows read to infer column types.
-const INFER_ROWS: usize = 10_000;
+use super::csv_quotes::QuoteChecked;
+use super::BadValue;
+
+/// Rows read to infer column types, unless `--infer-rows` says otherwise.
+pub const DEFAULT_INFER_ROWS: usize = 10_000;
+
+/// A stream (standard input, a pipe) read once: the bytes type inference read,
+/// then the rest.
+pub type Stream = (Vec<u8>, Box<dyn Read + Send>);
 
 #[derive(Debug, Clone)]
 pub struct CsvOptions {
-    delimiter: u8,
+    /// None: `,`, or tab for `.tsv` files.
+    delimiter: Option<u8>,
     quote: u8,
     /// Matches the spellings read as null (the empty string included when listed).
     nulls: Regex,
+    /// Rows read to infer types; None: all of them.
+    infer_rows: Option<usize>,
+    /// Declared column types, which inference leaves alone.
+    types: Vec<(String, DataType)>,
 }
 
 impl CsvOptions {
-    pub fn new(delimiter: u8, quote: u8, null_values: &[String]) -> Result<CsvOptions> {
+    pub fn new(delimiter: Option<u8>, quote: u8, null_values: &[String]) -> Result<CsvOptions> {
         let alts: Vec<String> = null_values.iter().map(|s| regex::escape(s)).collect();
         let nulls = Regex::new(&format!("^(?:{})$", alts.join("|")))
             .context("--null-values: too many or too long spellings")?;
@@ -33,49 +49,185 @@ impl CsvOptions {
             delimiter,
             quote,
             nulls,
+            infer_rows: Some(DEFAULT_INFER_ROWS),
+            types: vec![],
         })
     }
 
-    fn format(&self) -> Format {
+    /// Rows to infer types from (0: all).
+    pub fn with_infer_rows(mut self, rows: usize) -> CsvOptions {
+        self.infer_rows = (rows > 0).then_some(rows);
+        self
+    }
+
+    /// Columns whose type is declared, not inferred.
+    pub fn with_types(mut self, types: Vec<(String, DataType)>) -> CsvOptions {
+        self.types = types;
+        self
+    }
+
+    /// The delimiter of a file: the one given, else tab for `.tsv` and `,` otherwise.
+    fn delimiter_for(&self, path: &Path) -> u8 {
+        self.delimiter.unwrap_or_else(|| {
+            let tsv = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+            if tsv {
+                b'\t'
+            } else {
+                b','
+            }
+        })
+    }
+
+    fn format(&self, path: &Path) -> Format {
         Format::default()
             .with_header(true)
-            .with_delimiter(self.delimiter)
+            .with_delimiter(self.delimiter_for(path))
             .with_quote(self.quote)
             .with_null_regex(self.nulls.clone())
     }
+
+    /// The options as the flags that set them, for manifests and messages.
+    pub fn flags(&self) -> Vec<(String, String)> {
+        let mut flags = vec![
+            (
+                "--delimiter".to_string(),
+                match self.delimiter {
+                    None => "(auto: , or tab for .tsv)".to_string(),
+                    Some(b'\t') => "\\t".to_string(),
+                    Some(b) => (b as char).to_string(),
+                },
+            ),
+            ("--quote".to_string(), (self.quote as char).to_string()),
+            ("--null-values".to_string(), self.null_spellings()),
+            (
+                "--infer-rows".to_string(),
+                self.infer_rows.unwrap_or(0).to_string(),
+            ),
+        ];
+        if !self.types.is_empty() {
+            let types: Vec<String> = self
+                .types
+                .iter()
+                .map(|(c, t)| format!("{c}={}", type_name(t)))
+                .collect();
+            flags.push(("--column-type".to_string(), types.join(",")));
+        }
+        flags
+    }
+
+    fn null_spellings(&self) -> String {
+        let s = self.nulls.as_str();
+        s.strip_prefix("^(?:")
+            .and_then(|s| s.strip_suffix(")$"))
+            .unwrap_or(s)
+            .replace('|', ",")
+    }
+
+    /// What inference covered, for messages.
+    fn inferred_from(&self) -> String {
+        match self.infer_rows {
+            Some(n) => format!("the first {n} rows"),
+            None => "every row".into(),
+        }
+    }
+
+    /// The schema inference found, with declared types put in.
+    fn declare(&self, inferred: Schema, file: &str) -> Result<Schema> {
+        let mut fields: Vec<Field> = inferred
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for (name, dt) in &self.types {
+            let Some(f) = fields.iter_mut().find(|f| f.name() == name) else {
+                bail!("--column-type {name}=…: {file} has no column `{name}`");
+            };
+            *f = Field::new(name, dt.clone(), true);
+        }
+        Ok(Schema::new(fields))
+    }
 }
 
-fn open(path: &Path) -> Result<File> {
-    File::open(path).with_context(|| format!("cannot open {}", path.display()))
+/// The `--column-type` type names.
+pub fn parse_type(s: &str) -> Result<DataType> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "string" | "utf8" | "str" => DataType::Utf8,
+        "int64" | "int" | "integer" => DataType::Int64,
+        "int32" => DataType::Int32,
+        "float64" | "double" | "float" => DataType::Float64,
+        "float32" => DataType::Float32,
+        "bool" | "boolean" => DataType::Boolean,
+        "date" | "date32" => DataType::Date32,
+        "timestamp" => DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+        other => bail!(
+            "unknown column type {other:?}; use string, int64, int32, float64, float32, bool, date or timestamp"
+        ),
+    })
+}
+
+fn type_name(dt: &DataType) -> String {
+    match dt {
+        DataType::Utf8 => "string".into(),
+        DataType::Int64 => "int64".into(),
+        DataType::Int32 => "int32".into(),
+        DataType::Float64 => "float64".into(),
+        DataType::Float32 => "float32".into(),
+        DataType::Boolean => "bool".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Timestamp(..) => "timestamp".into(),
+        other => other.to_string(),
+    }
+}
+
+fn open(path: &Path, opts: &CsvOptions) -> Result<QuoteChecked<File>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(QuoteChecked::new(
+        file,
+        path.display().to_string(),
+        opts.delimiter_for(path),
+        opts.quote,
+    ))
+}
+
+fn infer<R: Read>(
+    mut reader: QuoteChecked<R>,
+    what: &str,
+    path: &Path,
+    opts: &CsvOptions,
+) -> Result<(SchemaRef, usize)> {
+    let inferred = opts.format(path).infer_schema(&mut reader, opts.infer_rows);
+    let (schema, records) = match (inferred, reader.failure()) {
+        (Err(_), Some(bad)) => return Err(anyhow::Error::new(bad.clone())),
+        (inferred, _) => {
+            inferred.with_context(|| format!("cannot read the header and types of {what}"))?
+        }
+    };
+    if schema.fields().is_empty() {
+        bail!("{what} is empty: it has no header");
+    }
+    Ok((Arc::new(opts.declare(schema, what)?), records))
 }
 
 pub fn infer_schema(path: &Path, opts: &CsvOptions) -> Result<SchemaRef> {
-    let (schema, records) = opts
-        .format()
-        .infer_schema(open(path)?, Some(INFER_ROWS))
-        .with_context(|| {
-            format!(
-                "cannot read the header and types of CSV file {}",
-                path.display()
-            )
-        })?;
-    if schema.fields().is_empty() {
-        bail!("CSV file {} is empty: it has no header", path.display());
-    }
+    let what = format!("CSV file {}", path.display());
+    let (schema, records) = infer(open(path, opts)?, &what, path, opts)?;
     if records == 0 {
-        bail!("CSV file {} has a header but no rows, so its column types cannot be known; drop it from the inputs", path.display());
+        bail!("{what} has a header but no rows, so its column types cannot be known; drop it from the inputs");
     }
-    Ok(Arc::new(schema))
+    Ok(schema)
 }
 
 /// Checks that a further CSV file's header names the same columns as the first file.
 pub fn check_header(path: &Path, first: &SchemaRef, opts: &CsvOptions) -> Result<SchemaRef> {
     let mut line = String::new();
-    BufReader::new(open(path)?)
+    BufReader::new(open(path, opts)?)
         .read_line(&mut line)
         .with_context(|| format!("reading the header of {}", path.display()))?;
     let (header, _) = opts
-        .format()
+        .format(path)
         .with_null_regex(Regex::new("^$").expect("valid regex"))
         .infer_schema(Cursor::new(line.as_bytes()), Some(0))
         .with_context(|| format!("cannot read the header of {}", path.display()))?;
@@ -92,54 +244,123 @@ pub fn check_header(path: &Path, first: &SchemaRef, opts: &CsvOptions) -> Result
     Ok(first.clone())
 }
 
-/// Infers the schema of standard input from its first rows, returning those bytes
-/// so that reading starts again from the beginning.
-pub fn stdin_schema(opts: &CsvOptions) -> Result<(SchemaRef, Vec<u8>)> {
+/// Infers the schema of a stream (`name` is `<stdin>` or the pipe's path) from its
+/// first rows, keeping those bytes and the stream so that reading starts again
+/// from the beginning without opening it twice.
+pub fn stream_schema(
+    mut stream: Box<dyn Read + Send>,
+    name: &str,
+    opts: &CsvOptions,
+) -> Result<(SchemaRef, Stream)> {
     let mut prefix = Vec::new();
-    let mut stdin = std::io::stdin().lock();
-    for _ in 0..=INFER_ROWS {
-        if stdin
-            .read_until(b'\n', &mut prefix)
-            .context("reading standard input")?
-            == 0
-        {
-            break;
+    let mut ended = false;
+    {
+        let mut buffered = BufReader::new(&mut stream);
+        let rows = opts.infer_rows.unwrap_or(usize::MAX);
+        // The header and up to `rows` lines (a quoted line end may make a record
+        // longer; inference then sees fewer records, which is fine).
+        let mut lines = 0usize;
+        while lines <= rows {
+            if buffered
+                .read_until(b'\n', &mut prefix)
+                .with_context(|| format!("reading {name}"))?
+                == 0
+            {
+                ended = true;
+                break;
+            }
+            lines += 1;
         }
+        // What the buffer read beyond the last line belongs to the rest.
+        let extra = buffered.buffer().to_vec();
+        prefix.extend_from_slice(&extra);
     }
-    let (schema, records) = opts
-        .format()
-        .infer_schema(Cursor::new(&prefix), Some(INFER_ROWS))
-        .context("cannot read the header and types of the CSV on standard input")?;
-    if schema.fields().is_empty() {
-        bail!("standard input is empty: expected CSV with a header");
+    let what = if name == "<stdin>" {
+        "the CSV on standard input".to_string()
+    } else {
+        format!("the CSV stream {name}")
+    };
+    let path = Path::new(name);
+    let mut checked = QuoteChecked::new(
+        Cursor::new(prefix.as_slice()),
+        name,
+        opts.delimiter_for(path),
+        opts.quote,
+    );
+    if !ended {
+        checked = checked.prefix_only();
     }
+    let (schema, records) = infer(checked, &what, path, opts)?;
     if records == 0 {
-        bail!("standard input has a CSV header but no rows");
+        bail!("{what} has a header but no rows");
     }
-    Ok((Arc::new(schema), prefix))
+    Ok((schema, (prefix, stream)))
 }
 
-fn builder(
-    schema: &SchemaRef,
-    opts: &CsvOptions,
-    projection: &[usize],
-    batch_size: usize,
-) -> ReaderBuilder {
-    ReaderBuilder::new(schema.clone())
-        .with_format(opts.format())
-        .with_batch_size(batch_size)
-        .with_projection(projection.to_vec())
+/// Why a batch could not be read: a value that does not parse as its column's
+/// type is a [`BadValue`]; anything else as it came.
+fn explain(e: ArrowError, file: &str, schema: &Schema, opts: &CsvOptions) -> anyhow::Error {
+    let text = e.to_string();
+    let parsed = Regex::new(
+        r"Error while parsing value '(.*)' as type '(.*)' for column (\d+) at line (\d+)\.",
+    )
+    .ok()
+    .and_then(|re| {
+        re.captures(&text).map(|c| {
+            (
+                c[1].to_string(),
+                c[2].to_string(),
+                c[3].parse::<usize>(),
+                c[4].parse::<u64>(),
+            )
+        })
+    });
+    match parsed {
+        Some((value, data_type, Ok(col), Ok(line))) if col < schema.fields().len() => {
+            let column = schema.field(col).name().clone();
+            let declared = opts.types.iter().any(|(c, _)| *c == column);
+            let advice = if declared {
+                format!("it was declared {data_type} with --column-type")
+            } else {
+                format!(
+                    "its type was inferred as {data_type} from {} (a type inference limit); pass --infer-rows 0 to infer from every row, or declare it: --column-type {column}=float64 (or string)",
+                    opts.inferred_from()
+                )
+            };
+            anyhow::Error::new(BadValue {
+                file: file.to_string(),
+                // arrow counts records from 1 after the header.
+                row: line.saturating_sub(1),
+                column,
+                reason: format!("value {value:?} is not a {data_type}; {advice}"),
+            })
+        }
+        _ => match e {
+            // Keep the reader's own error (bad quoting) reachable for the pipeline.
+            ArrowError::IoError(msg, io) => anyhow::Error::new(io).context(msg),
+            other => anyhow::Error::new(other),
+        },
+    }
 }
 
 fn batches<R: Read + Send + 'static>(
     reader: R,
+    file: &str,
     schema: &SchemaRef,
+    format: Format,
     opts: &CsvOptions,
     projection: &[usize],
     batch_size: usize,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
-    let reader = builder(schema, opts, projection, batch_size).build(reader)?;
-    Ok(Box::new(reader.map(|r| r.map_err(anyhow::Error::from))))
+    let reader = ReaderBuilder::new(schema.clone())
+        .with_format(format)
+        .with_batch_size(batch_size)
+        .with_projection(projection.to_vec())
+        .build(reader)?;
+    let (file, schema, opts) = (file.to_string(), schema.clone(), opts.clone());
+    Ok(Box::new(reader.map(move |r| {
+        r.map_err(|e| explain(e, &file, &schema, &opts))
+    })))
 }
 
 pub fn read(
@@ -150,17 +371,138 @@ pub fn read(
     batch_size: usize,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
     let schema = Arc::new(schema.clone());
-    batches(open(path)?, &schema, opts, projection, batch_size)
+    let name = path.display().to_string();
+    batches(
+        open(path, opts)?,
+        &name,
+        &schema,
+        opts.format(path),
+        opts,
+        projection,
+        batch_size,
+    )
 }
 
-pub fn read_stdin(
-    prefix: Vec<u8>,
+/// Reads a stream whose first bytes [`stream_schema`] read.
+pub fn read_stream(
+    stream: Stream,
+    name: &str,
     schema: &Schema,
     opts: &CsvOptions,
     projection: &[usize],
     batch_size: usize,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
     let schema = Arc::new(schema.clone());
-    let input = Cursor::new(prefix).chain(std::io::stdin());
-    batches(input, &schema, opts, projection, batch_size)
+    let (prefix, rest) = stream;
+    let path = Path::new(name);
+    let input = QuoteChecked::new(
+        Cursor::new(prefix).chain(rest),
+        name,
+        opts.delimiter_for(path),
+        opts.quote,
+    );
+    batches(
+        input,
+        name,
+        &schema,
+        opts.format(path),
+        opts,
+        projection,
+        batch_size,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+
+    /// A CSV parse as the reference parser made it: rows of fields, or a refusal.
+    #[derive(serde::Deserialize)]
+    struct Case {
+        name: String,
+        text: String,
+        /// Header and rows; None: the reference refuses the input.
+        expected: Option<Vec<Vec<String>>>,
+    }
+
+    /// Parses `text` as batchinfer does, every column read as a string.
+    fn parse(text: &str, dir: &Path) -> Result<Vec<Vec<String>>> {
+        let path = dir.join("case.csv");
+        std::fs::write(&path, text)?;
+        let opts = CsvOptions::new(None, b'"', &[])?;
+        let header = infer_schema(&path, &opts)?;
+        let strings = Schema::new(
+            header
+                .fields()
+                .iter()
+                .map(|f| Field::new(f.name(), DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        );
+        let all: Vec<usize> = (0..strings.fields().len()).collect();
+        let mut rows = vec![header.fields().iter().map(|f| f.name().clone()).collect()];
+        for batch in read(&path, &strings, &opts, &all, 7)? {
+            let batch = batch?;
+            for r in 0..batch.num_rows() {
+                rows.push(
+                    batch
+                        .columns()
+                        .iter()
+                        .map(|c| {
+                            let c = c.as_string::<i32>();
+                            if c.is_null(r) {
+                                String::new()
+                            } else {
+                                c.value(r).to_string()
+                            }
+                        })
+                        .collect(),
+                );
+            }
+        }
+        Ok(rows)
+    }
+
+    #[test]
+    fn reads_what_pythons_strict_csv_reader_reads_and_refuses_what_it_refuses() {
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/csv_corpus.json");
+        let cases: Vec<Case> =
+            serde_json::from_str(&std::fs::read_to_string(&corpus).expect("corpus")).unwrap();
+        assert!(cases.len() >= 200, "the corpus holds {} cases", cases.len());
+        let (mut refused, mut read) = (0, 0);
+        let dir = tempfile::tempdir().unwrap();
+        for case in &cases {
+            let ours = parse(&case.text, dir.path());
+            match (&case.expected, ours) {
+                (Some(expected), Ok(ours)) => {
+                    assert_eq!(&ours, expected, "case {}: {:?}", case.name, case.text);
+                    read += 1;
+                }
+                (None, Err(_)) => refused += 1,
+                (Some(expected), Err(e)) => panic!(
+                    "case {}: batchinfer refuses {:?} ({e:#}); the reference reads {expected:?}",
+                    case.name, case.text
+                ),
+                (None, Ok(ours)) => panic!(
+                    "case {}: batchinfer reads {:?} as {ours:?}; the reference refuses it",
+                    case.name, case.text
+                ),
+            }
+        }
+        // Both kinds are well represented, so neither side passes vacuously.
+        assert!(
+            read >= 50 && refused >= 50,
+            "read {read}, refused {refused}"
+        );
+    }
+
+    #[test]
+    fn tsv_files_default_to_tab() {
+        let opts = CsvOptions::new(None, b'"', &[]).unwrap();
+        assert_eq!(opts.delimiter_for(Path::new("a.tsv")), b'\t');
+        assert_eq!(opts.delimiter_for(Path::new("a.TSV")), b'\t');
+        assert_eq!(opts.delimiter_for(Path::new("a.csv")), b',');
+        let given = CsvOptions::new(Some(b';'), b'"', &[]).unwrap();
+        assert_eq!(given.delimiter_for(Path::new("a.tsv")), b';');
+    }
 }

@@ -136,6 +136,7 @@ mod tests {
             format: Format::Parquet,
             size: 0,
             partitions: pairs(Path::new(root), Path::new(path)),
+            stream: false,
         }
     }
 

@@ -10,6 +10,7 @@
 //! statistics before they are read.
 
 mod csv;
+mod csv_quotes;
 pub mod hive;
 mod parquet;
 
@@ -23,8 +24,19 @@ use arrow::record_batch::RecordBatch;
 
 use crate::panics;
 
-pub use self::csv::CsvOptions;
+pub use self::csv::{parse_type, CsvOptions, DEFAULT_INFER_ROWS};
+pub use self::csv_quotes::{bad_quoting, BadQuoting};
 pub use self::hive::Partitions;
+
+/// A value in an input that cannot be read as its column's type: a bad row.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}, row {row} (0-based, header excluded), column `{column}`: {reason}")]
+pub struct BadValue {
+    pub file: String,
+    pub row: u64,
+    pub column: String,
+    pub reason: String,
+}
 
 /// Decides from statistics which files and row groups may hold selected rows.
 pub trait Pruner {
@@ -73,11 +85,18 @@ pub struct InputFile {
     pub size: u64,
     /// `key=value` directories between the input root and the file (raw values).
     pub partitions: Vec<(String, String)>,
+    /// Standard input, a pipe or a device: read once, front to back.
+    pub stream: bool,
 }
 
 impl InputFile {
     pub fn is_stdin(&self) -> bool {
         self.path.as_os_str() == "-"
+    }
+
+    /// Whether the input can be read only once (standard input, a pipe, a device).
+    pub fn is_stream(&self) -> bool {
+        self.stream
     }
 
     pub fn display(&self) -> String {
@@ -119,23 +138,45 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.to_str().is_some_and(|n| n.starts_with(['.', '_']))
 }
 
+/// A stream input: standard input or a path that is not a regular file.
+fn stream_input(path: PathBuf, forced: Option<Format>) -> Result<InputFile> {
+    let name = if path.as_os_str() == "-" {
+        "standard input (-)".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let format = format_of(&path, forced).unwrap_or(Format::Csv);
+    if format == Format::Parquet {
+        bail!(
+            "{name} is a pipe or a stream, and Parquet cannot be read from one (its footer, which says where everything is, comes last); write it to a file first and pass that file"
+        );
+    }
+    Ok(InputFile {
+        path,
+        format,
+        size: 0,
+        partitions: vec![],
+        stream: true,
+    })
+}
+
 /// Expands `--input` values (files, directories, globs, `-`) into files, in order:
 /// each value in the order given, a directory's or a glob's files sorted by path.
+/// A value that names an existing path is that path, even when it holds glob
+/// characters (`day[1].parquet`); only a value that names nothing is a glob. A
+/// path that is not a regular file or directory (a pipe, `/dev/stdin`, `<(cmd)`)
+/// is a stream, read once as `-` is.
 pub fn expand_inputs(specs: &[String], forced: Option<Format>) -> Result<Vec<InputFile>> {
     let mut files = vec![];
     for spec in specs {
         if spec == "-" {
-            files.push(InputFile {
-                path: "-".into(),
-                format: Format::Csv,
-                size: 0,
-                partitions: vec![],
-            });
+            files.push(stream_input("-".into(), forced)?);
             continue;
         }
         let mut found = vec![];
         let root;
-        if is_glob(spec) {
+        let literal = std::fs::metadata(spec);
+        if literal.is_err() && is_glob(spec) {
             root = glob_root(spec);
             for entry in
                 glob::glob(spec).with_context(|| format!("invalid glob pattern {spec:?}"))?
@@ -150,8 +191,7 @@ pub fn expand_inputs(specs: &[String], forced: Option<Format>) -> Result<Vec<Inp
             }
         } else {
             let path = PathBuf::from(spec);
-            let meta =
-                std::fs::metadata(&path).with_context(|| format!("cannot open input {spec}"))?;
+            let meta = literal.with_context(|| format!("cannot open input {spec}"))?;
             if meta.is_dir() {
                 // Recursively, for partitioned datasets (year=2024/month=01/…).
                 let walk = walkdir::WalkDir::new(&path)
@@ -169,6 +209,9 @@ pub fn expand_inputs(specs: &[String], forced: Option<Format>) -> Result<Vec<Inp
                     bail!("directory {spec} holds no .parquet or .csv file");
                 }
                 root = path;
+            } else if !meta.is_file() {
+                files.push(stream_input(path, forced)?);
+                continue;
             } else {
                 root = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 found.push(path);
@@ -186,14 +229,19 @@ pub fn expand_inputs(specs: &[String], forced: Option<Format>) -> Result<Vec<Inp
                 format,
                 size,
                 partitions,
+                stream: false,
             });
         }
     }
     if files.is_empty() {
         bail!("no input given; pass --input PATH (a file, a directory, a glob, or - for CSV on stdin)");
     }
-    if files.iter().filter(|f| f.is_stdin()).count() > 0 && files.len() > 1 {
-        bail!("standard input (-) cannot be combined with other inputs");
+    if files.iter().any(|f| f.is_stream()) && files.len() > 1 {
+        let stream = files.iter().find(|f| f.is_stream()).expect("one is");
+        bail!(
+            "{} is read as a stream (standard input or a pipe), which cannot be combined with other inputs",
+            stream.display()
+        );
     }
     Ok(files)
 }
@@ -217,7 +265,8 @@ pub struct Dataset {
     /// What a pruner left out.
     pub pruned: Pruned,
     csv: CsvOptions,
-    stdin_prefix: Option<Vec<u8>>,
+    /// A stream input, after type inference read its first bytes.
+    stream: Option<csv::Stream>,
 }
 
 /// A row group to read: its index, the index in its file of its first row, its rows.
@@ -291,7 +340,7 @@ impl Dataset {
         let mut schema: Option<(SchemaRef, String)> = None;
         let mut row_groups = vec![];
         let mut skipped = vec![];
-        let mut stdin_prefix = None;
+        let mut stream = None;
         for (ix, file) in files.iter().enumerate() {
             let read_footer = || -> Result<Footer> {
                 Ok(match file.format {
@@ -299,9 +348,17 @@ impl Dataset {
                         let (s, rows, bounds) = parquet::footer(&file.path, &wanted)?;
                         (s, Some(rows), bounds)
                     }
-                    Format::Csv if file.is_stdin() => {
-                        let (s, prefix) = csv::stdin_schema(&csv)?;
-                        stdin_prefix = Some(prefix);
+                    Format::Csv if file.is_stream() => {
+                        let opened: Box<dyn std::io::Read + Send> = if file.is_stdin() {
+                            Box::new(std::io::stdin())
+                        } else {
+                            Box::new(
+                                std::fs::File::open(&file.path)
+                                    .with_context(|| format!("cannot open {}", file.display()))?,
+                            )
+                        };
+                        let (s, read) = csv::stream_schema(opened, &file.display(), &csv)?;
+                        stream = Some(read);
                         (s, None, vec![])
                     }
                     Format::Csv => match &schema {
@@ -377,7 +434,7 @@ impl Dataset {
             schema_only,
             pruned,
             csv,
-            stdin_prefix,
+            stream,
         };
         dataset.total_rows = dataset.rows_to_read();
         Ok(dataset)
@@ -449,16 +506,25 @@ impl Dataset {
         let file = self.files[ix].clone();
         let (from_file, from_path): (Vec<usize>, Vec<usize>) =
             projection.iter().partition(|&&i| i < self.file_columns);
-        let stdin_prefix = &mut self.stdin_prefix;
+        let stream = &mut self.stream;
         let file_schema = Arc::new(Schema::new(
             self.schema.fields()[..self.file_columns].to_vec(),
         ));
         let csv_options = &self.csv;
         let open = || match file.format {
             Format::Parquet => parquet::read(&file.path, row_groups, &from_file, batch_size, split),
-            Format::Csv if file.is_stdin() => {
-                let prefix = stdin_prefix.take().unwrap_or_default();
-                csv::read_stdin(prefix, &file_schema, csv_options, &from_file, batch_size)
+            Format::Csv if file.is_stream() => {
+                let read = stream.take().with_context(|| {
+                    format!("{} is a stream and was read already", file.display())
+                })?;
+                csv::read_stream(
+                    read,
+                    &file.display(),
+                    &file_schema,
+                    csv_options,
+                    &from_file,
+                    batch_size,
+                )
             }
             Format::Csv => csv::read(
                 &file.path,

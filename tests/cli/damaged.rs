@@ -98,7 +98,12 @@ fn parquet_with_no_rows_writes_nothing() {
     let env = Env::new();
     let input = read_parquet(&testdata().join("data/numeric.parquet"));
     write_parquet(&env.path("in.parquet"), [input.slice(0, 0)], None);
-    expect(&env, "in.parquet", 3, &["the input has no rows"]);
+    expect(
+        &env,
+        "in.parquet",
+        3,
+        &["the input (in.parquet) has no rows"],
+    );
 }
 
 #[test]
@@ -124,7 +129,12 @@ fn ragged_rows_bad_quoting_and_invalid_utf8_in_csv() {
         format!("{header}1,2,3,4,5,6,7,8\n\"1,2,3,4,5,6,7,8\n"),
     )
     .unwrap();
-    expect(&env, "quote.csv", 3, &["quote.csv", "line 3"]);
+    expect(
+        &env,
+        "quote.csv",
+        4,
+        &["bad quoting in quote.csv at line 3"],
+    );
     let mut bytes = format!("{header}1,2,3,4,5,6,7,8\n1,2,3,4,5,6,7,").into_bytes();
     bytes.extend([0xFF, 0xFE, b'\n']);
     std::fs::write(env.path("utf8.csv"), bytes).unwrap();
@@ -228,35 +238,9 @@ fn an_unwritable_output_directory_is_named_before_scoring() {
     .expect_stderr("check that the output directory exists and is writable");
 }
 
-/// A 256 KiB tmpfs, unmounted when dropped.
-struct SmallDisk(std::path::PathBuf);
-
-impl SmallDisk {
-    fn mount(dir: std::path::PathBuf) -> SmallDisk {
-        std::fs::create_dir_all(&dir).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-            .arg(&dir)
-            .status()
-            .expect("run mount");
-        assert!(
-            status.success(),
-            "this test needs to mount a small tmpfs (root, as in CI) to fill a disk"
-        );
-        SmallDisk(dir)
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_is_named_and_leaves_nothing() {
     let env = Env::new();
-    let disk = SmallDisk::mount(env.path("small"));
     // About 8 MB of predictions for a 256 KiB file system.
     let input = read_parquet(&testdata().join("data/numeric.parquet"));
     write_parquet(
@@ -264,28 +248,42 @@ fn a_full_disk_is_named_and_leaves_nothing() {
         std::iter::repeat_n(input, 200),
         None,
     );
-    let out = disk.0.join("scores.parquet");
-    env.run(&[
-        "score",
-        "-m",
-        "TD/models/rf_binary.onnx",
-        "-i",
-        "in.parquet",
-        "-o",
-        out.to_str().unwrap(),
-        "--keep-all",
-        "--features",
-        FEATURES,
-        "-q",
-    ])
-    .expect_code(1)
-    .expect_stderr("is full; free space there or write the output elsewhere");
-    let left: Vec<_> = std::fs::read_dir(&disk.0)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let disk = env.path("small");
+    std::fs::create_dir(&disk).unwrap();
+    let out = disk.join("scores.parquet");
+    // A private mount namespace (`unshare`, no root needed): a 256 KiB tmpfs that
+    // only this run sees; what is left on it is listed before the namespace ends.
+    let script = r#"mount -t tmpfs -o size=256k tmpfs "$DISK" || exit 99
+"$@"; code=$?
+ls -A "$DISK" > "$LEFT"
+exit $code"#;
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--map-root-user", "sh", "-c", script, "sh"])
+        .arg(env!("CARGO_BIN_EXE_batchinfer"))
+        .args(["score", "-m"])
+        .arg(testdata().join("models/rf_binary.onnx"))
+        .args(["-i", "in.parquet", "-o"])
+        .arg(&out)
+        .args(["--keep-all", "--features", FEATURES, "-q"])
+        .env("DISK", &disk)
+        .env("LEFT", env.path("left.txt"))
+        .current_dir(env.dir.path())
+        .stdin(std::process::Stdio::null());
+    let run = super::harness::Run {
+        cmd: format!("{cmd:?}"),
+        output: cmd.output().expect("run unshare (util-linux)"),
+    };
+    assert_ne!(
+        run.code(),
+        99,
+        "could not mount a tmpfs in a user namespace\n{}",
+        run.context()
+    );
+    run.expect_code(1)
+        .expect_stderr("is full; free space there or write the output elsewhere");
+    let left = std::fs::read_to_string(env.path("left.txt")).unwrap();
     assert!(
-        left.is_empty(),
+        left.trim().is_empty(),
         "nothing may remain on the full disk: {left:?}"
     );
 }

@@ -302,7 +302,7 @@ fn resume_scores_only_unfinished_parts_and_refuses_a_changed_job() {
         "--resume",
     ]))
     .expect_code(3)
-    .expect_stderr("option rows-per-file was Some(256), now Some(512)");
+    .expect_stderr("it was written with --rows-per-file 256, this run has --rows-per-file 512");
     let resumed = score(&[
         "-o",
         "out/",

@@ -132,12 +132,11 @@ impl Env {
                     .stderr(std::process::Stdio::piped())
                     .spawn()
                     .expect("spawn batchinfer");
-                child
-                    .stdin
-                    .take()
-                    .expect("stdin")
-                    .write_all(bytes)
-                    .expect("write stdin");
+                // A run may stop before reading all of its input (a refusal).
+                match child.stdin.take().expect("stdin").write_all(bytes) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                    other => other.expect("write stdin"),
+                }
                 child.wait_with_output().expect("wait batchinfer")
             }
         };

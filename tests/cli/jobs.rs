@@ -544,6 +544,8 @@ fn usage_errors_exit_2() {
     ])
     .expect_code(2);
     env.run(&["score", "-m", RF, "-i", NUMERIC]).expect_code(2);
+    // An output under a file cannot be created: its "directory" is a file.
+    std::fs::write(env.path("a-file"), b"x").unwrap();
     env.run(&[
         "score",
         "-m",
@@ -551,7 +553,7 @@ fn usage_errors_exit_2() {
         "-i",
         NUMERIC,
         "-o",
-        "missing-dir/out.parquet",
+        "a-file/out.parquet",
         "-q",
         "--keep",
         "id",
@@ -559,7 +561,7 @@ fn usage_errors_exit_2() {
         "f0,f1,f2,f3,f4,f5,f6,f7",
     ])
     .expect_code(2)
-    .expect_stderr("missing-dir");
+    .expect_stderr("cannot create the output directory a-file");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod damaged;
 pub mod directory;
 pub mod golden;
+mod hardening;
 mod harness;
 pub mod interrupt;
 mod jobfile;
@@ -13,3 +14,4 @@ mod models;
 mod rejects;
 #[cfg(feature = "polars")]
 mod selection;
+mod snapshots;

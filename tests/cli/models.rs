@@ -487,7 +487,7 @@ fn each_model_chooses_its_outputs_and_list_columns() {
         "output_probability",
     ])
     .expect_code(2)
-    .expect_stderr("CSV cannot hold");
+    .expect_stderr("cannot be written as CSV");
     env.run(&[
         "score",
         "-m",

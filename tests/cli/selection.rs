@@ -362,7 +362,7 @@ fn shards_of_a_filtered_directory_output_equal_the_file_output_and_resume_checks
     // The shard is complete: another filter is another job.
     run_logreg(&env, EVENTS, "dir/", &again)
         .expect_code(2)
-        .expect_stderr("option selection was");
+        .expect_stderr("it was written with --filter");
 }
 
 #[test]

@@ -271,8 +271,9 @@ mod x86 {
     ) {
         // SAFETY (whole body): the gathers read node i's two words at byte 8·i and
         // 8·i + 4, i in range by the layout invariants, and x at offset + feature,
-        // readable by the caller's guarantee; the loads and stores of `offsets` and
-        // `leaves` stay inside those arrays.
+        // readable by the caller's guarantee. Every load and store of `offsets`,
+        // `leaves` and the top tables is unaligned (`loadu`/`storeu`: these arrays
+        // are only 4-byte aligned) and covers 8 u32 inside an array of 8 or more.
         let base = nodes.as_ptr() as *const i64;
         let feature = _mm256_set1_epi32(((1u32 << feature_bits) - 1) as i32);
         let jump_shift = _mm_cvtsi32_si128(feature_bits as i32);
@@ -310,8 +311,11 @@ mod x86 {
                 *path = _mm256_andnot_si256(decide(v, threshold, meta).0, one);
             }
             for level in &top.node {
+                // Unaligned loads from the table itself: `[u32; 8]` is only 4-byte
+                // aligned, and `map` would load from a moved copy.
                 let [threshold, meta] = level
-                    .map(|words| unsafe { _mm256_load_si256(words.as_ptr() as *const __m256i) });
+                    .each_ref()
+                    .map(|words| unsafe { _mm256_loadu_si256(words.as_ptr() as *const __m256i) });
                 for (v, path) in path.iter_mut().enumerate() {
                     let threshold =
                         _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(threshold, *path));
@@ -320,7 +324,7 @@ mod x86 {
                     *path = _mm256_or_si256(_mm256_slli_epi32::<1>(*path), not_true);
                 }
             }
-            let below = unsafe { _mm256_load_si256(top.below.as_ptr() as *const __m256i) };
+            let below = unsafe { _mm256_loadu_si256(top.below.as_ptr() as *const __m256i) };
             for (at, path) in at.iter_mut().zip(path) {
                 *at = _mm256_permutevar8x32_epi32(below, path);
             }

@@ -34,15 +34,30 @@ impl ExitCode {
     }
 }
 
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0  success
-  1  failure while running (I/O, model execution)
-  2  usage or configuration error
-  3  validation failed before scoring (schema, mapping, model)
-  4  too many bad rows (nothing committed)
-  5  another run holds the lock on this output
-  130, 143  stopped by SIGINT, SIGTERM (nothing committed)";
+impl ExitCode {
+    /// Every documented code with its meaning, as `--help` and the README list them.
+    pub const DOCUMENTED: &'static [(&'static str, &'static str)] = &[
+        ("0", "success"),
+        ("1", "failure while running (I/O, model execution)"),
+        ("2", "usage or configuration error"),
+        (
+            "3",
+            "validation failed before scoring (schema, mapping, model)",
+        ),
+        ("4", "too many bad rows, or bad input (nothing committed)"),
+        ("5", "another run holds the lock on this output"),
+        ("130, 143", "stopped by SIGINT, SIGTERM (nothing committed)"),
+    ];
+}
+
+/// The exit codes for `--help`, generated from [`ExitCode::DOCUMENTED`].
+pub fn help() -> String {
+    let mut text = String::from("Exit codes:");
+    for (code, meaning) in ExitCode::DOCUMENTED {
+        text.push_str(&format!("\n  {code}  {meaning}"));
+    }
+    text
+}
 
 /// An error on its way to `main`, with the exit code it ends the process with.
 #[derive(Debug)]
@@ -74,5 +89,34 @@ pub trait WithExit<T> {
 impl<T, E: Into<anyhow::Error>> WithExit<T> for Result<T, E> {
     fn exit(self, code: ExitCode) -> Result<T, CliError> {
         self.map_err(|e| CliError::new(code, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_documented_once() {
+        let codes = [
+            ExitCode::Success,
+            ExitCode::Failure,
+            ExitCode::Usage,
+            ExitCode::Validation,
+            ExitCode::TooManyBadRows,
+            ExitCode::Locked,
+        ];
+        for code in codes {
+            let n = code.code().to_string();
+            let listed = ExitCode::DOCUMENTED.iter().filter(|(c, _)| *c == n).count();
+            assert_eq!(listed, 1, "exit code {n}");
+        }
+        let signals = format!(
+            "{}, {}",
+            ExitCode::Signal(2).code(),
+            ExitCode::Signal(15).code()
+        );
+        assert!(ExitCode::DOCUMENTED.iter().any(|(c, _)| *c == signals));
+        assert!(help().contains("  130, 143  stopped by SIGINT"));
     }
 }

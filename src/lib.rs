@@ -1,50 +1,36 @@
 //! batchinfer: offline batch inference over Parquet and CSV with ONNX models.
 //!
-//! `run` reads like the table of contents: parse → config → command. Each stage
-//! lives in its own module: `source` (inputs, hive partitions, pruning), `select`
-//! (`--filter`, `--with`, `--sql` through polars; `--sample`, `--limit`),
-//! `mapping` (columns → model inputs),
-//! `model` (tract and batchinfer's ONNX-ML operators), `model_set` (several
-//! models per batch), `pipeline` (reader → workers → ordered writer), `sink`
-//! (outputs), `output_plan`, `parts` and `shard` (directory outputs, resuming,
-//! shards), `summary` (measurements), `log` (text or JSON on stderr).
+//! The folders follow the data path (docs/design.md draws it):
+//! `cli` (flags, job file, environment → a checked config) → `source` (inputs:
+//! listing, formats, partitions, pruning) → `select` (`--filter`, `--with`,
+//! `--sql`, `--sample`, `--limit`) → `mapping` (columns → model inputs) → `model`
+//! (tract and batchinfer's ONNX-ML operators; no tract type leaves it) →
+//! `pipeline` (reader → workers → ordered writer; knows no file format) → `sink`
+//! (file and directory outputs, parts, manifests, locks, the one atomic write) →
+//! `summary` (measured values, pure renderers). `commands` holds each
+//! subcommand as a table of contents over those stages; `sys` the process
+//! plumbing (allocator, signals, panics, stdout, logs).
+//!
+//! `run` reads like the table of contents: parse → config → command.
 
-pub mod atomic;
-pub mod bench;
-pub mod clash;
-pub mod cli;
-pub mod config;
-pub mod exit;
-pub mod inspect;
-pub mod interrupt;
-pub mod job;
-pub mod lock;
-pub mod log;
-pub mod malloc;
+mod cli;
+mod commands;
+mod exit;
 pub mod mapping;
 pub mod model;
-pub mod model_set;
-pub mod out;
-pub mod output_plan;
-pub mod panics;
-pub mod parts;
-pub mod pipeline;
-pub mod prepare;
-pub mod progress;
-pub mod rejects;
-pub mod score;
+mod pipeline;
 pub mod select;
-pub mod shard;
 pub mod sink;
 pub mod source;
-pub mod status;
-pub mod summary;
+mod summary;
+pub mod sys;
 
 use std::ffi::OsString;
 
 use anyhow::Context;
 use clap::Parser;
-use cli::{Cli, Command};
+use cli::{job, Cli, Command};
+use commands::{bench, inspect, score, status};
 use exit::{CliError, ExitCode, WithExit};
 
 /// Parses a command line, with `score` and `run` taking options from the
@@ -107,8 +93,8 @@ impl From<CliError> for ParseError {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Score(args) => {
-            log::set_format(args.log_format);
-            let config = config::score_config(&args).exit(ExitCode::Usage)?;
+            sys::log::set_format(args.log_format);
+            let config = cli::config::score_config(&args).exit(ExitCode::Usage)?;
             score::run(config).map(|_| ())
         }
         Command::Run(_) => Err(CliError::new(
@@ -167,7 +153,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 
 /// Prints what a command was asked for on stdout (a closed pipe is fine, see `out`).
 fn print_out(text: &str) -> Result<(), CliError> {
-    out::print(text)
+    sys::out::print(text)
         .context("writing to standard output")
         .exit(ExitCode::Failure)
 }

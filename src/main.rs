@@ -3,21 +3,21 @@ use std::process::ExitCode;
 use batchinfer::ParseError;
 
 fn main() -> ExitCode {
-    batchinfer::malloc::tune();
-    batchinfer::panics::install_hook();
+    batchinfer::sys::malloc::tune();
+    batchinfer::sys::panics::install_hook();
     let cli = match batchinfer::parse(std::env::args_os().collect(), std::env::vars()) {
         Ok(cli) => cli,
         Err(ParseError::Clap(e)) => e.exit(),
         Err(ParseError::Cli(e)) => {
-            batchinfer::log::error(&e.to_string(), e.code.code());
+            batchinfer::sys::log::error(&e.to_string(), e.code.code());
             return ExitCode::from(e.code.code());
         }
     };
     match batchinfer::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if batchinfer::out::closed() || is_broken_pipe(&e.error) => ExitCode::SUCCESS,
+        Err(e) if batchinfer::sys::out::closed() || is_broken_pipe(&e.error) => ExitCode::SUCCESS,
         Err(e) => {
-            batchinfer::log::error(&e.to_string(), e.code.code());
+            batchinfer::sys::log::error(&e.to_string(), e.code.code());
             ExitCode::from(e.code.code())
         }
     }

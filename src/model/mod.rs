@@ -3,8 +3,11 @@
 //! and running batches through it. No tract type leaves this module: callers see
 //! [`Signature`], [`OutputColumn`] and Arrow arrays.
 
-pub mod ml;
+mod ml;
 /// Arrow ↔ tensor conversion; public for the benches in `benches/pipeline.rs`.
+pub mod set;
+// Public for the criterion benches of the conversions (benches/pipeline.rs) only.
+#[doc(hidden)]
 pub mod tensors;
 
 use std::collections::{BTreeSet, HashMap};
@@ -192,7 +195,7 @@ impl ModelFile {
     /// Reads the file, hashes it, and checks its operators and input types. A
     /// parser panic on a damaged file is reported as "not an ONNX model".
     pub fn open(path: &Path) -> Result<ModelFile, ModelError> {
-        crate::panics::catch(|| Self::open_unguarded(path)).unwrap_or_else(|p| {
+        crate::sys::panics::catch(|| Self::open_unguarded(path)).unwrap_or_else(|p| {
             Err(ModelError::NotOnnx {
                 path: path.to_owned(),
                 reason: format!("parsing it crashed the ONNX reader ({p})"),
@@ -242,7 +245,7 @@ impl ModelFile {
     /// Builds the optimised plan. `widths[i]` fixes the width of input `i` where the
     /// file leaves it symbolic (the mapping knows it from the columns).
     pub fn compile(&self, widths: &[Option<usize>]) -> Result<Model, ModelError> {
-        crate::panics::catch(|| self.compile_unguarded(widths)).unwrap_or_else(|p| {
+        crate::sys::panics::catch(|| self.compile_unguarded(widths)).unwrap_or_else(|p| {
             Err(ModelError::Compile {
                 path: self.path.clone(),
                 reason: format!("preparing it crashed tract ({p})"),
@@ -692,7 +695,7 @@ impl Session {
             })?;
             inputs.push(tensors::input_tensor(batch, feed, spec)?.into_tvalue());
         }
-        let run = crate::panics::catch(|| self.state.run(inputs))
+        let run = crate::sys::panics::catch(|| self.state.run(inputs))
             .unwrap_or_else(|p| Err(anyhow::anyhow!("the model crashed on this batch ({p})")));
         let outputs = match run {
             Ok(o) => o,

@@ -31,6 +31,7 @@ fn to_series(name: &str, array: &ArrayRef) -> Result<Series> {
     };
     // SAFETY: both were just exported by arrow-rs and are valid.
     let field = unsafe { pffi::import_field_from_c(&schema) }?;
+    // SAFETY: the array matches the field just imported from the same export.
     let imported = unsafe { pffi::import_array_from_c(array, field.dtype().clone()) }?;
     Ok(Series::from_arrow(PlSmallStr::from_str(name), imported)?)
 }

@@ -11,7 +11,7 @@
 
 mod csv;
 mod csv_quotes;
-pub mod hive;
+pub(crate) mod hive;
 mod parquet;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use arrow::array::ArrayRef;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use crate::panics;
+use crate::sys::panics;
 
 pub use self::csv::{parse_type, CsvOptions, DEFAULT_INFER_ROWS};
 pub use self::csv_quotes::{bad_quoting, BadQuoting};
@@ -36,6 +36,53 @@ pub struct BadValue {
     pub row: u64,
     pub column: String,
     pub reason: String,
+}
+
+/// Batches of one read, in file order.
+pub type Batches = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
+/// What the pipeline reads from, without knowing the format: the input's files,
+/// each read whole or by some of its row groups.
+///
+/// Contract: `read` yields batches of at most `batch_size` rows, in the file's
+/// order, holding exactly the `projection` columns (indices into the source's
+/// schema, ascending) with partition columns filled in. Memory stays bounded by
+/// the batch size: nothing reads a file whole. An error names the file; a
+/// library panic on damaged data comes back as an error. How many threads decode
+/// a file is the source's own setting, not the caller's.
+pub trait Source: Send {
+    /// How many files there are.
+    fn files(&self) -> usize;
+    /// File `file`'s name, for messages and error rows.
+    fn file_name(&self, file: usize) -> String;
+    /// Reads file `file`, or only the given row groups of it.
+    fn read(
+        &mut self,
+        file: usize,
+        row_groups: Option<&[usize]>,
+        projection: &[usize],
+        batch_size: usize,
+    ) -> Result<Batches>;
+}
+
+impl Source for Dataset {
+    fn files(&self) -> usize {
+        self.files.len()
+    }
+
+    fn file_name(&self, file: usize) -> String {
+        self.files[file].display()
+    }
+
+    fn read(
+        &mut self,
+        file: usize,
+        row_groups: Option<&[usize]>,
+        projection: &[usize],
+        batch_size: usize,
+    ) -> Result<Batches> {
+        self.read_row_groups(file, row_groups, projection, batch_size)
+    }
 }
 
 /// Decides from statistics which files and row groups may hold selected rows.
@@ -267,6 +314,9 @@ pub struct Dataset {
     csv: CsvOptions,
     /// A stream input, after type inference read its first bytes.
     stream: Option<csv::Stream>,
+    /// Threads that may decode one Parquet file (a second one decodes half of
+    /// its columns).
+    decode_threads: usize,
 }
 
 /// A row group to read: its index, the index in its file of its first row, its rows.
@@ -303,6 +353,7 @@ impl Dataset {
     /// Like [`Dataset::open`], leaving out what `pruner` rules out: files by their
     /// partition values (they are not opened) and Parquet row groups by their
     /// statistics. A pruner that fails rules nothing out.
+    #[allow(clippy::too_many_lines)] // pruning by partitions and by row-group statistics, then the schema checks, as one pass over the files
     pub fn open_pruned(
         files: Vec<InputFile>,
         csv: CsvOptions,
@@ -435,9 +486,17 @@ impl Dataset {
             pruned,
             csv,
             stream,
+            decode_threads: 1,
         };
         dataset.total_rows = dataset.rows_to_read();
         Ok(dataset)
+    }
+
+    /// Lets a second thread decode half of each Parquet file's columns when
+    /// `threads` > 1: with cheap models the reader is the busiest thread.
+    pub fn with_decode_threads(mut self, threads: usize) -> Dataset {
+        self.decode_threads = threads.max(1);
+        self
     }
 
     /// Rows left to read after pruning, when the files say (every file Parquet).
@@ -488,21 +547,20 @@ impl Dataset {
         ix: usize,
         projection: &[usize],
         batch_size: usize,
-    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
-        self.read_row_groups(ix, None, projection, batch_size, false)
+    ) -> Result<Batches> {
+        self.read_row_groups(ix, None, projection, batch_size)
     }
 
     /// Reads file `ix`, or only the given row groups of a Parquet file. Partition
-    /// columns in `projection` are added to each batch. With `split`, a Parquet
-    /// file's columns are decoded by two threads.
-    pub fn read_row_groups(
+    /// columns in `projection` are added to each batch.
+    fn read_row_groups(
         &mut self,
         ix: usize,
         row_groups: Option<&[usize]>,
         projection: &[usize],
         batch_size: usize,
-        split: bool,
-    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
+    ) -> Result<Batches> {
+        let split = self.decode_threads > 1;
         let file = self.files[ix].clone();
         let (from_file, from_path): (Vec<usize>, Vec<usize>) =
             projection.iter().partition(|&&i| i < self.file_columns);

@@ -25,7 +25,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 
-use crate::panics;
+use crate::sys::panics;
 
 /// Reads at the end of the file one reader may make before it fails.
 const EOF_BUDGET: u32 = 64;

@@ -1,6 +1,9 @@
 //! End-to-end tests: the real binary on the committed models and data, compared
 //! with onnxruntime's predictions (testdata/expected, made by testdata/generate.py).
 
+// A test reads as one scenario from setup to the last assertion.
+#![allow(clippy::too_many_lines)]
+
 mod damaged;
 pub mod directory;
 pub mod golden;

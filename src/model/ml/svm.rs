@@ -261,6 +261,7 @@ impl Kernel for SvmClassifier {
         ))
     }
 
+    #[allow(clippy::too_many_lines)] // the kernels, votes and post transforms in the order onnxruntime applies them
     fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let (n, f, x) = classes::as_f32_matrix(&inputs[0])?;
         ensure!(

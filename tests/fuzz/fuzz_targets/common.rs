@@ -10,7 +10,7 @@ use batchinfer::source::{CsvOptions, Dataset, Format, InputFile};
 /// batchinfer does not catch still reaches libFuzzer, which reports a crash.
 pub fn setup() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(batchinfer::panics::install_hook);
+    ONCE.call_once(batchinfer::sys::panics::install_hook);
 }
 
 pub fn scratch(name: &str, data: &[u8]) -> PathBuf {

@@ -280,6 +280,7 @@ mod x86 {
         let jump_mask = _mm256_set1_epi32(FEATURE as i32);
         let one = _mm256_set1_epi32(1);
         let mut at = [_mm256_set1_epi32(root as i32); VECTORS];
+        // SAFETY: v < VECTORS, so the 8 offsets read are inside `offsets`.
         let rows: [__m256i; VECTORS] = std::array::from_fn(|v| unsafe {
             _mm256_loadu_si256(offsets.as_ptr().add(v * WIDTH) as *const __m256i)
         });
@@ -288,6 +289,7 @@ mod x86 {
         let decide = |v: usize, threshold: __m256, meta: __m256i| {
             let jump = _mm256_srl_epi32(_mm256_and_si256(meta, jump_mask), jump_shift);
             let at_x = _mm256_add_epi32(rows[v], _mm256_and_si256(meta, feature));
+            // SAFETY: x at row offset + feature is readable (the caller's guarantee).
             let value = unsafe { _mm256_i32gather_ps::<4>(x, at_x) };
             let mut go = _mm256_cmp_ps::<P>(value, threshold);
             if MISSING {
@@ -313,6 +315,7 @@ mod x86 {
             for level in &top.node {
                 // Unaligned loads from the table itself: `[u32; 8]` is only 4-byte
                 // aligned, and `map` would load from a moved copy.
+                // SAFETY: each load reads the 8 u32 of one table row, unaligned.
                 let [threshold, meta] = level
                     .each_ref()
                     .map(|words| unsafe { _mm256_loadu_si256(words.as_ptr() as *const __m256i) });
@@ -324,6 +327,7 @@ mod x86 {
                     *path = _mm256_or_si256(_mm256_slli_epi32::<1>(*path), not_true);
                 }
             }
+            // SAFETY: `below` holds 8 u32; the load is unaligned.
             let below = unsafe { _mm256_loadu_si256(top.below.as_ptr() as *const __m256i) };
             for (at, path) in at.iter_mut().zip(path) {
                 *at = _mm256_permutevar8x32_epi32(below, path);
@@ -335,7 +339,10 @@ mod x86 {
             for (v, at) in at.iter_mut().enumerate() {
                 let i = *at;
                 // Both words of lanes 0-3, then of lanes 4-7, de-interleaved.
+                // SAFETY: lane i's node index is in range by the layout invariants,
+                // so both 8-byte gathers read inside `nodes`.
                 let low = unsafe { _mm256_i32gather_epi64::<8>(base, _mm256_castsi256_si128(i)) };
+                // SAFETY: as for `low`.
                 let high =
                     unsafe { _mm256_i32gather_epi64::<8>(base, _mm256_extracti128_si256::<1>(i)) };
                 let (low, high) = (_mm256_castsi256_ps(low), _mm256_castsi256_ps(high));
@@ -357,6 +364,7 @@ mod x86 {
             }
         }
         for (v, at) in at.iter().enumerate() {
+            // SAFETY: v < VECTORS: the 8 lanes stored are inside `leaves`.
             unsafe { _mm256_storeu_si256(leaves.as_mut_ptr().add(v * WIDTH) as *mut __m256i, *at) };
         }
     }

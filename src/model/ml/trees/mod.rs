@@ -176,6 +176,7 @@ fn refuse_as_tensor(node: &NodeProto, names: &[&str]) -> TractResult<()> {
 
 impl Ensemble {
     /// Parses the node and leaf attributes; `prefix` is `class` or `target`.
+    #[allow(clippy::too_many_lines)] // one pass over the TreeEnsemble attribute table; split, the checks between parallel attribute arrays would sit apart from where the arrays are read
     fn parse(node: &NodeProto, prefix: &str, n_targets: usize) -> TractResult<Ensemble> {
         refuse_as_tensor(
             node,

@@ -4,32 +4,30 @@
 //! `job`, which layers job file, environment and flags); `bench` reads only
 //! `BATCHINFER_PRICE_PER_HOUR`, through the `env` attribute below.
 
+pub mod config;
+pub mod job;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::exit::EXIT_CODES_HELP;
+use crate::exit;
 
-/// Help shown after `score` and `run`: exit codes and where options come from.
-const SCORE_HELP: &str = concat!(
-    "Every option can also be set as BATCHINFER_<OPTION> (BATCHINFER_THREADS=4, BATCHINFER_OVERWRITE=true).\n",
-    "A command-line flag beats the environment, which beats a job file (batchinfer run).\n\n",
-    "Exit codes:\n",
-    "  0  success\n",
-    "  1  failure while running (I/O, model execution)\n",
-    "  2  usage or configuration error\n",
-    "  3  validation failed before scoring (schema, mapping, model)\n",
-    "  4  too many bad rows (nothing committed)\n",
-    "  5  another run holds the lock on this output\n",
-    "  130, 143  stopped by SIGINT, SIGTERM (nothing committed)"
-);
+/// Help shown after `score` and `run`: where options come from, and the exit codes.
+fn score_help() -> String {
+    format!(
+        "Every option can also be set as BATCHINFER_<OPTION> (BATCHINFER_THREADS=4, BATCHINFER_OVERWRITE=true).\n\
+         A command-line flag beats the environment, which beats a job file (batchinfer run).\n\n{}",
+        exit::help()
+    )
+}
 use crate::source::Format;
 
 /// Offline batch inference: Parquet or CSV in, ONNX model on every core, Parquet out,
 /// with a throughput and cost summary.
 #[derive(Debug, Parser)]
-#[command(name = "batchinfer", version, after_help = EXIT_CODES_HELP)]
+#[command(name = "batchinfer", version, after_help = exit::help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -38,18 +36,18 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Score inputs with a model and write the predictions next to the kept columns.
-    #[command(after_help = SCORE_HELP, allow_negative_numbers = true)]
+    #[command(after_help = score_help(), allow_negative_numbers = true)]
     Score(Box<ScoreArgs>),
     /// Run the job a TOML file describes (keys: the long options of score); flags after the file override it.
-    #[command(after_help = SCORE_HELP)]
+    #[command(after_help = score_help())]
     Run(RunArgs),
     /// Show a model's inputs, outputs and operators; with --input, the mapping plan.
-    #[command(after_help = EXIT_CODES_HELP, allow_negative_numbers = true)]
+    #[command(after_help = exit::help(), allow_negative_numbers = true)]
     Inspect(InspectArgs),
     /// Report which shards of a directory output are complete; exit 0 when all are, 1 otherwise.
     Status(StatusArgs),
     /// Measure rows/s, rows per CPU-second and cost per million rows across batch sizes and thread counts.
-    #[command(after_help = EXIT_CODES_HELP, allow_negative_numbers = true)]
+    #[command(after_help = exit::help(), allow_negative_numbers = true)]
     Bench(BenchArgs),
 }
 
@@ -203,7 +201,7 @@ pub struct ScoreArgs {
 
     /// `json`: every stderr line is one JSON object (time, level, event: mapping, progress, summary, error) for log collectors. Default: text.
     #[arg(long, value_enum, default_value = "text")]
-    pub log_format: crate::log::LogFormat,
+    pub log_format: crate::sys::log::LogFormat,
 }
 
 #[derive(Debug, Args)]

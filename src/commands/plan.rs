@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 
 use arrow::datatypes::SchemaRef;
 
-use crate::config::ScoreConfig;
+use crate::cli::config::ScoreConfig;
+use crate::commands::prepare::Prepared;
 use crate::exit::{CliError, ExitCode, WithExit};
-use crate::parts::{self, JobIdentity, ModelPrint, OpenError, Opened, PartWriter};
+use crate::pipeline::rejects::{MaxErrors, OnError};
+use crate::pipeline::Destination;
 use crate::pipeline::Segment;
-use crate::prepare::Prepared;
-use crate::rejects::{MaxErrors, OnError};
-use crate::shard;
-use crate::sink::{Destination, FileDestination};
+use crate::sink::parts::{self, JobIdentity, ModelPrint, OpenError, Opened, PartWriter};
+use crate::sink::shard;
+use crate::sink::FileDestination;
 use crate::summary::PartsSummary;
 
 /// Where the scored rows of this run go, and what is already there.
@@ -143,6 +144,23 @@ fn job_options(cfg: &ScoreConfig) -> BTreeMap<String, String> {
     options
 }
 
+/// Everything the dataset selects, bound for one output: the parts of the
+/// whole dataset as one shard (a file, or each run of consecutive row groups a
+/// filter left, so that a segment's rows stay consecutive in its file).
+fn all_segments(dataset: &crate::source::Dataset) -> Vec<Segment> {
+    let units = shard::units(dataset);
+    let every: Vec<usize> = (0..units.len()).collect();
+    shard::parts(&units, &every, None)
+        .into_iter()
+        .map(|p| Segment {
+            part: 0,
+            file: p.file,
+            row_groups: p.row_groups,
+            first_row: p.first_row,
+        })
+        .collect()
+}
+
 /// The parts of this shard of a directory output.
 pub fn part_plans(cfg: &ScoreConfig, prepared: &Prepared) -> Vec<shard::PartPlan> {
     let units = shard::units(&prepared.dataset);
@@ -247,7 +265,7 @@ pub fn file_plan(
             errors,
             target: cfg.output.clone(),
         }),
-        segments: Segment::all(&prepared.dataset),
+        segments: all_segments(&prepared.dataset),
         rows: prepared.dataset.total_rows,
         prior_read: 0,
         prior_rejected: 0,

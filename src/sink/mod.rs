@@ -4,6 +4,12 @@
 //! or kill the output path holds nothing or a complete file. A dropped sink removes
 //! its temporary file; one left by SIGKILL is named `.<output>.*.batchinfer-tmp`.
 
+pub(crate) mod atomic;
+pub(crate) mod clash;
+pub(crate) mod lock;
+pub(crate) mod parts;
+pub(crate) mod shard;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -18,7 +24,8 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
-use crate::atomic::AtomicFile;
+use crate::pipeline::Destination;
+use crate::sink::atomic::AtomicFile;
 
 /// Rows per row group written. The writer holds a row group in memory until it
 /// is full: at parquet's default of 1M rows that is ~32 MiB for an id and four
@@ -40,26 +47,6 @@ pub enum OutputKind {
     Stdout,
     /// Part files, a manifest and a `_SUCCESS` marker (see `parts`).
     Directory,
-}
-
-/// Where a run's scored batches go: one file, or the part files of a directory.
-pub trait Destination: Send {
-    /// Writes a batch of `part` (parts come in ascending order) and the rows
-    /// rejected from it.
-    fn write(
-        &mut self,
-        part: usize,
-        output: &RecordBatch,
-        rejected: Option<&RecordBatch>,
-    ) -> Result<()>;
-    /// Everything is written: makes the output visible.
-    fn commit(self: Box<Self>) -> Result<()>;
-    /// Too many bad rows: keeps the rejected rows for the user to see, commits
-    /// nothing else, and says where they are.
-    fn keep_errors(self: Box<Self>) -> String;
-    /// What the output holds if the run stops now, `rows_written` rows in, in
-    /// words: "nothing was written to …", or what already reached a reader.
-    fn left_behind(&self, rows_written: u64) -> String;
 }
 
 /// A single output file and, with `--on-error skip`, its error file.
@@ -168,7 +155,9 @@ impl OutputTarget {
     /// and that its directory is writable, by creating the temporary file.
     pub fn open(&self, schema: SchemaRef, metadata: &[(String, String)]) -> Result<Box<dyn Sink>> {
         if self.kind == OutputKind::Stdout {
-            return Ok(Box::new(CsvSink::new(BufWriter::new(crate::out::Stdout))));
+            return Ok(Box::new(CsvSink::new(BufWriter::new(
+                crate::sys::out::Stdout,
+            ))));
         }
         self.check_free()?;
         let temp = AtomicFile::create(&self.path, self.overwrite)?;

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use crate::cli::InspectArgs;
 use arrow::datatypes::SchemaRef;
 
-use crate::config::{csv_options, model_specs, select_spec, ModelSpec};
+use crate::cli::config::{csv_options, model_specs, select_spec, ModelSpec};
 use crate::exit::{CliError, ExitCode, WithExit};
 use crate::mapping;
 use crate::model::ModelFile;

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
+use crate::cli::job::{expand_date, RunDate};
 use crate::cli::{CsvArgs, MappingArgs, ScoreArgs, SelectArgs};
-use crate::job::{expand_date, RunDate};
 use crate::mapping::MappingRequest;
-use crate::rejects::{MaxErrors, OnError};
+use crate::pipeline::rejects::{MaxErrors, OnError};
 use crate::select::{SelectSpec, TransformSpec};
-use crate::shard::Shard;
+use crate::sink::shard::Shard;
 use crate::sink::{OutputKind, OutputTarget};
 use crate::source::{expand_inputs, CsvOptions, InputFile};
 
@@ -292,6 +292,7 @@ pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpe
 }
 
 /// Usage errors (exit 2) come out of here; nothing is opened but the inputs' names.
+#[allow(clippy::too_many_lines)] // one check per option in the order of `--help`; split, the defaults and refusals of related flags would sit apart
 pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
     let threads = match args.threads {
         Some(0) => bail!("--threads must be at least 1"),
@@ -431,7 +432,7 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
         summary,
         quiet: args.quiet,
         progress_every: match args.progress_every {
-            None => crate::progress::LOG_EVERY,
+            None => crate::pipeline::progress::LOG_EVERY,
             Some(s) if s.is_finite() && s > 0.0 => std::time::Duration::from_secs_f64(s),
             Some(s) => bail!("--progress-every {s}: a positive number of seconds"),
         },

@@ -5,33 +5,50 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
+use arrow::datatypes::SchemaRef;
 
-use crate::atomic::AtomicFile;
-use crate::clash::{self, Use};
-use crate::config::{ScoreConfig, SummaryTo};
+use crate::cli::config::{ScoreConfig, SummaryTo};
+use crate::commands::plan::{directory_plan, file_plan, part_plans, DirectoryPlan, Plan};
+use crate::commands::prepare::{prepare, Prepared};
 use crate::exit::{CliError, ExitCode, WithExit};
-use crate::interrupt::Interrupt;
-use crate::lock;
-use crate::output_plan::{directory_plan, file_plan, part_plans, DirectoryPlan};
-use crate::parts;
-use crate::pipeline::{Pipeline, PipelineError};
-use crate::prepare::{prepare, Prepared};
-use crate::progress::Progress;
-use crate::rejects::{self, OnError};
+use crate::model::set::ModelSet;
+use crate::pipeline::progress::Progress;
+use crate::pipeline::rejects::{self, OnError};
+use crate::pipeline::{Pipeline, PipelineError, PipelineStats};
+use crate::sink::atomic::AtomicFile;
+use crate::sink::clash::{self, Use};
+use crate::sink::lock;
+use crate::sink::parts;
 use crate::sink::{self, OutputKind};
 use crate::source::Pruned;
 use crate::summary::{self, PartsSummary, Summary};
+use crate::sys::interrupt::Interrupt;
+use crate::sys::usage;
+
+/// When and where the run started, for the summary's measurements.
+struct Clock {
+    started: Instant,
+    /// CPU time of this run only: process start-up (loading the binary) is not the job's.
+    cpu_at_start: f64,
+    read_at_start: Option<u64>,
+    /// RFC 3339, for the Parquet metadata.
+    run_start: String,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            started: Instant::now(),
+            cpu_at_start: usage::process_usage().0,
+            read_at_start: usage::bytes_read(),
+            run_start: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        }
+    }
+}
 
 /// Runs the job; the summary, or None after `--check`.
 pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
-    let started = Instant::now();
-    // CPU time of this run only: process start-up (loading the binary) is not the job's.
-    let (cpu_at_start, _) = summary::process_usage();
-    let read_at_start = summary::bytes_read();
-    let run_start = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let inputs: Vec<String> = cfg.inputs.iter().map(|f| f.display()).collect();
-    let directory = cfg.output.kind == OutputKind::Directory;
-
+    let clock = Clock::start();
     check_paths(&cfg).exit(ExitCode::Usage)?;
     cfg.output.check_free().exit(ExitCode::Usage)?;
     if let Some(errors) = &cfg.errors {
@@ -44,50 +61,19 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         }
         _ => None,
     };
-    // Held until the run ends: one run per output file, or per shard of a directory.
-    let lock_on = match cfg.output.kind {
-        OutputKind::Stdout => None,
-        OutputKind::Directory => {
-            create_dir(&cfg.output.path)?;
-            Some(parts::manifest_path(&cfg.output.path, cfg.shard))
-        }
-        _ => {
-            if let Some(parent) = cfg
-                .output
-                .path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-            {
-                create_dir(parent)?;
-            }
-            Some(cfg.output.path.clone())
-        }
-    };
-    let _lock = match lock_on {
-        None => None,
-        Some(path) => {
-            let held = lock::acquire(&path).map_err(|e| match e {
-                e @ lock::LockError::Held { .. } => CliError::new(ExitCode::Locked, e),
-                lock::LockError::Io(e) => CliError::new(ExitCode::Usage, e),
-            })?;
-            if !directory {
-                lock::remove_leftovers(&path);
-            }
-            Some(held)
-        }
-    };
+    let _lock = take_lock(&cfg)?;
     let interrupt = Interrupt::install()
         .context("installing signal handlers")
         .exit(ExitCode::Failure)?;
     // A rerun of a completed directory job says so, without the mapping plan.
+    let directory = cfg.output.kind == OutputKind::Directory;
     let rerun = directory && parts::looks_complete(&cfg.output.path, cfg.shard);
-    let log_plan = !cfg.quiet && !rerun;
     let prepared = prepare(
         &cfg.models,
         cfg.inputs.clone(),
         cfg.csv.clone(),
         &cfg.select,
-        log_plan,
+        !cfg.quiet && !rerun,
     )?;
     let kept_fields = prepared.kept_fields();
     let out_schema = sink::output_schema(&kept_fields, prepared.models.output_fields())
@@ -95,56 +81,18 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     if matches!(cfg.output.kind, OutputKind::Csv | OutputKind::Stdout) {
         sink::check_csv_writable(&out_schema).exit(ExitCode::Usage)?;
     }
-    let mut metadata = prepared.models.metadata();
-    metadata.extend([
-        (
-            "batchinfer.version".to_string(),
-            env!("CARGO_PKG_VERSION").to_string(),
-        ),
-        ("batchinfer.run_start".to_string(), run_start),
-    ]);
-    if !cfg.select.is_empty() {
-        // Which rows these are: the filter, derived columns, sample and limit.
-        metadata.push((
-            "batchinfer.selection".to_string(),
-            serde_json::to_string(&cfg.select).unwrap_or_default(),
-        ));
-    }
     if cfg.check {
-        let models: Vec<String> = prepared
-            .models
-            .members
-            .iter()
-            .map(|m| format!("{} ({} output columns)", m.label(), m.model.outputs.len()))
-            .collect();
-        let parts = if directory {
-            format!(
-                " ({} part file(s) for shard {})",
-                part_plans(&cfg, &prepared).len(),
-                cfg.shard
-            )
-        } else {
-            String::new()
-        };
-        crate::out::print(&format!(
-            "check passed: {} input file(s), {}, output {}{parts}; nothing was scored\n",
-            inputs.len(),
-            models.join(", "),
-            cfg.output.path.display()
-        ))
-        .context("writing to standard output")
-        .exit(ExitCode::Failure)?;
-        return Ok(None);
+        return check_passed(&cfg, &prepared).map(|()| None);
     }
     // Rejected rows go to the error file, or a directory output's _errors/.
     let error_schema =
         matches!(cfg.on_error, OnError::Skip { .. }).then(|| rejects::error_schema(&kept_fields));
-    let shard_text = (cfg.shard.count > 1).then(|| cfg.shard.to_string());
+    let metadata = output_metadata(&cfg, &prepared, &clock.run_start);
     let plan = if directory {
         match directory_plan(&cfg, &prepared, &out_schema, error_schema.clone(), metadata)? {
             DirectoryPlan::Run(plan) => plan,
             DirectoryPlan::Complete(manifest) => {
-                let summary = already_complete(&cfg, &prepared, &manifest, inputs, started);
+                let summary = already_complete(&cfg, &prepared.models, &manifest, &clock);
                 emit(&summary, &cfg.summary)?;
                 write_json(&summary, summary_file)?;
                 return Ok(Some(summary));
@@ -159,7 +107,133 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
             &metadata,
         )?
     };
+    let parts_summary = plan.parts.clone();
+    let (pipeline, models, pruned) =
+        pipeline(&cfg, prepared, plan, out_schema, error_schema, interrupt);
+    let (stats, result) = pipeline.run();
+    let summary = summarize(
+        &cfg,
+        &models,
+        parts_summary,
+        pruned,
+        &stats,
+        &result,
+        &clock,
+    );
+    emit(&summary, &cfg.summary)?;
+    let left = stats
+        .left_behind
+        .unwrap_or_else(|| "nothing was written".into());
+    finish(summary, summary_file, result.map_err(|e| failed(e, &left)))
+}
 
+/// Writes the summary file, last: its failure must not hide the run's own exit code.
+fn finish(
+    summary: Summary,
+    summary_file: Option<AtomicFile>,
+    outcome: Result<(), CliError>,
+) -> Result<Option<Summary>, CliError> {
+    match (write_json(&summary, summary_file), outcome) {
+        (Ok(()), Ok(())) => Ok(Some(summary)),
+        (Err(e), Ok(())) => Err(CliError::new(
+            ExitCode::Failure,
+            anyhow::anyhow!("the output was committed, but {e}"),
+        )),
+        (Err(e), Err(run)) => {
+            crate::sys::log::warn(&format!("{e}"));
+            Err(run)
+        }
+        (Ok(()), Err(run)) => Err(run),
+    }
+}
+
+/// Takes the lock that makes this run the only one on its output (a directory
+/// output: on this shard), creating the output's directory first.
+fn take_lock(cfg: &ScoreConfig) -> Result<Option<lock::OutputLock>, CliError> {
+    let lock_on = match cfg.output.kind {
+        OutputKind::Stdout => return Ok(None),
+        OutputKind::Directory => {
+            create_dir(&cfg.output.path)?;
+            parts::manifest_path(&cfg.output.path, cfg.shard)
+        }
+        _ => {
+            let parent = cfg.output.path.parent();
+            if let Some(parent) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                create_dir(parent)?;
+            }
+            cfg.output.path.clone()
+        }
+    };
+    let held = lock::acquire(&lock_on).map_err(|e| match e {
+        e @ lock::LockError::Held { .. } => CliError::new(ExitCode::Locked, e),
+        lock::LockError::Io(e) => CliError::new(ExitCode::Usage, e),
+    })?;
+    if cfg.output.kind != OutputKind::Directory {
+        lock::remove_leftovers(&lock_on);
+    }
+    Ok(Some(held))
+}
+
+/// The Parquet key-value metadata: models, tool version, run start, selection.
+fn output_metadata(
+    cfg: &ScoreConfig,
+    prepared: &Prepared,
+    run_start: &str,
+) -> Vec<(String, String)> {
+    let mut metadata = prepared.models.metadata();
+    metadata.extend([
+        (
+            "batchinfer.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        ("batchinfer.run_start".to_string(), run_start.to_string()),
+    ]);
+    if !cfg.select.is_empty() {
+        // Which rows these are: the filter, derived columns, sample and limit.
+        metadata.push((
+            "batchinfer.selection".to_string(),
+            serde_json::to_string(&cfg.select).unwrap_or_default(),
+        ));
+    }
+    metadata
+}
+
+/// `--check`: says what would run, and stops.
+fn check_passed(cfg: &ScoreConfig, prepared: &Prepared) -> Result<(), CliError> {
+    let models: Vec<String> = prepared
+        .models
+        .members
+        .iter()
+        .map(|m| format!("{} ({} output columns)", m.label(), m.model.outputs.len()))
+        .collect();
+    let parts = if cfg.output.kind == OutputKind::Directory {
+        format!(
+            " ({} part file(s) for shard {})",
+            part_plans(cfg, prepared).len(),
+            cfg.shard
+        )
+    } else {
+        String::new()
+    };
+    crate::sys::out::print(&format!(
+        "check passed: {} input file(s), {}, output {}{parts}; nothing was scored\n",
+        cfg.inputs.len(),
+        models.join(", "),
+        cfg.output.path.display()
+    ))
+    .context("writing to standard output")
+    .exit(ExitCode::Failure)
+}
+
+/// The pipeline over what `prepare` opened and the plan decided.
+fn pipeline(
+    cfg: &ScoreConfig,
+    prepared: Prepared,
+    plan: Plan,
+    out_schema: SchemaRef,
+    error_schema: Option<SchemaRef>,
+    interrupt: Interrupt,
+) -> (Pipeline, Arc<ModelSet>, Pruned) {
     let Prepared {
         models,
         dataset,
@@ -170,11 +244,12 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     } = prepared;
     let models = Arc::new(models);
     // A filter or sample may select nothing; a shard may have nothing left to do.
+    let directory = cfg.output.kind == OutputKind::Directory;
     let allow_empty = selection.drops_rows() || (directory && dataset.total_rows != Some(0));
     let pruned = dataset.pruned;
     let pipeline = Pipeline {
         progress: Progress::new(plan.rows, cfg.quiet, cfg.progress_every),
-        dataset,
+        source: Box::new(dataset.with_decode_threads(cfg.threads)),
         projection,
         models: models.clone(),
         keep,
@@ -191,11 +266,22 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         batch_size: cfg.batch_size,
         interrupt,
     };
-    let (stats, result) = pipeline.run();
+    (pipeline, models, pruned)
+}
 
-    let wall_s = started.elapsed().as_secs_f64();
-    let (cpu_now, peak_rss_mib) = summary::process_usage();
-    let cpu_s = (cpu_now - cpu_at_start).max(0.0);
+/// The summary of a run, from what the pipeline measured.
+fn summarize(
+    cfg: &ScoreConfig,
+    models: &ModelSet,
+    parts: Option<PartsSummary>,
+    pruned: Pruned,
+    stats: &PipelineStats,
+    result: &Result<(), PipelineError>,
+    clock: &Clock,
+) -> Summary {
+    let wall_s = clock.started.elapsed().as_secs_f64();
+    let (cpu_now, peak_rss_mib) = usage::process_usage();
+    let cpu_s = (cpu_now - clock.cpu_at_start).max(0.0);
     let rows_scored = if result.is_ok() {
         stats.rows_written
     } else {
@@ -203,21 +289,16 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     };
     let kept_errors = stats.rows_rejected > 0
         && matches!(result, Ok(()) | Err(PipelineError::TooManyBadRows { .. }));
-    let summary = Summary {
-        status: match &result {
+    let directory = cfg.output.kind == OutputKind::Directory;
+    Summary {
+        status: match result {
             Ok(()) => "ok",
             Err(PipelineError::Interrupted(_)) => "interrupted",
             Err(_) => "failed",
         }
         .into(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        model: models.paths(),
-        model_sha256: models.sha256s(),
-        models: summary::model_summaries(&models, &stats.workers.model_s, rows_scored, cfg.threads),
-        inputs,
-        output: cfg.output.path.display().to_string(),
-        shard: shard_text,
-        parts: plan.parts.map(|mut p| {
+        models: summary::model_summaries(models, &stats.workers.model_s, rows_scored, cfg.threads),
+        parts: parts.map(|mut p| {
             // What the manifest now lists as done (a failed run stops midway).
             if let Ok(m) = parts::read_manifest(&parts::manifest_path(&cfg.output.path, cfg.shard))
             {
@@ -256,35 +337,30 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         cpu_s,
         cpu_utilisation: cpu_s / (wall_s * cfg.threads as f64).max(1e-9),
         peak_rss_mib,
-        read_bytes: summary::bytes_read()
-            .zip(read_at_start)
+        read_bytes: usage::bytes_read()
+            .zip(clock.read_at_start)
             .map(|(now, start)| now.saturating_sub(start)),
-        threads: cfg.threads,
-        batch_size: cfg.batch_size,
         cost: cfg
             .price_per_hour
             .map(|p| summary::cost(p, wall_s, rows_scored)),
-    };
-    emit(&summary, &cfg.summary)?;
-    let left = stats
-        .left_behind
-        .unwrap_or_else(|| "nothing was written".into());
-    let outcome = match result {
-        Ok(()) => Ok(()),
-        Err(e) => Err(failed(e, &left)),
-    };
-    // The summary file comes last: its failure must not hide the run's own exit code.
-    match (write_json(&summary, summary_file), outcome) {
-        (Ok(()), Ok(())) => Ok(Some(summary)),
-        (Err(e), Ok(())) => Err(CliError::new(
-            ExitCode::Failure,
-            anyhow::anyhow!("the output was committed, but {e}"),
-        )),
-        (Err(e), Err(run)) => {
-            crate::log::warn(&format!("{e}"));
-            Err(run)
-        }
-        (Ok(()), Err(run)) => Err(run),
+        ..identity(cfg, models, wall_s)
+    }
+}
+
+/// What every summary says of the job, whatever was measured.
+fn identity(cfg: &ScoreConfig, models: &ModelSet, wall_s: f64) -> Summary {
+    Summary {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        model: models.paths(),
+        model_sha256: models.sha256s(),
+        models: summary::model_summaries(models, &[], 0, cfg.threads),
+        inputs: cfg.inputs.iter().map(|f| f.display()).collect(),
+        output: cfg.output.path.display().to_string(),
+        shard: (cfg.shard.count > 1).then(|| cfg.shard.to_string()),
+        wall_s,
+        threads: cfg.threads,
+        batch_size: cfg.batch_size,
+        ..Default::default()
     }
 }
 
@@ -371,10 +447,9 @@ fn check_paths(cfg: &ScoreConfig) -> anyhow::Result<()> {
 /// run that did nothing.
 fn already_complete(
     cfg: &ScoreConfig,
-    prepared: &Prepared,
+    models: &ModelSet,
     manifest: &parts::Manifest,
-    inputs: Vec<String>,
-    started: Instant,
+    clock: &Clock,
 ) -> Summary {
     let shard = (cfg.shard.count > 1).then(|| cfg.shard.to_string());
     let rows = manifest.rows_written();
@@ -385,7 +460,7 @@ fn already_complete(
         manifest.parts.len(),
         manifest.finished.as_deref().unwrap_or("?")
     );
-    crate::log::event(
+    crate::sys::log::event(
         "info",
         "already_complete",
         serde_json::json!({
@@ -399,34 +474,24 @@ fn already_complete(
     );
     Summary {
         status: "already complete".into(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        model: prepared.models.paths(),
-        model_sha256: prepared.models.sha256s(),
-        models: summary::model_summaries(&prepared.models, &[], 0, cfg.threads),
-        inputs,
-        output: cfg.output.path.display().to_string(),
-        shard,
         parts: Some(PartsSummary {
             total: manifest.parts.len(),
             written: 0,
             already_done: manifest.parts.len(),
         }),
-        wall_s: started.elapsed().as_secs_f64(),
-        threads: cfg.threads,
-        batch_size: cfg.batch_size,
-        ..Default::default()
+        ..identity(cfg, models, clock.started.elapsed().as_secs_f64())
     }
 }
 
 fn emit(summary: &Summary, to: &SummaryTo) -> Result<(), CliError> {
-    let text = if crate::log::is_json() {
-        crate::log::json_line("info", "summary", summary) + "\n"
+    let text = if crate::sys::log::is_json() {
+        crate::sys::log::json_line("info", "summary", summary) + "\n"
     } else {
         summary::render_text(summary)
     };
     match to {
         SummaryTo::Stderr => eprint!("{text}"),
-        SummaryTo::Stdout => crate::out::print(&text)
+        SummaryTo::Stdout => crate::sys::out::print(&text)
             .context("writing the summary to standard output")
             .exit(ExitCode::Failure)?,
         SummaryTo::Nowhere => {}

@@ -22,7 +22,7 @@ pub struct Progress {
 impl Progress {
     pub fn new(total_rows: Option<u64>, quiet: bool, log_every: Duration) -> Progress {
         // JSON logs are for machines: no bar even on a terminal.
-        let terminal = std::io::stderr().is_terminal() && !crate::log::is_json();
+        let terminal = std::io::stderr().is_terminal() && !crate::sys::log::is_json();
         let bar = (!quiet && terminal).then(|| {
             let bar = match total_rows {
                 Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
@@ -64,7 +64,7 @@ impl Progress {
                 .map(|t| t.saturating_sub(self.done) as f64 / rate);
             let eta = eta_s.map(|e| format!(", eta {e:.0} s")).unwrap_or_default();
             let of = self.total.map(|t| format!(" of {t}")).unwrap_or_default();
-            crate::log::event(
+            crate::sys::log::event(
                 "info",
                 "progress",
                 serde_json::json!({

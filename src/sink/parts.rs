@@ -21,8 +21,9 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::shard::{PartPlan, Shard};
-use crate::sink::{Destination, OutputKind, OutputTarget, Sink};
+use crate::pipeline::Destination;
+use crate::sink::shard::{PartPlan, Shard};
+use crate::sink::{OutputKind, OutputTarget, Sink};
 use crate::source::InputFile;
 
 /// Bytes hashed at each end of an input for its fingerprint.
@@ -201,7 +202,7 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
 
 fn save(path: &Path, manifest: &Manifest) -> Result<()> {
     let body = serde_json::to_vec_pretty(manifest).context("serialising the manifest")?;
-    crate::atomic::write(path, &body)
+    crate::sink::atomic::write(path, &body)
 }
 
 /// What a directory output holds for this shard before the run.
@@ -292,6 +293,7 @@ fn difference(old: &JobIdentity, new: &JobIdentity) -> Option<String> {
 
 /// Looks at the directory and decides what this run writes. The directory
 /// exists (the caller created it to take the shard's lock) and the lock is held.
+#[allow(clippy::too_many_lines)] // one decision table over what the directory holds (complete, damaged, unfinished, another job) and the flags
 pub fn open(
     dir: &Path,
     job: JobIdentity,
@@ -449,8 +451,8 @@ impl PartWriter {
         // have other names, and may be being written right now).
         for &i in &pending {
             let name = &manifest.parts[i].plan.name;
-            crate::lock::remove_leftovers(&dir.join(name));
-            crate::lock::remove_leftovers(&dir.join("_errors").join(name));
+            crate::sink::lock::remove_leftovers(&dir.join(name));
+            crate::sink::lock::remove_leftovers(&dir.join("_errors").join(name));
         }
         PartWriter {
             dir: dir.to_path_buf(),
@@ -574,7 +576,7 @@ impl Destination for PartWriter {
         self.manifest.finished = Some(now());
         let shard = self.manifest.job.shard;
         save(&manifest_path(&self.dir, shard), &self.manifest)?;
-        crate::atomic::write(&success_path(&self.dir, shard), b"")
+        crate::sink::atomic::write(&success_path(&self.dir, shard), b"")
     }
 
     fn left_behind(&self, _rows_written: u64) -> String {

@@ -1,7 +1,7 @@
-//! The scoring pipeline: one reader thread → rayon workers running the shared
-//! plan, one batch per task → one writer thread that restores input order. With
-//! two threads or more, the reader has a second thread decode half of each Parquet
-//! file's columns.
+//! The scoring pipeline: one reader thread driving a [`Source`] → rayon workers
+//! running the shared plan, one batch per task → one writer thread that restores
+//! input order into a [`Destination`]. It knows no file format: how inputs are
+//! decoded is the source's business, how outputs are committed the destination's.
 //! Channels between the stages are bounded, so a slow disk slows scoring down
 //! instead of filling memory; reading, scoring and writing overlap. A window of
 //! `4 × threads` batches bounds everything between the reader and the writer,
@@ -10,6 +10,14 @@
 //! The first failure (the one earliest in input order) stops the run: the reader
 //! stops reading, workers skip what is queued, and the sinks are dropped without
 //! committing, which removes their temporary files.
+
+pub mod destination;
+pub mod progress;
+pub mod rejects;
+pub mod stats;
+
+pub use self::destination::Destination;
+pub use self::stats::WorkerStats;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,19 +32,17 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use rayon::prelude::*;
 
-use crate::interrupt::Interrupt;
+use self::progress::Progress;
+use self::rejects::{MaxErrors, OnError};
+use crate::model::set::ModelSet;
 use crate::model::{ScoreError, Session};
-use crate::model_set::ModelSet;
-use crate::progress::Progress;
-use crate::rejects::{self, MaxErrors, OnError};
 use crate::select::{RowNumbers, Selection};
-use crate::sink::Destination;
-use crate::source::{bad_quoting, BadValue, Dataset};
-use crate::summary::WorkerStats;
+use crate::source::{bad_quoting, BadValue, Source};
+use crate::sys::interrupt::Interrupt;
 
 /// Everything a run needs, checked and opened before the first batch is read.
 pub struct Pipeline {
-    pub dataset: Dataset,
+    pub source: Box<dyn Source>,
     /// Columns to read, indices into the dataset schema, ascending.
     pub projection: Vec<usize>,
     /// The models, with their feeds over the projected batch.
@@ -115,25 +121,6 @@ pub struct Segment {
     pub row_groups: Option<Vec<usize>>,
     /// Index in the file of the segment's first row.
     pub first_row: u64,
-}
-
-impl Segment {
-    /// Everything the dataset selects, bound for one output: the parts of the
-    /// whole dataset as one shard (a file, or each run of consecutive row groups a
-    /// filter left, so that a segment's rows stay consecutive in its file).
-    pub fn all(dataset: &Dataset) -> Vec<Segment> {
-        let units = crate::shard::units(dataset);
-        let every: Vec<usize> = (0..units.len()).collect();
-        crate::shard::parts(&units, &every, None)
-            .into_iter()
-            .map(|p| Segment {
-                part: 0,
-                file: p.file,
-                row_groups: p.row_groups,
-                first_row: p.first_row,
-            })
-            .collect()
-    }
 }
 
 struct ReadBatch {
@@ -238,9 +225,10 @@ struct Written {
 
 impl Pipeline {
     /// Runs to the end and commits the output, or stops at the first failure.
+    #[allow(clippy::too_many_lines)] // the stage threads share one `thread::scope`: their borrows of the run's parts cannot cross a function boundary without a struct of references
     pub fn run(self) -> (PipelineStats, Result<(), PipelineError>) {
         let Pipeline {
-            mut dataset,
+            mut source,
             projection,
             models,
             keep,
@@ -259,7 +247,7 @@ impl Pipeline {
             interrupt,
         } = self;
         let failure = Failure::default();
-        let file_names: Vec<String> = dataset.files.iter().map(|f| f.display()).collect();
+        let file_names: Vec<String> = (0..source.files()).map(|f| source.file_name(f)).collect();
         let pool = match rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("batchinfer-worker-{i}"))
@@ -291,15 +279,14 @@ impl Pipeline {
         let (window_tx, window_rx) = window(threads * WINDOW_PER_THREAD);
 
         let mut stats = PipelineStats::default();
-        let written = std::thread::scope(|scope| {
+        let mut written = std::thread::scope(|scope| {
             let failure = &failure;
             let reader = scope.spawn(|| {
                 read_all(
-                    &mut dataset,
+                    source.as_mut(),
                     &segments,
                     &projection,
                     batch_size,
-                    threads > 1,
                     read_tx,
                     window_rx,
                     failure,
@@ -345,19 +332,50 @@ impl Pipeline {
         stats.rows_written = written.rows;
         stats.rows_rejected = written.rejected;
         stats.write_s = written.busy_s;
-        stats.left_behind = written.left_behind;
+        stats.left_behind = written.left_behind.take();
         progress.finish();
 
-        if let Some(e) = failure.take() {
+        let end = End {
+            failure,
+            allow_empty,
+            file_names,
+            limit,
+            prior_read,
+            prior_rejected,
+        };
+        end.conclude(stats, written)
+    }
+}
+
+/// What decides how a run ends once every stage has stopped.
+struct End {
+    failure: Failure,
+    allow_empty: bool,
+    file_names: Vec<String>,
+    limit: Option<MaxErrors>,
+    prior_read: u64,
+    prior_rejected: u64,
+}
+
+impl End {
+    /// The first failure, or no rows, or too many rejections (a percentage is of
+    /// the rows read, known only now); otherwise the destination commits.
+    fn conclude(
+        self,
+        mut stats: PipelineStats,
+        written: Written,
+    ) -> (PipelineStats, Result<(), PipelineError>) {
+        if let Some(e) = self.failure.take() {
             return (stats, Err(e));
         }
-        if stats.rows_read == 0 && !allow_empty {
-            let names: Vec<String> = file_names.iter().take(3).cloned().collect();
-            let more = file_names.len().saturating_sub(3);
+        if stats.rows_read == 0 && !self.allow_empty {
+            let names = &self.file_names;
+            let shown: Vec<String> = names.iter().take(3).cloned().collect();
+            let more = names.len().saturating_sub(3);
             let text = if more > 0 {
-                format!("{} and {more} more", names.join(", "))
+                format!("{} and {more} more", shown.join(", "))
             } else {
-                names.join(", ")
+                shown.join(", ")
             };
             return (stats, Err(PipelineError::Empty(text)));
         }
@@ -369,11 +387,10 @@ impl Pipeline {
                 ))),
             );
         };
-        // A percentage is of the rows read, known only now.
-        if let Some(max @ MaxErrors::Percent(p)) = limit {
+        if let Some(max @ MaxErrors::Percent(p)) = self.limit {
             if max.exceeded(
-                prior_rejected + written.rejected,
-                prior_read + stats.rows_read,
+                self.prior_rejected + written.rejected,
+                self.prior_read + stats.rows_read,
             ) {
                 stats.left_behind = Some(destination.left_behind(stats.rows_written));
                 let errors = destination.keep_errors();
@@ -437,6 +454,7 @@ fn read_error(e: anyhow::Error, name: &str, first_row: u64) -> PipelineError {
 }
 
 impl Scorer<'_> {
+    #[allow(clippy::too_many_lines)] // a worker's path through one batch (selection, scoring, rejects, assembly) with an early return per failure
     fn score(
         &self,
         sessions: &mut Result<Vec<Session>>,
@@ -641,15 +659,12 @@ fn enter_window(window: &Receiver<()>, seq: u64, failure: &Failure, interrupt: &
 }
 
 /// Reads the segments in order; returns rows read and seconds spent reading.
-/// With `split`, a second thread decodes half of each Parquet file's columns: with
-/// cheap models the reader was the busiest thread.
 #[allow(clippy::too_many_arguments)]
 fn read_all(
-    dataset: &mut Dataset,
+    source: &mut dyn Source,
     segments: &[Segment],
     projection: &[usize],
     batch_size: usize,
-    split: bool,
     tx: SyncSender<ReadBatch>,
     window: Receiver<()>,
     failure: &Failure,
@@ -661,13 +676,7 @@ fn read_all(
     for segment in segments {
         let file = segment.file;
         let started = Instant::now();
-        let opened = dataset.read_row_groups(
-            file,
-            segment.row_groups.as_deref(),
-            projection,
-            batch_size,
-            split,
-        );
+        let opened = source.read(file, segment.row_groups.as_deref(), projection, batch_size);
         let mut batches = match opened {
             Ok(b) => b,
             Err(e) => {
@@ -691,7 +700,7 @@ fn read_all(
                 None => break,
                 Some(Ok(b)) => b,
                 Some(Err(e)) => {
-                    let name = dataset.files[file].display();
+                    let name = source.file_name(file);
                     failure.record(seq, read_error(e, &name, first_row));
                     return (rows, busy);
                 }

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use arrow::datatypes::{FieldRef, SchemaRef};
 
-use crate::config::ModelSpec;
+use crate::cli::config::ModelSpec;
 use crate::exit::{CliError, ExitCode, WithExit};
 use crate::mapping;
+use crate::model::set::{Member, ModelSet};
 use crate::model::ModelFile;
-use crate::model_set::{Member, ModelSet};
 use crate::select::{SelectSpec, Selection};
 use crate::source::{CsvOptions, Dataset, InputFile};
 
@@ -51,6 +51,7 @@ fn describe(files: &[InputFile]) -> String {
 }
 
 /// Opens and checks everything; with `log_plan`, writes each model's mapping plan to stderr.
+#[allow(clippy::too_many_lines)] // the pre-scoring checks in the order they must happen (model, inputs, selection, mapping, compile, projection)
 pub fn prepare(
     models: &[ModelSpec],
     files: Vec<InputFile>,
@@ -81,7 +82,7 @@ pub fn prepare(
         .exit(ExitCode::Validation)?;
     let mut planned = vec![];
     for (spec, model_file) in models.iter().zip(model_files) {
-        let whose = crate::model_set::label(spec.name.as_deref(), &spec.path);
+        let whose = crate::model::set::label(spec.name.as_deref(), &spec.path);
         let plan = mapping::plan(&schema, &model_file.signature, &spec.mapping)
             .with_context(|| format!("mapping the columns of {inputs} to the inputs of {whose}"))
             .exit(ExitCode::Validation)?;
@@ -91,7 +92,7 @@ pub fn prepare(
                 Some(n) => format!("mapping for model {n}"),
                 None => "mapping".into(),
             };
-            crate::log::event(
+            crate::sys::log::event(
                 "info",
                 "mapping",
                 serde_json::json!({

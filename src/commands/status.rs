@@ -9,7 +9,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::Serialize;
 
 use crate::exit::{CliError, ExitCode, WithExit};
-use crate::parts::{read_manifest, success_path};
+use crate::sink::parts::{read_manifest, success_path};
 
 #[derive(Debug, Serialize)]
 pub struct ShardStatus {

@@ -3,41 +3,10 @@
 //! (`--summary-json`). Field names carry their units.
 
 use std::fmt::Write;
-use std::ops::Add;
 
 use serde::Serialize;
 
-use crate::model_set::ModelSet;
-
-/// What scoring workers measure; values add up across workers.
-#[derive(Debug, Default, Clone)]
-pub struct WorkerStats {
-    pub rows: u64,
-    pub score_s: f64,
-    /// Seconds per batch, one entry per batch scored.
-    pub batch_s: Vec<f64>,
-    /// NaN values among float predictions.
-    pub nan_predictions: u64,
-    /// Seconds spent in each model (several models share each batch).
-    pub model_s: Vec<f64>,
-}
-
-impl Add for WorkerStats {
-    type Output = WorkerStats;
-    fn add(mut self, other: WorkerStats) -> WorkerStats {
-        self.rows += other.rows;
-        self.score_s += other.score_s;
-        self.batch_s.extend(other.batch_s);
-        self.nan_predictions += other.nan_predictions;
-        if self.model_s.len() < other.model_s.len() {
-            self.model_s.resize(other.model_s.len(), 0.0);
-        }
-        for (a, b) in self.model_s.iter_mut().zip(other.model_s) {
-            *a += b;
-        }
-        self
-    }
-}
+use crate::model::set::ModelSet;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Latency {
@@ -182,28 +151,6 @@ pub struct Summary {
     pub cost: Option<Cost>,
 }
 
-/// CPU seconds (user + system) and peak resident memory of this process so far.
-pub fn process_usage() -> (f64, f64) {
-    // SAFETY: getrusage only writes into the zeroed struct we pass it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return (0.0, 0.0);
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let cpu = secs(usage.ru_utime) + secs(usage.ru_stime);
-    // ru_maxrss is in KiB on Linux.
-    (cpu, usage.ru_maxrss as f64 / 1024.0)
-}
-
-/// Bytes this process has read through read(2) and friends so far (Linux
-/// `/proc/self/io` `rchar`; page-cache hits included, memory maps not).
-pub fn bytes_read() -> Option<u64> {
-    let io = std::fs::read_to_string("/proc/self/io").ok()?;
-    io.lines()
-        .find_map(|l| l.strip_prefix("rchar:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -217,6 +164,7 @@ fn thousands(n: u64) -> String {
 }
 
 /// The human-readable summary.
+#[allow(clippy::too_many_lines)] // one line of the text summary per field, in the order shown
 pub fn render_text(s: &Summary) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "batchinfer {} summary ({})", s.tool_version, s.status);
@@ -346,30 +294,6 @@ mod tests {
         let c = cost(3.6, 10.0, 2_000_000);
         assert!((c.run_usd - 0.01).abs() < 1e-12);
         assert!((c.usd_per_million_rows.unwrap() - 0.005).abs() < 1e-12);
-    }
-
-    #[test]
-    fn stats_add_up() {
-        let a = WorkerStats {
-            rows: 3,
-            score_s: 1.0,
-            batch_s: vec![1.0],
-            nan_predictions: 1,
-            model_s: vec![0.25, 0.75],
-        };
-        let b = WorkerStats {
-            rows: 4,
-            score_s: 2.0,
-            batch_s: vec![2.0],
-            nan_predictions: 2,
-            model_s: vec![0.5, 1.5],
-        };
-        let s = a + b;
-        assert_eq!(
-            (s.rows, s.score_s, s.batch_s.len(), s.nan_predictions),
-            (7, 3.0, 2, 3)
-        );
-        assert_eq!(s.model_s, [0.75, 2.25]);
     }
 
     #[test]

@@ -17,8 +17,8 @@ use arrow::compute::{concat, filter_record_batch, take};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
+use crate::model::set::ModelSet;
 use crate::model::{BadRow, Model, ScoreError, Session};
-use crate::model_set::ModelSet;
 
 /// What a bad row does.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,6 +99,7 @@ enum Scored {
 
 /// Scores a batch under `--on-error skip`: a row is rejected when any model
 /// cannot take it or fails on it, and then no model's prediction of it is kept.
+#[allow(clippy::too_many_lines)] // the row-by-row retry and its bookkeeping of kept rows, rejected rows and model time belong together
 pub fn score_skipping(
     models: &ModelSet,
     sessions: &mut [Session],

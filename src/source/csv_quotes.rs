@@ -109,27 +109,33 @@ impl<R: Read> QuoteChecked<R> {
         while i < bytes.len() {
             match self.state {
                 State::Unquoted { at_start } => {
-                    if at_start && bytes[i] == quote {
+                    // Only a quote right after a field boundary opens a field: jump
+                    // from quote to quote (rare in data) and look at the byte before.
+                    let rest = &bytes[i..];
+                    let boundary = |b: u8| b == delimiter || b == b'\n' || b == b'\r';
+                    let Some(k) = memchr::memchr(quote, rest) else {
+                        self.line += memchr::memchr_iter(b'\n', rest).count() as u64;
+                        let ends_field = rest.last().map_or(at_start, |&b| boundary(b));
+                        self.state = State::Unquoted {
+                            at_start: ends_field,
+                        };
+                        i = bytes.len();
+                        continue;
+                    };
+                    self.line += memchr::memchr_iter(b'\n', &rest[..k]).count() as u64;
+                    let opens = if k == 0 {
+                        at_start
+                    } else {
+                        boundary(rest[k - 1])
+                    };
+                    if opens {
                         self.state = State::Quoted;
                         self.opened_at = self.line;
-                        i += 1;
-                        continue;
+                    } else {
+                        // A quote inside an unquoted field is a character.
+                        self.state = State::Unquoted { at_start: false };
                     }
-                    // Only a quote right after a field boundary matters: skip to the
-                    // next byte that may be one.
-                    let rest = &bytes[i..];
-                    let next = memchr::memchr3(delimiter, b'\n', b'\r', rest);
-                    let end = next.map_or(bytes.len(), |k| i + k);
-                    if let Some(k) = next {
-                        if rest[k] == b'\n' {
-                            self.line += 1;
-                        }
-                    }
-                    // A field that starts at `i` and is not quoted runs to `end`.
-                    self.state = State::Unquoted {
-                        at_start: next.is_some(),
-                    };
-                    i = end + usize::from(next.is_some());
+                    i += k + 1;
                 }
                 State::Quoted => {
                     let rest = &bytes[i..];

@@ -420,7 +420,8 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
         on_error,
         errors,
         inputs,
-        csv: csv_options(&args.input.csv)?,
+        csv: csv_options(&args.input.csv)?
+            .with_bad_rows_set_aside(matches!(on_error, OnError::Skip { .. })),
         output,
         batch_size,
         threads,

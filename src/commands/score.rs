@@ -247,9 +247,10 @@ fn pipeline(
     let directory = cfg.output.kind == OutputKind::Directory;
     let allow_empty = selection.drops_rows() || (directory && dataset.total_rows != Some(0));
     let pruned = dataset.pruned;
+    let dataset = dataset.with_decode_threads(cfg.threads);
     let pipeline = Pipeline {
         progress: Progress::new(plan.rows, cfg.quiet, cfg.progress_every),
-        source: Box::new(dataset.with_decode_threads(cfg.threads)),
+        source: Box::new(dataset),
         projection,
         models: models.clone(),
         keep,

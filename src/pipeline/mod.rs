@@ -129,6 +129,8 @@ struct ReadBatch {
     file: usize,
     first_row: u64,
     batch: RecordBatch,
+    /// Rows of the batch the source set aside (values that do not parse).
+    bad: Vec<BadValue>,
 }
 
 /// A scored batch on its way to the writer.
@@ -484,11 +486,17 @@ impl Scorer<'_> {
             file: file_ix,
             first_row,
             batch,
+            bad,
         } = rb;
-        let (batch, rows) = match self
-            .selection
-            .apply(file_ix, batch, RowNumbers::From(first_row))
-        {
+        // Rows the source set aside leave the batch before the selection sees them.
+        let (batch, read_rows_numbers, unreadable) = match self.set_aside(batch, first_row, &bad) {
+            Ok(split) => split,
+            Err(e) => {
+                failure.record(seq, PipelineError::Failed(e));
+                return WorkerStats::default();
+            }
+        };
+        let (batch, rows) = match self.selection.apply(file_ix, batch, read_rows_numbers) {
             Ok(selected) => selected,
             Err(e) => {
                 let e = e.context(format!(
@@ -555,6 +563,7 @@ impl Scorer<'_> {
             read_rows,
             batch,
             rows,
+            unreadable,
         };
         match self.assemble(&selected, file, outcome) {
             // A closed channel means the writer failed (and recorded why) or
@@ -569,6 +578,38 @@ impl Scorer<'_> {
             nan_predictions,
             model_s,
         }
+    }
+
+    /// Takes the rows the source set aside out of a read batch: the batch left,
+    /// its row numbers, and the error rows of those set aside.
+    fn set_aside(
+        &self,
+        batch: RecordBatch,
+        first_row: u64,
+        bad: &[BadValue],
+    ) -> Result<(RecordBatch, RowNumbers, Option<RecordBatch>)> {
+        if bad.is_empty() {
+            return Ok((batch, RowNumbers::From(first_row), None));
+        }
+        let Some(schema) = self.error_schema else {
+            let first = &bad[0];
+            anyhow::bail!("bad value in {first}");
+        };
+        // One error row per row, the first reason found.
+        let mut bad: Vec<&BadValue> = bad.iter().collect();
+        bad.sort_by_key(|b| b.row);
+        bad.dedup_by_key(|b| b.row);
+        let out: Vec<usize> = bad.iter().map(|b| (b.row - first_row) as usize).collect();
+        let errors = rejects::unreadable_batch(schema, &batch, &out, &bad)?;
+        let keep: arrow::array::BooleanArray = (0..batch.num_rows())
+            .map(|i| Some(!out.contains(&i)))
+            .collect();
+        let rows: Vec<u64> = (0..batch.num_rows() as u64)
+            .filter(|i| !out.contains(&(*i as usize)))
+            .map(|i| first_row + i)
+            .collect();
+        let batch = arrow::compute::filter_record_batch(&batch, &keep)?;
+        Ok((batch, RowNumbers::Picked(rows.into()), Some(errors)))
     }
 
     /// Kept columns (of the scored rows) then predictions; and the error rows.
@@ -591,7 +632,7 @@ impl Scorer<'_> {
         columns.extend(outcome.predictions);
         let output = RecordBatch::try_new(self.out_schema.clone(), columns)
             .context("assembling the output batch")?;
-        let rejected = match (self.error_schema, outcome.rejected.is_empty()) {
+        let scored_rejects = match (self.error_schema, outcome.rejected.is_empty()) {
             (Some(schema), false) => Some(rejects::error_batch(
                 schema,
                 &sb.batch,
@@ -601,6 +642,10 @@ impl Scorer<'_> {
                 &outcome.rejected,
             )?),
             _ => None,
+        };
+        let rejected = match (sb.unreadable.clone(), scored_rejects) {
+            (Some(a), Some(b)) => Some(arrow::compute::concat_batches(&a.schema(), [&a, &b])?),
+            (a, b) => a.or(b),
         };
         Ok(Scored {
             seq: sb.seq,
@@ -619,6 +664,8 @@ struct Selected {
     read_rows: u64,
     batch: RecordBatch,
     rows: RowNumbers,
+    /// Error rows of the rows the source set aside.
+    unreadable: Option<RecordBatch>,
 }
 
 /// Batches in flight per worker thread, from the reader's send to the writer's write.
@@ -686,6 +733,7 @@ fn read_all(
         };
         busy += started.elapsed().as_secs_f64();
         let mut first_row = segment.first_row;
+        let mut waiting: Vec<BadValue> = vec![];
         loop {
             if let Some(sig) = interrupt.signal() {
                 failure.record(seq, PipelineError::Interrupted(sig));
@@ -713,6 +761,13 @@ fn read_all(
             if !enter_window(&window, seq, failure, interrupt) {
                 return (rows, busy);
             }
+            // Rows the source set aside belong to the batch that holds them (a
+            // reader reading ahead may report one of a later batch first).
+            waiting.extend(source.take_rejected());
+            let (bad, later): (Vec<BadValue>, Vec<BadValue>) = waiting
+                .drain(..)
+                .partition(|b| (first_row..first_row + n).contains(&b.row));
+            waiting = later;
             if tx
                 .send(ReadBatch {
                     seq,
@@ -720,6 +775,7 @@ fn read_all(
                     file,
                     first_row,
                     batch,
+                    bad,
                 })
                 .is_err()
             {
@@ -728,6 +784,14 @@ fn read_all(
             seq += 1;
             rows += n;
             first_row += n;
+        }
+        waiting.extend(source.take_rejected());
+        if let Some(lost) = waiting.first() {
+            let e = anyhow::anyhow!(
+                "{lost}: this row was set aside but is in no batch read; this is a bug, please report it"
+            );
+            failure.record(seq, PipelineError::Failed(e));
+            return (rows, busy);
         }
     }
     (rows, busy)

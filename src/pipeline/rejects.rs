@@ -64,7 +64,11 @@ impl MaxErrors {
 
 /// Columns of the error file after the kept ones.
 pub fn error_schema(kept: &[FieldRef]) -> SchemaRef {
-    let mut fields: Vec<FieldRef> = kept.to_vec();
+    // Nullable: a row the source could not read has no value for some of them.
+    let mut fields: Vec<FieldRef> = kept
+        .iter()
+        .map(|f| Arc::new(f.as_ref().clone().with_nullable(true)))
+        .collect();
     for (name, dt) in [
         ("_source_file", DataType::Utf8),
         ("_row", DataType::UInt64),
@@ -232,6 +236,40 @@ pub fn error_batch(
     )));
     cols.push(Arc::new(StringArray::from_iter_values(
         rejected.iter().map(|r| r.reason.as_str()),
+    )));
+    Ok(RecordBatch::try_new(schema.clone(), cols)?)
+}
+
+/// Error rows for rows the source set aside (`bad`, at `rows` of the read batch
+/// `batch`): kept columns by name where the read batch has them (null where
+/// they are derived by the selection, or did not parse), then file, row, column
+/// and reason.
+pub fn unreadable_batch(
+    schema: &SchemaRef,
+    batch: &RecordBatch,
+    rows: &[usize],
+    bad: &[&crate::source::BadValue],
+) -> Result<RecordBatch> {
+    let idx = UInt32Array::from_iter_values(rows.iter().map(|&r| r as u32));
+    let kept = schema.fields().len() - 4;
+    let mut cols: Vec<ArrayRef> = vec![];
+    for field in &schema.fields()[..kept] {
+        cols.push(match batch.column_by_name(field.name()) {
+            Some(c) if c.data_type() == field.data_type() => take(c, &idx, None)?,
+            _ => arrow::array::new_null_array(field.data_type(), rows.len()),
+        });
+    }
+    cols.push(Arc::new(StringArray::from_iter_values(
+        bad.iter().map(|b| b.file.as_str()),
+    )));
+    cols.push(Arc::new(UInt64Array::from_iter_values(
+        bad.iter().map(|b| b.row),
+    )));
+    cols.push(Arc::new(StringArray::from_iter_values(
+        bad.iter().map(|b| b.column.as_str()),
+    )));
+    cols.push(Arc::new(StringArray::from_iter_values(
+        bad.iter().map(|b| b.reason.as_str()),
     )));
     Ok(RecordBatch::try_new(schema.clone(), cols)?)
 }

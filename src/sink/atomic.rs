@@ -32,6 +32,7 @@ impl AtomicFile {
     /// directory). With `overwrite` false, an existing `path` is refused now and
     /// again, race-free, at commit.
     pub fn create(path: &Path, overwrite: bool) -> Result<AtomicFile> {
+        refuse_special(path)?;
         if !overwrite && path.exists() {
             bail!(
                 "{} already exists; pass --overwrite to replace it",
@@ -107,6 +108,19 @@ impl AtomicFile {
                 e.error
             )
         })
+    }
+}
+
+/// Refuses a path that exists and is not a regular file: a device, a pipe or a
+/// socket would be replaced by the rename that commits the file (as root, even
+/// `/dev/null`).
+pub fn refuse_special(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() && !m.is_dir() => bail!(
+            "{} exists and is not a regular file (a device, pipe or socket): batchinfer commits a file by renaming it onto its path, which would replace it; write to a file, or to standard output with -",
+            path.display()
+        ),
+        _ => Ok(()),
     }
 }
 

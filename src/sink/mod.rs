@@ -142,6 +142,9 @@ impl OutputTarget {
     /// Refuses an existing output unless `--overwrite`: a cheap check made first.
     pub fn check_free(&self) -> Result<()> {
         let file = matches!(self.kind, OutputKind::Parquet | OutputKind::Csv);
+        if file {
+            crate::sink::atomic::refuse_special(&self.path)?;
+        }
         if file && self.path.exists() && !self.overwrite {
             bail!(
                 "output {} already exists; pass --overwrite to replace it",

@@ -14,11 +14,11 @@ use arrow::csv::reader::Format;
 use arrow::csv::ReaderBuilder;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
-use arrow::record_batch::RecordBatch;
 use regex::Regex;
 
 use super::csv_quotes::QuoteChecked;
-use super::BadValue;
+use super::csv_skip::{Rejected, Settings, SkippingReader};
+use super::{BadValue, Batches};
 
 /// Rows read to infer column types, unless `--infer-rows` says otherwise.
 pub const DEFAULT_INFER_ROWS: usize = 10_000;
@@ -38,6 +38,9 @@ pub struct CsvOptions {
     infer_rows: Option<usize>,
     /// Declared column types, which inference leaves alone.
     types: Vec<(String, DataType)>,
+    /// `--on-error skip`: rows with values that do not parse, or text after a
+    /// closing quote, are set aside instead of failing the read.
+    skip_bad_rows: bool,
 }
 
 impl CsvOptions {
@@ -51,6 +54,7 @@ impl CsvOptions {
             nulls,
             infer_rows: Some(DEFAULT_INFER_ROWS),
             types: vec![],
+            skip_bad_rows: false,
         })
     }
 
@@ -58,6 +62,33 @@ impl CsvOptions {
     pub fn with_infer_rows(mut self, rows: usize) -> CsvOptions {
         self.infer_rows = (rows > 0).then_some(rows);
         self
+    }
+
+    /// Sets rows that cannot be read (but can be delimited) aside as bad rows.
+    pub fn with_bad_rows_set_aside(mut self, skip: bool) -> CsvOptions {
+        self.skip_bad_rows = skip;
+        self
+    }
+
+    pub fn sets_bad_rows_aside(&self) -> bool {
+        self.skip_bad_rows
+    }
+
+    /// The quoting check of a file or stream: lenient (rows set aside into
+    /// `rejected`) under `--on-error skip`.
+    fn checked<R: Read>(
+        &self,
+        input: R,
+        name: &str,
+        path: &Path,
+        rejected: Option<&Rejected>,
+    ) -> QuoteChecked<R> {
+        let checked = QuoteChecked::new(input, name, self.delimiter_for(path), self.quote);
+        if self.skip_bad_rows {
+            checked.lenient(rejected.cloned())
+        } else {
+            checked
+        }
     }
 
     /// Columns whose type is declared, not inferred.
@@ -182,14 +213,9 @@ fn type_name(dt: &DataType) -> String {
     }
 }
 
-fn open(path: &Path, opts: &CsvOptions) -> Result<QuoteChecked<File>> {
+fn open(path: &Path, opts: &CsvOptions, rejected: Option<&Rejected>) -> Result<QuoteChecked<File>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    Ok(QuoteChecked::new(
-        file,
-        path.display().to_string(),
-        opts.delimiter_for(path),
-        opts.quote,
-    ))
+    Ok(opts.checked(file, &path.display().to_string(), path, rejected))
 }
 
 fn infer<R: Read>(
@@ -213,7 +239,7 @@ fn infer<R: Read>(
 
 pub fn infer_schema(path: &Path, opts: &CsvOptions) -> Result<SchemaRef> {
     let what = format!("CSV file {}", path.display());
-    let (schema, records) = infer(open(path, opts)?, &what, path, opts)?;
+    let (schema, records) = infer(open(path, opts, None)?, &what, path, opts)?;
     if records == 0 {
         bail!("{what} has a header but no rows, so its column types cannot be known; drop it from the inputs");
     }
@@ -223,7 +249,7 @@ pub fn infer_schema(path: &Path, opts: &CsvOptions) -> Result<SchemaRef> {
 /// Checks that a further CSV file's header names the same columns as the first file.
 pub fn check_header(path: &Path, first: &SchemaRef, opts: &CsvOptions) -> Result<SchemaRef> {
     let mut line = String::new();
-    BufReader::new(open(path, opts)?)
+    BufReader::new(open(path, opts, None)?)
         .read_line(&mut line)
         .with_context(|| format!("reading the header of {}", path.display()))?;
     let (header, _) = opts
@@ -281,12 +307,7 @@ pub fn stream_schema(
         format!("the CSV stream {name}")
     };
     let path = Path::new(name);
-    let mut checked = QuoteChecked::new(
-        Cursor::new(prefix.as_slice()),
-        name,
-        opts.delimiter_for(path),
-        opts.quote,
-    );
+    let mut checked = opts.checked(Cursor::new(prefix.as_slice()), name, path, None);
     if !ended {
         checked = checked.prefix_only();
     }
@@ -297,61 +318,109 @@ pub fn stream_schema(
     Ok((schema, (prefix, stream)))
 }
 
+/// The value that did not parse, when that is why a batch failed: its column,
+/// and `row` (the file row; None: the one arrow's message names).
+fn bad_value(
+    e: &ArrowError,
+    file: &str,
+    schema: &Schema,
+    opts: &CsvOptions,
+    row: Option<u64>,
+) -> Option<BadValue> {
+    let text = e.to_string();
+    let re = Regex::new(
+        r"Error while parsing value '(.*)' as type '(.*)' for column (\d+) at line (\d+)\.",
+    )
+    .ok()?;
+    let c = re.captures(&text)?;
+    let (value, data_type) = (c[1].to_string(), c[2].to_string());
+    let col: usize = c[3].parse().ok()?;
+    // arrow counts records from 1 after the header.
+    let line: u64 = c[4].parse().ok()?;
+    let column = schema.fields().get(col)?.name().clone();
+    let declared = opts.types.iter().any(|(c, _)| *c == column);
+    let advice = if declared {
+        format!("it was declared {data_type} with --column-type")
+    } else {
+        format!(
+            "its type was inferred as {data_type} from {} (a type inference limit); pass --infer-rows 0 to infer from every row, or declare it: --column-type {column}=float64 (or string)",
+            opts.inferred_from()
+        )
+    };
+    Some(BadValue {
+        file: file.to_string(),
+        row: row.unwrap_or(line.saturating_sub(1)),
+        column,
+        reason: format!("value {value:?} is not a {data_type}; {advice}"),
+    })
+}
+
 /// Why a batch could not be read: a value that does not parse as its column's
 /// type is a [`BadValue`]; anything else as it came.
 fn explain(e: ArrowError, file: &str, schema: &Schema, opts: &CsvOptions) -> anyhow::Error {
-    let text = e.to_string();
-    let parsed = Regex::new(
-        r"Error while parsing value '(.*)' as type '(.*)' for column (\d+) at line (\d+)\.",
-    )
-    .ok()
-    .and_then(|re| {
-        re.captures(&text).map(|c| {
-            (
-                c[1].to_string(),
-                c[2].to_string(),
-                c[3].parse::<usize>(),
-                c[4].parse::<u64>(),
-            )
-        })
-    });
-    match parsed {
-        Some((value, data_type, Ok(col), Ok(line))) if col < schema.fields().len() => {
-            let column = schema.field(col).name().clone();
-            let declared = opts.types.iter().any(|(c, _)| *c == column);
-            let advice = if declared {
-                format!("it was declared {data_type} with --column-type")
-            } else {
-                format!(
-                    "its type was inferred as {data_type} from {} (a type inference limit); pass --infer-rows 0 to infer from every row, or declare it: --column-type {column}=float64 (or string)",
-                    opts.inferred_from()
-                )
-            };
-            anyhow::Error::new(BadValue {
-                file: file.to_string(),
-                // arrow counts records from 1 after the header.
-                row: line.saturating_sub(1),
-                column,
-                reason: format!("value {value:?} is not a {data_type}; {advice}"),
-            })
-        }
-        _ => match e {
-            // Keep the reader's own error (bad quoting) reachable for the pipeline.
-            ArrowError::IoError(msg, io) => anyhow::Error::new(io).context(msg),
-            other => anyhow::Error::new(other),
-        },
+    if let Some(bad) = bad_value(&e, file, schema, opts, None) {
+        return anyhow::Error::new(bad);
     }
+    match e {
+        // Keep the reader's own error (bad quoting) reachable for the pipeline.
+        ArrowError::IoError(msg, io) => anyhow::Error::new(io).context(msg),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// What one read of a CSV input takes: its name, schema and format, the columns
+/// and the batch size.
+struct ReadPlan<'a> {
+    file: &'a str,
+    schema: &'a SchemaRef,
+    format: Format,
+    projection: &'a [usize],
+    batch_size: usize,
+}
+
+/// Reads with bad values set aside (`--on-error skip`) into `rejected`.
+fn skipping<R: Read + Send + 'static>(
+    reader: R,
+    plan: ReadPlan<'_>,
+    opts: &CsvOptions,
+    rejected: &Rejected,
+) -> Result<Batches> {
+    let ReadPlan {
+        file,
+        schema,
+        format,
+        projection,
+        batch_size,
+    } = plan;
+    let (name, full, options) = (file.to_string(), schema.clone(), opts.clone());
+    let settings = Settings {
+        schema: schema.clone(),
+        format: format.with_header(false),
+        projection: projection.to_vec(),
+        explain: Box::new(move |e, row| bad_value(&e, &name, &full, &options, Some(row))),
+    };
+    let reader = SkippingReader::new(reader, settings, batch_size, rejected.clone())?;
+    let (file, schema, opts) = (file.to_string(), schema.clone(), opts.clone());
+    Ok(Box::new(reader.map(move |r| {
+        r.map_err(|e| match e.downcast::<ArrowError>() {
+            Ok(a) => explain(a, &file, &schema, &opts),
+            Err(other) => other,
+        })
+    })))
 }
 
 fn batches<R: Read + Send + 'static>(
     reader: R,
-    file: &str,
-    schema: &SchemaRef,
-    format: Format,
+    plan: ReadPlan<'_>,
     opts: &CsvOptions,
-    projection: &[usize],
-    batch_size: usize,
-) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
+) -> Result<Batches> {
+    let ReadPlan {
+        file,
+        schema,
+        format,
+        projection,
+        batch_size,
+    } = plan;
     let reader = ReaderBuilder::new(schema.clone())
         .with_format(format)
         .with_batch_size(batch_size)
@@ -363,27 +432,34 @@ fn batches<R: Read + Send + 'static>(
     })))
 }
 
+/// Reads a CSV file; with `rejected`, values that do not parse make their rows
+/// bad rows, reported there, instead of failing the read.
 pub fn read(
     path: &Path,
     schema: &Schema,
     opts: &CsvOptions,
     projection: &[usize],
     batch_size: usize,
-) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
+    rejected: Option<&Rejected>,
+) -> Result<Batches> {
     let schema = Arc::new(schema.clone());
     let name = path.display().to_string();
-    batches(
-        open(path, opts)?,
-        &name,
-        &schema,
-        opts.format(path),
-        opts,
+    let input = open(path, opts, rejected)?;
+    let format = opts.format(path);
+    let plan = ReadPlan {
+        file: &name,
+        schema: &schema,
+        format,
         projection,
         batch_size,
-    )
+    };
+    match rejected {
+        Some(r) => skipping(input, plan, opts, r),
+        None => batches(input, plan, opts),
+    }
 }
 
-/// Reads a stream whose first bytes [`stream_schema`] read.
+/// Reads a stream whose first bytes [`stream_schema`] read (`rejected` as for [`read`]).
 pub fn read_stream(
     stream: Stream,
     name: &str,
@@ -391,25 +467,24 @@ pub fn read_stream(
     opts: &CsvOptions,
     projection: &[usize],
     batch_size: usize,
-) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
+    rejected: Option<&Rejected>,
+) -> Result<Batches> {
     let schema = Arc::new(schema.clone());
     let (prefix, rest) = stream;
     let path = Path::new(name);
-    let input = QuoteChecked::new(
-        Cursor::new(prefix).chain(rest),
-        name,
-        opts.delimiter_for(path),
-        opts.quote,
-    );
-    batches(
-        input,
-        name,
-        &schema,
-        opts.format(path),
-        opts,
+    let input = opts.checked(Cursor::new(prefix).chain(rest), name, path, rejected);
+    let format = opts.format(path);
+    let plan = ReadPlan {
+        file: name,
+        schema: &schema,
+        format,
         projection,
         batch_size,
-    )
+    };
+    match rejected {
+        Some(r) => skipping(input, plan, opts, r),
+        None => batches(input, plan, opts),
+    }
 }
 
 #[cfg(test)]
@@ -441,7 +516,7 @@ mod tests {
         );
         let all: Vec<usize> = (0..strings.fields().len()).collect();
         let mut rows = vec![header.fields().iter().map(|f| f.name().clone()).collect()];
-        for batch in read(&path, &strings, &opts, &all, 7)? {
+        for batch in read(&path, &strings, &opts, &all, 7, None)? {
             let batch = batch?;
             for r in 0..batch.num_rows() {
                 rows.push(

@@ -17,6 +17,9 @@
 
 use std::io::{self, Read};
 
+use super::csv_skip::Rejected;
+use super::BadValue;
+
 /// Bad quoting found in a CSV input, as the `io::Error` payload of a read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad quoting in {file} at line {line}: {what}")]
@@ -59,6 +62,14 @@ pub struct QuoteChecked<R> {
     /// The bad quoting found, kept for callers whose parser flattens read errors
     /// into text (arrow's type inference does).
     failed: Option<BadQuoting>,
+    /// `--on-error skip`: text after a closing quote makes its row a bad row (the
+    /// row can still be delimited), reported here when given, instead of an error.
+    lenient: Option<Option<Rejected>>,
+    /// Records ended so far (the header is record 0), and whether the current
+    /// one has begun: counted only when lenient.
+    records: u64,
+    in_record: bool,
+    last_rejected: Option<u64>,
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -78,6 +89,36 @@ impl<R: Read> QuoteChecked<R> {
             done: false,
             end_is_eof: true,
             failed: None,
+            lenient: None,
+            records: 0,
+            in_record: false,
+            last_rejected: None,
+        }
+    }
+
+    /// Under `--on-error skip`: a row with text after a closing quote is set aside
+    /// (reported to `rejected`, if given) instead of failing the read. A quote
+    /// that never closes still fails it: where its row ends cannot be known.
+    pub fn lenient(mut self, rejected: Option<Rejected>) -> Self {
+        self.lenient = Some(rejected);
+        self
+    }
+
+    /// Counts the records that unquoted `span` ends (blank lines are none).
+    fn count_records(&mut self, span: &[u8]) {
+        if self.lenient.is_none() {
+            return;
+        }
+        let mut last = 0;
+        for p in memchr::memchr2_iter(b'\n', b'\r', span) {
+            if p > last || self.in_record {
+                self.records += 1;
+            }
+            self.in_record = false;
+            last = p + 1;
+        }
+        if last < span.len() {
+            self.in_record = true;
         }
     }
 
@@ -115,6 +156,7 @@ impl<R: Read> QuoteChecked<R> {
                     let boundary = |b: u8| b == delimiter || b == b'\n' || b == b'\r';
                     let Some(k) = memchr::memchr(quote, rest) else {
                         self.line += memchr::memchr_iter(b'\n', rest).count() as u64;
+                        self.count_records(rest);
                         let ends_field = rest.last().map_or(at_start, |&b| boundary(b));
                         self.state = State::Unquoted {
                             at_start: ends_field,
@@ -123,6 +165,8 @@ impl<R: Read> QuoteChecked<R> {
                         continue;
                     };
                     self.line += memchr::memchr_iter(b'\n', &rest[..k]).count() as u64;
+                    self.count_records(&rest[..k]);
+                    self.in_record = true;
                     let opens = if k == 0 {
                         at_start
                     } else {
@@ -151,32 +195,60 @@ impl<R: Read> QuoteChecked<R> {
                     }
                 }
                 State::AfterQuote => {
-                    let b = bytes[i];
-                    if b == quote {
-                        self.state = State::Quoted;
-                    } else if b == delimiter || b == b'\r' {
-                        self.state = State::Unquoted { at_start: true };
-                    } else if b == b'\n' {
-                        self.line += 1;
-                        self.state = State::Unquoted { at_start: true };
-                    } else {
-                        let shown = String::from_utf8_lossy(&bytes[i..(i + 12).min(bytes.len())])
-                            .lines()
-                            .next()
-                            .unwrap_or_default()
-                            .to_string();
-                        return Err(self.bad(
-                            self.line,
-                            format!(
-                                "text ({shown:?}) follows the closing quote of a quoted field; \
-                                 a quote inside a quoted field is written twice (\"\"), and a \
-                                 field that holds quotes must be quoted as a whole"
-                            ),
-                        ));
-                    }
+                    self.after_quote(bytes, i)?;
                     i += 1;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The byte after a quote inside a quoted field: a second quote, the field's
+    /// end, or (bad quoting) text.
+    fn after_quote(&mut self, bytes: &[u8], i: usize) -> io::Result<()> {
+        let (quote, delimiter) = (self.quote, self.delimiter);
+        let b = bytes[i];
+        if b == quote {
+            self.state = State::Quoted;
+        } else if b == delimiter {
+            self.state = State::Unquoted { at_start: true };
+        } else if b == b'\r' || b == b'\n' {
+            self.line += u64::from(b == b'\n');
+            self.count_records(&bytes[i..=i]);
+            self.state = State::Unquoted { at_start: true };
+        } else if let Some(rejected) = &self.lenient {
+            // csv-core reads the text as part of the field: the row is
+            // delimited, and set aside.
+            let row = self.records.saturating_sub(1);
+            if self.last_rejected != Some(row) {
+                self.last_rejected = Some(row);
+                if let Some(r) = rejected {
+                    r.lock().unwrap_or_else(|p| p.into_inner()).push(BadValue {
+                                    file: self.file.clone(),
+                                    row,
+                                    column: String::new(),
+                                    reason: format!(
+                                        "bad quoting at line {}: text follows the closing quote of a quoted field",
+                                        self.line
+                                    ),
+                                });
+                }
+            }
+            self.state = State::Unquoted { at_start: false };
+        } else {
+            let shown = String::from_utf8_lossy(&bytes[i..(i + 12).min(bytes.len())])
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            return Err(self.bad(
+                self.line,
+                format!(
+                    "text ({shown:?}) follows the closing quote of a quoted field; \
+                                 a quote inside a quoted field is written twice (\"\"), and a \
+                                 field that holds quotes must be quoted as a whole"
+                ),
+            ));
         }
         Ok(())
     }
@@ -307,5 +379,30 @@ mod tests {
         }
         // A quote right after the mark opens a field.
         assert!(run(b"\xEF\xBB\xBF\"a\n", 1).is_err());
+    }
+
+    #[test]
+    fn lenient_checking_names_the_data_row_of_text_after_a_quote() {
+        let text = b"a,b\r\n\r\n1,\"x\ny\"\r\n2,\"q\"z\n\n3,\"r\"s\r4,5\n";
+        for chunk in [1, 3, 1000] {
+            let rejected: Rejected = Default::default();
+            let mut out = vec![];
+            let mut r =
+                QuoteChecked::new(&text[..], "f.csv", b',', b'"').lenient(Some(rejected.clone()));
+            let mut buf = vec![0u8; chunk];
+            loop {
+                let n = r.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(out, text.to_vec());
+            let rows: Vec<u64> = rejected.lock().unwrap().iter().map(|b| b.row).collect();
+            assert_eq!(rows, [1, 2], "chunk {chunk}");
+        }
+        // A quote that never closes still fails.
+        let mut r = QuoteChecked::new(&b"a\n\"x\n"[..], "f.csv", b',', b'"').lenient(None);
+        assert!(r.read_to_end(&mut vec![]).is_err());
     }
 }

@@ -11,6 +11,7 @@
 
 mod csv;
 mod csv_quotes;
+mod csv_skip;
 pub(crate) mod hive;
 mod parquet;
 
@@ -63,6 +64,11 @@ pub trait Source: Send {
         projection: &[usize],
         batch_size: usize,
     ) -> Result<Batches>;
+    /// Rows set aside since the last call (bad values, when the source sets them
+    /// aside): each is in the batch last yielded, read as far as it could be.
+    fn take_rejected(&mut self) -> Vec<BadValue> {
+        vec![]
+    }
 }
 
 impl Source for Dataset {
@@ -82,6 +88,13 @@ impl Source for Dataset {
         batch_size: usize,
     ) -> Result<Batches> {
         self.read_row_groups(file, row_groups, projection, batch_size)
+    }
+
+    fn take_rejected(&mut self) -> Vec<BadValue> {
+        match &self.rejected {
+            Some(r) => std::mem::take(&mut *r.lock().unwrap_or_else(|p| p.into_inner())),
+            None => vec![],
+        }
     }
 }
 
@@ -317,6 +330,8 @@ pub struct Dataset {
     /// Threads that may decode one Parquet file (a second one decodes half of
     /// its columns).
     decode_threads: usize,
+    /// With `--on-error skip`: CSV rows whose values do not parse, set aside.
+    rejected: Option<csv_skip::Rejected>,
 }
 
 /// A row group to read: its index, the index in its file of its first row, its rows.
@@ -487,7 +502,11 @@ impl Dataset {
             csv,
             stream,
             decode_threads: 1,
+            rejected: None,
         };
+        if dataset.csv.sets_bad_rows_aside() {
+            dataset.rejected = Some(Default::default());
+        }
         dataset.total_rows = dataset.rows_to_read();
         Ok(dataset)
     }
@@ -569,6 +588,7 @@ impl Dataset {
             self.schema.fields()[..self.file_columns].to_vec(),
         ));
         let csv_options = &self.csv;
+        let rejected = self.rejected.as_ref();
         let open = || match file.format {
             Format::Parquet => parquet::read(&file.path, row_groups, &from_file, batch_size, split),
             Format::Csv if file.is_stream() => {
@@ -582,6 +602,7 @@ impl Dataset {
                     csv_options,
                     &from_file,
                     batch_size,
+                    rejected,
                 )
             }
             Format::Csv => csv::read(
@@ -590,6 +611,7 @@ impl Dataset {
                 csv_options,
                 &from_file,
                 batch_size,
+                rejected,
             ),
         };
         let batches = panics::catch(open).map_err(|p| {

@@ -109,6 +109,37 @@ fn a_stray_quote_in_a_csv_is_an_error_naming_file_and_line_not_a_swallowed_file(
         .expect_code(4)
         .expect_stderr("at line 22")
         .expect_stderr("follows the closing quote");
+    // Under --on-error skip such a row can still be delimited: it is set aside.
+    let mut text = csv_text(3000, |r| {
+        if r == 2500 {
+            "\"a\"b".into()
+        } else {
+            "ok".into()
+        }
+    });
+    text = text.replace("\n2501,", "\n\n2501,"); // a blank line after it
+    std::fs::write(env.path("after.csv"), &text).unwrap();
+    for batch in ["8192", "100", "7"] {
+        env.run(&score(
+            "after.csv",
+            "skip.parquet",
+            &[
+                "--on-error",
+                "skip",
+                "--keep",
+                "id,note",
+                "--batch-size",
+                batch,
+                "--overwrite",
+            ],
+        ))
+        .expect_code(0);
+        let out = read_parquet(&env.path("skip.parquet"));
+        assert_eq!(out.num_rows(), 2999, "batch {batch}");
+        assert!(!ids(&out).contains(&2500));
+        let errors = read_parquet(&env.path("skip.errors.parquet"));
+        assert_eq!(ids(&errors), [2500], "batch {batch}");
+    }
     // Quoted fields with delimiters, doubled quotes and line ends are fine.
     let text = csv_text(30, |r| format!("\"a,\"\"b\"\"\n{r}\""));
     std::fs::write(env.path("good.csv"), &text).unwrap();
@@ -512,6 +543,7 @@ fn a_reader_that_closes_stdout_is_not_an_error() {
     let env = Env::new();
     super::interrupt::big_input(&env.path("big.parquet"), 300_000);
     let big = env.path("big.parquet").display().to_string();
+    let scores = env.path("scores.parquet").display().to_string();
     let cases: Vec<Vec<&str>> = vec![
         score(&big, "-", &["--keep", "id"]),
         vec!["inspect", "TD/models/rf_multiclass_strlabels.onnx"],
@@ -522,7 +554,7 @@ fn a_reader_that_closes_stdout_is_not_an_error() {
             "-i",
             &big,
             "-o",
-            "/dev/null",
+            &scores,
             "--overwrite",
             "--features",
             FEATURES,
@@ -538,6 +570,37 @@ fn a_reader_that_closes_stdout_is_not_an_error() {
             !err.contains("error") && !err.contains("panicked"),
             "{args:?}\n{err}"
         );
+    }
+}
+
+#[test]
+fn an_output_path_that_is_a_device_or_pipe_is_refused_not_replaced() {
+    // A device or a pipe at an output path would be replaced by the rename that
+    // commits a file (as root, even /dev/null): refused before anything is written.
+    let env = Env::new();
+    assert!(Command::new("mkfifo")
+        .arg(env.path("pipe.parquet"))
+        .status()
+        .unwrap()
+        .success());
+    for flag in ["-o", "--summary-json", "--errors"] {
+        let mut args = score("TD/data/numeric.parquet", "out.parquet", &["--overwrite"]);
+        if flag == "-o" {
+            args[6] = "pipe.parquet";
+        } else {
+            args.extend([flag, "pipe.parquet"]);
+            if flag == "--errors" {
+                args.extend(["--on-error", "skip"]);
+            }
+        }
+        env.run(&args)
+            .expect_code(2)
+            .expect_stderr("is not a regular file");
+        use std::os::unix::fs::FileTypeExt;
+        let kind = std::fs::symlink_metadata(env.path("pipe.parquet"))
+            .unwrap()
+            .file_type();
+        assert!(kind.is_fifo(), "{flag}: the pipe is still a pipe");
     }
 }
 
@@ -752,6 +815,50 @@ fn a_value_past_type_inference_names_row_and_column_and_says_what_to_do() {
         .expect_stderr("the first 10000 rows")
         .expect_stderr("--infer-rows 0")
         .expect_stderr("--column-type f3=float64");
+    // Under --on-error skip the row is set aside with its kept columns, whatever
+    // the batch size and thread count, and every other row is scored.
+    for (batch, threads) in [("8192", "2"), ("1000", "1"), ("7", "2")] {
+        env.run(&score(
+            "in.csv",
+            "skip.parquet",
+            &[
+                "--on-error",
+                "skip",
+                "--keep",
+                "id",
+                "--batch-size",
+                batch,
+                "--threads",
+                threads,
+                "--overwrite",
+                "--summary-json",
+                "skip.json",
+            ],
+        ))
+        .expect_code(0);
+        let out = read_parquet(&env.path("skip.parquet"));
+        assert_eq!(out.num_rows(), 12_999);
+        assert!(!ids(&out).contains(&12_000));
+        let errors = read_parquet(&env.path("skip.errors.parquet"));
+        assert_eq!(ids(&errors), [12_000]);
+        let col = |name: &str| {
+            errors
+                .column_by_name(name)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .value(0)
+                .to_string()
+        };
+        assert_eq!(col("_column"), "f3");
+        assert!(
+            col("_reason").contains("\"1.5\" is not a Int64"),
+            "{}",
+            col("_reason")
+        );
+        assert_eq!(read_json(&env.path("skip.json"))["rows_rejected"], 1);
+    }
     for extra in [
         &["--infer-rows", "0"][..],
         &["--column-type", "f3=float64"][..],

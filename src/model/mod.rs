@@ -4,9 +4,9 @@
 //! [`Signature`], [`OutputColumn`] and Arrow arrays.
 
 mod ml;
-/// Arrow ↔ tensor conversion; public for the benches in `benches/pipeline.rs`.
 pub mod set;
-// Public for the criterion benches of the conversions (benches/pipeline.rs) only.
+/// Arrow ↔ tensor conversion. Public only for the criterion benches of the
+/// conversions (`benches/pipeline.rs`), the one place tract values cross out.
 #[doc(hidden)]
 pub mod tensors;
 

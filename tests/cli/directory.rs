@@ -411,6 +411,14 @@ fn a_run_stopped_then_killed_midway_then_resumed_gives_every_row_once() {
     };
     let stopped = stop_after(5, false, libc::SIGTERM);
     assert_eq!(stopped.status.code(), Some(143), "SIGTERM: exit 143");
+    // The message says what is there: the parts committed before stay.
+    let said = String::from_utf8_lossy(&stopped.stderr);
+    assert!(
+        said.contains("stopped by SIGTERM")
+            && said.contains("part(s) committed before stay in out/"),
+        "{said}"
+    );
+    assert!(!said.contains("nothing was written"), "{said}");
     let m = read_json(&manifest);
     assert_eq!(m["complete"], false, "stopped before the end");
     assert!(!env.path("out/_SUCCESS").exists());

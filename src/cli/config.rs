@@ -291,9 +291,8 @@ pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpe
     Ok(specs)
 }
 
-/// Usage errors (exit 2) come out of here; nothing is opened but the inputs' names.
-#[allow(clippy::too_many_lines)] // one check per option in the order of `--help`; split, the defaults and refusals of related flags would sit apart
-pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
+/// `--threads` and `--batch-size`, with their defaults.
+fn performance(args: &ScoreArgs) -> Result<(usize, usize)> {
     let threads = match args.threads {
         Some(0) => bail!("--threads must be at least 1"),
         Some(n) => n,
@@ -306,26 +305,16 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
         Some(n) => n,
         None => DEFAULT_BATCH_SIZE,
     };
-    if let Some(p) = args.price_per_hour {
-        if !(p.is_finite() && p >= 0.0) {
-            bail!("--price-per-hour must be a non-negative number of USD, got {p}");
-        }
-    }
-    let summary = match args.summary.as_str() {
-        "stderr" => SummaryTo::Stderr,
-        "-" | "stdout" => SummaryTo::Stdout,
-        "none" => SummaryTo::Nowhere,
-        other => bail!("--summary {other:?}: expected stderr, - (stdout) or none"),
-    };
-    let date = match &args.date {
-        Some(d) => RunDate::parse(d)?,
-        None => RunDate::today(),
-    };
-    let dated = |s: &str| expand_date(s, &date);
-    let output = OutputTarget::parse(&dated(&args.output), args.overwrite)?;
-    if output.kind == crate::sink::OutputKind::Stdout && summary == SummaryTo::Stdout {
-        bail!("--output - and --summary - both want stdout; send the summary to stderr or a file");
-    }
+    Ok((threads, batch_size))
+}
+
+/// `--on-error`, `--max-errors` and the error file (`--errors`, or its default
+/// beside a file output).
+fn bad_rows(
+    args: &ScoreArgs,
+    output: &OutputTarget,
+    dated: &dyn Fn(&str) -> String,
+) -> Result<(OnError, Option<OutputTarget>)> {
     let on_error = match args.on_error.as_str() {
         "skip" => OnError::Skip {
             max: args
@@ -374,7 +363,11 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
             bail!("--errors and --output name the same file");
         }
     }
-    let directory = output.kind == OutputKind::Directory;
+    Ok((on_error, errors))
+}
+
+/// `--shard`, and the options only directory outputs take (or refuse).
+fn directory_options(args: &ScoreArgs, directory: bool, select: &SelectSpec) -> Result<Shard> {
     let shard = match &args.shard {
         Some(spec) => Shard::parse(spec, &std::env::vars().collect())?,
         None => Shard::WHOLE,
@@ -389,7 +382,6 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
             bail!("{flag} is for directory outputs: end --output with / (scores/) to write part files");
         }
     }
-    let select = select_spec(&args.select, &dated)?;
     if directory && select.limit.is_some() {
         bail!("--limit is for a quick look at a file output; a directory output is a complete job (use --sample for a smaller one)");
     }
@@ -399,6 +391,36 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
     if args.rows_per_file == Some(0) {
         bail!("--rows-per-file must be at least 1");
     }
+    Ok(shard)
+}
+
+/// Usage errors (exit 2) come out of here; nothing is opened but the inputs' names.
+pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
+    let (threads, batch_size) = performance(args)?;
+    if let Some(p) = args.price_per_hour {
+        if !(p.is_finite() && p >= 0.0) {
+            bail!("--price-per-hour must be a non-negative number of USD, got {p}");
+        }
+    }
+    let summary = match args.summary.as_str() {
+        "stderr" => SummaryTo::Stderr,
+        "-" | "stdout" => SummaryTo::Stdout,
+        "none" => SummaryTo::Nowhere,
+        other => bail!("--summary {other:?}: expected stderr, - (stdout) or none"),
+    };
+    let date = match &args.date {
+        Some(d) => RunDate::parse(d)?,
+        None => RunDate::today(),
+    };
+    let dated = |s: &str| expand_date(s, &date);
+    let output = OutputTarget::parse(&dated(&args.output), args.overwrite)?;
+    if output.kind == crate::sink::OutputKind::Stdout && summary == SummaryTo::Stdout {
+        bail!("--output - and --summary - both want stdout; send the summary to stderr or a file");
+    }
+    let (on_error, errors) = bad_rows(args, &output, &dated)?;
+    let directory = output.kind == OutputKind::Directory;
+    let select = select_spec(&args.select, &dated)?;
+    let shard = directory_options(args, directory, &select)?;
     let inputs = expand_inputs(
         &args
             .input

@@ -368,75 +368,24 @@ impl Dataset {
     /// Like [`Dataset::open`], leaving out what `pruner` rules out: files by their
     /// partition values (they are not opened) and Parquet row groups by their
     /// statistics. A pruner that fails rules nothing out.
-    #[allow(clippy::too_many_lines)] // pruning by partitions and by row-group statistics, then the schema checks, as one pass over the files
     pub fn open_pruned(
         files: Vec<InputFile>,
         csv: CsvOptions,
         pruner: Option<&dyn Pruner>,
     ) -> Result<Dataset> {
-        let all = Partitions::infer(&files)?;
         let wanted: Vec<String> = pruner.map(|p| p.columns()).unwrap_or_default();
-        let keep = match pruner {
-            Some(p) if !all.is_empty() => {
-                let stats = bounds_batch(&all, &wanted, 0..files.len(), vec![])?;
-                p.may_match(&stats)
-                    .unwrap_or_else(|_| vec![true; files.len()])
-            }
-            _ => vec![true; files.len()],
-        };
+        let (files, partitions, files_pruned, schema_only) = prune_files(files, pruner, &wanted)?;
         let mut pruned = Pruned {
-            files: keep.iter().filter(|k| !**k).count() as u64,
+            files: files_pruned,
             ..Pruned::default()
         };
-        // With every file ruled out, the first is still opened for its schema.
-        let schema_only = !files.is_empty() && !keep.contains(&true);
-        let mut partitions = Partitions {
-            fields: all.fields.clone(),
-            values: vec![],
-        };
-        let files: Vec<InputFile> = files
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| keep[*i] || (schema_only && *i == 0))
-            .map(|(i, f)| {
-                partitions.values.push(all.values[i].clone());
-                f
-            })
-            .collect();
         let mut schema: Option<(SchemaRef, String)> = None;
         let mut row_groups = vec![];
         let mut skipped = vec![];
         let mut stream = None;
         for (ix, file) in files.iter().enumerate() {
-            let read_footer = || -> Result<Footer> {
-                Ok(match file.format {
-                    Format::Parquet => {
-                        let (s, rows, bounds) = parquet::footer(&file.path, &wanted)?;
-                        (s, Some(rows), bounds)
-                    }
-                    Format::Csv if file.is_stream() => {
-                        let opened: Box<dyn std::io::Read + Send> = if file.is_stdin() {
-                            Box::new(std::io::stdin())
-                        } else {
-                            Box::new(
-                                std::fs::File::open(&file.path)
-                                    .with_context(|| format!("cannot open {}", file.display()))?,
-                            )
-                        };
-                        let (s, read) = csv::stream_schema(opened, &file.display(), &csv)?;
-                        stream = Some(read);
-                        (s, None, vec![])
-                    }
-                    Format::Csv => match &schema {
-                        // Later CSV files are parsed with the first file's types; their
-                        // header must name the same columns.
-                        Some((first, _)) => {
-                            (csv::check_header(&file.path, first, &csv)?, None, vec![])
-                        }
-                        None => (csv::infer_schema(&file.path, &csv)?, None, vec![]),
-                    },
-                })
-            };
+            let first = schema.as_ref().map(|(s, _)| s.clone());
+            let read_footer = || read_header(file, first.as_ref(), &wanted, &csv, &mut stream);
             // A library panic on a damaged file is an error naming the file.
             let (file_schema, rows, bounds) = panics::catch(read_footer).map_err(|p| {
                 anyhow::anyhow!(
@@ -472,23 +421,7 @@ impl Dataset {
         }
         let (file_schema, _) = schema.context("no input files")?;
         let file_columns = file_schema.fields().len();
-        if let Some(f) = partitions
-            .fields
-            .iter()
-            .find(|f| file_schema.field_with_name(f.name()).is_ok())
-        {
-            bail!(
-                "`{0}` is both a column of {1} and a partition directory ({0}=…); rename one of them",
-                f.name(),
-                files[0].display(),
-            );
-        }
-        let mut fields: Vec<_> = file_schema.fields().iter().cloned().collect();
-        fields.extend(partitions.fields.iter().cloned());
-        let schema = Arc::new(Schema::new_with_metadata(
-            fields,
-            file_schema.metadata().clone(),
-        ));
+        let schema = with_partitions(&file_schema, &partitions, &files[0].display())?;
         let mut dataset = Dataset {
             files,
             schema,
@@ -637,6 +570,101 @@ impl Dataset {
             inner: Some(batches),
         }))
     }
+}
+
+/// The files' schema with the partition columns after it; a column that is also
+/// a partition directory is refused.
+fn with_partitions(
+    file_schema: &SchemaRef,
+    partitions: &Partitions,
+    first: &str,
+) -> Result<SchemaRef> {
+    if let Some(f) = partitions
+        .fields
+        .iter()
+        .find(|f| file_schema.field_with_name(f.name()).is_ok())
+    {
+        bail!(
+            "`{0}` is both a column of {first} and a partition directory ({0}=…); rename one of them",
+            f.name(),
+        );
+    }
+    let mut fields: Vec<_> = file_schema.fields().iter().cloned().collect();
+    fields.extend(partitions.fields.iter().cloned());
+    Ok(Arc::new(Schema::new_with_metadata(
+        fields,
+        file_schema.metadata().clone(),
+    )))
+}
+
+/// The files a pruner does not rule out by their partition values, with those
+/// values; how many were ruled out; whether all were (the first is then kept, to
+/// be opened for its schema only).
+fn prune_files(
+    files: Vec<InputFile>,
+    pruner: Option<&dyn Pruner>,
+    wanted: &[String],
+) -> Result<(Vec<InputFile>, Partitions, u64, bool)> {
+    let all = Partitions::infer(&files)?;
+    let keep = match pruner {
+        Some(p) if !all.is_empty() => {
+            let stats = bounds_batch(&all, wanted, 0..files.len(), vec![])?;
+            p.may_match(&stats)
+                .unwrap_or_else(|_| vec![true; files.len()])
+        }
+        _ => vec![true; files.len()],
+    };
+    let ruled_out = keep.iter().filter(|k| !**k).count() as u64;
+    let schema_only = !files.is_empty() && !keep.contains(&true);
+    let mut partitions = Partitions {
+        fields: all.fields.clone(),
+        values: vec![],
+    };
+    let files = files
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep[*i] || (schema_only && *i == 0))
+        .map(|(i, f)| {
+            partitions.values.push(all.values[i].clone());
+            f
+        })
+        .collect();
+    Ok((files, partitions, ruled_out, schema_only))
+}
+
+/// One file's schema, row groups and column bounds (Parquet), or its header
+/// (CSV: later files are parsed with the first file's types, and their header
+/// must name the same columns). A stream keeps what inference read in `stream`.
+fn read_header(
+    file: &InputFile,
+    first: Option<&SchemaRef>,
+    wanted: &[String],
+    csv: &CsvOptions,
+    stream: &mut Option<csv::Stream>,
+) -> Result<Footer> {
+    Ok(match file.format {
+        Format::Parquet => {
+            let (s, rows, bounds) = parquet::footer(&file.path, wanted)?;
+            (s, Some(rows), bounds)
+        }
+        Format::Csv if file.is_stream() => {
+            let opened: Box<dyn std::io::Read + Send> = if file.is_stdin() {
+                Box::new(std::io::stdin())
+            } else {
+                Box::new(
+                    std::fs::File::open(&file.path)
+                        .with_context(|| format!("cannot open {}", file.display()))?,
+                )
+            };
+            let (s, read) = csv::stream_schema(opened, &file.display(), csv)?;
+            *stream = Some(read);
+            (s, None, vec![])
+        }
+        Format::Csv => match first {
+            Some(first) => (csv::check_header(&file.path, first, csv)?, None, vec![]),
+            None => (csv::infer_schema(&file.path, csv)?, None, vec![]),
+        },
+    })
 }
 
 /// A statistics batch for [`Pruner::may_match`]: one row per unit, `units` giving

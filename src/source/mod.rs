@@ -26,7 +26,7 @@ use arrow::record_batch::RecordBatch;
 use crate::sys::panics;
 
 pub use self::csv::{parse_type, CsvOptions, DEFAULT_INFER_ROWS};
-pub use self::csv_quotes::{bad_quoting, BadQuoting};
+pub use self::csv_quotes::bad_quoting;
 pub use self::hive::Partitions;
 
 /// A value in an input that cannot be read as its column's type: a bad row.

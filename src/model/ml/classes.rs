@@ -42,10 +42,6 @@ impl Labels {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub fn datum_type(&self) -> DatumType {
         match self {
             Labels::Int(_) => i64::datum_type(),

@@ -14,8 +14,11 @@ use crate::sink::parts::{read_manifest, success_path};
 #[derive(Debug, Serialize)]
 pub struct ShardStatus {
     pub shard: String,
-    /// Its manifest says complete and its `_SUCCESS` marker is there.
+    /// Its manifest says complete, its `_SUCCESS` marker is there, and every part
+    /// it lists is there with the size it was committed with.
     pub complete: bool,
+    /// A part listed as done that is missing or changed (deleted by hand, say).
+    pub damaged: Option<String>,
     pub parts_done: usize,
     pub parts: usize,
     pub rows_written: u64,
@@ -77,7 +80,10 @@ pub fn status(dir: &Path) -> Result<Status, CliError> {
         .iter()
         .map(|m| ShardStatus {
             shard: m.job.shard.to_string(),
-            complete: m.complete && success_path(dir, m.job.shard).exists(),
+            damaged: m.damage(dir),
+            complete: m.complete
+                && success_path(dir, m.job.shard).exists()
+                && m.damage(dir).is_none(),
             parts_done: m.parts.iter().filter(|p| p.done).count(),
             parts: m.parts.len(),
             rows_written: m.rows_written(),
@@ -113,7 +119,12 @@ pub fn render(s: &Status) -> String {
     for f in &s.found {
         t.add_row([
             f.shard.clone(),
-            if f.complete { "complete" } else { "unfinished" }.to_string(),
+            match (&f.damaged, f.complete) {
+                (Some(_), _) => "damaged",
+                (None, true) => "complete",
+                (None, false) => "unfinished",
+            }
+            .to_string(),
             format!("{}/{}", f.parts_done, f.parts),
             f.rows_written.to_string(),
             f.rows_rejected.to_string(),
@@ -133,8 +144,17 @@ pub fn render(s: &Status) -> String {
         ]);
     }
     let done = s.found.iter().filter(|f| f.complete).count();
+    let damage: String = s
+        .found
+        .iter()
+        .filter_map(|f| {
+            f.damaged
+                .as_ref()
+                .map(|d| format!("shard {}: {d}; `--resume` scores it again\n", f.shard))
+        })
+        .collect();
     format!(
-        "{}: {} of {} shard(s) complete{}\n{t}\n",
+        "{}: {} of {} shard(s) complete{}\n{t}\n{damage}",
         s.output,
         done,
         s.shards,

@@ -491,6 +491,10 @@ fn a_finished_directory_with_a_part_deleted_is_damaged_not_complete() {
     directory_run(&env, &[]).expect_code(0);
     let whole = super::directory::read_parts(&env.path("scores"));
     std::fs::remove_file(env.path("scores/part-00001-00000.parquet")).unwrap();
+    env.run(&["status", "scores"])
+        .expect_code(1)
+        .expect_stdout("damaged")
+        .expect_stdout("part-00001-00000.parquet (500 rows) is listed as done but is missing");
     directory_run(&env, &[])
         .expect_code(2)
         .expect_stderr("is complete by its manifest but damaged")
@@ -524,6 +528,7 @@ fn run_closing_stdout(args: &[&str], bytes: usize) -> (i32, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // 0 bytes: closed at once, before the command prints anything.
     let mut out = child.stdout.take().unwrap();
     let mut buf = vec![0u8; bytes];
     out.read_exact(&mut buf).unwrap();
@@ -563,8 +568,9 @@ fn a_reader_that_closes_stdout_is_not_an_error() {
             "-",
         ],
     ];
-    for args in cases {
-        let (code, err) = run_closing_stdout(&args, 20);
+    for (i, args) in cases.into_iter().enumerate() {
+        // The scores are read a little first; the others are closed at once.
+        let (code, err) = run_closing_stdout(&args, if i == 0 { 20 } else { 0 });
         assert_eq!(code, 0, "{args:?}\n{err}");
         assert!(
             !err.contains("error") && !err.contains("panicked"),

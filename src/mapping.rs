@@ -269,7 +269,10 @@ impl MappingPlan {
     }
 
     /// The plan as `inspect` and the log show it.
-    pub fn render(&self, sig: &Signature, schema: &Schema) -> String {
+    /// The plan, one line per column (`inspect`), or with `compact` runs of three
+    /// or more consecutive columns with the same type and cast on one line (the
+    /// log of `score`: a 300-feature model's plan stays a few lines).
+    pub fn render(&self, sig: &Signature, schema: &Schema, compact: bool) -> String {
         let mut out = String::new();
         for p in &self.inputs {
             let spec = &sig.inputs[p.input];
@@ -282,17 +285,42 @@ impl MappingPlan {
                 p.columns.len(),
                 p.rule
             );
-            for (c, cast) in p.columns.iter().zip(&p.casts) {
-                let dt = schema
-                    .field_with_name(c)
-                    .map(|f| f.data_type().to_string())
-                    .unwrap_or_default();
-                let how = match cast {
-                    CastKind::Exact => "exact".to_string(),
-                    CastKind::Narrowing(why) => format!("narrowing: {why}"),
-                    CastKind::Impossible(why) => format!("impossible: {why}"),
-                };
-                let _ = writeln!(out, "  {c} ({dt}) → {} [{how}]", spec.elem);
+            let described: Vec<(&String, String, String)> = p
+                .columns
+                .iter()
+                .zip(&p.casts)
+                .map(|(c, cast)| {
+                    let dt = schema
+                        .field_with_name(c)
+                        .map(|f| f.data_type().to_string())
+                        .unwrap_or_default();
+                    let how = match cast {
+                        CastKind::Exact => "exact".to_string(),
+                        CastKind::Narrowing(why) => format!("narrowing: {why}"),
+                        CastKind::Impossible(why) => format!("impossible: {why}"),
+                    };
+                    (c, dt, how)
+                })
+                .collect();
+            let mut i = 0;
+            while i < described.len() {
+                let (c, dt, how) = &described[i];
+                let run = described[i..]
+                    .iter()
+                    .take_while(|(_, d, h)| d == dt && h == how)
+                    .count();
+                if compact && run >= 3 {
+                    let last = described[i + run - 1].0;
+                    let _ = writeln!(
+                        out,
+                        "  {c} … {last} ({run} columns, {dt}) → {} [{how}]",
+                        spec.elem
+                    );
+                    i += run;
+                } else {
+                    let _ = writeln!(out, "  {c} ({dt}) → {} [{how}]", spec.elem);
+                    i += 1;
+                }
             }
         }
         if self.keep.is_empty() {

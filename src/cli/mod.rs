@@ -88,7 +88,7 @@ pub struct BenchArgs {
     pub mapping: MappingArgs,
 
     /// Rows read into memory and scored per measurement. Default: 100000.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(hide_default_value = true, long, default_value_t = 100_000)]
     pub rows: usize,
 
     /// Thread counts to try (comma-separated). Default: 1 and the available cores.
@@ -96,11 +96,16 @@ pub struct BenchArgs {
     pub threads: Vec<usize>,
 
     /// Batch sizes to try (comma-separated). Default: 256,1024,8192,65536.
-    #[arg(long, value_delimiter = ',', default_value = "256,1024,8192,65536")]
+    #[arg(
+        hide_default_value = true,
+        long,
+        value_delimiter = ',',
+        default_value = "256,1024,8192,65536"
+    )]
     pub batch_size: Vec<usize>,
 
     /// Measurements per setting; the median is reported. Default: 3.
-    #[arg(long, default_value_t = 3)]
+    #[arg(hide_default_value = true, long, default_value_t = 3)]
     pub repeat: usize,
 
     /// Machine price in USD per hour, for the cost per million rows.
@@ -115,84 +120,100 @@ pub struct BenchArgs {
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
     /// ONNX model file. Repeat as NAME=PATH to score several models in one pass; their columns are then prefixed `NAME.`.
-    #[arg(long, short = 'm', required = true, value_name = "[NAME=]PATH")]
+    #[arg(
+        help_heading = "Model and mapping",
+        long,
+        short = 'm',
+        required = true,
+        value_name = "[NAME=]PATH"
+    )]
     pub model: Vec<String>,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Input")]
     pub input: InputArgs,
 
     /// Output file: `.parquet` (the default format) or `.csv`; `-` writes CSV to stdout; a path ending in `/` (or an existing directory) is a directory output of part files with a manifest and `_SUCCESS`.
-    #[arg(long, short = 'o')]
+    #[arg(help_heading = "Output", long, short = 'o')]
     pub output: String,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Model and mapping")]
     pub mapping: MappingArgs,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Selection")]
     pub select: SelectArgs,
 
     /// Rows per batch; one batch is one task for a worker. Default: 8192.
-    #[arg(long)]
+    #[arg(help_heading = "Performance", long)]
     pub batch_size: Option<usize>,
 
     /// Scoring threads. Default: the available cores.
-    #[arg(long)]
+    #[arg(help_heading = "Performance", long)]
     pub threads: Option<usize>,
 
     /// Machine price in USD per hour: the summary then shows the run's cost and the cost per million rows.
-    #[arg(long, value_name = "USD")]
+    #[arg(help_heading = "Logging and summary", long, value_name = "USD")]
     pub price_per_hour: Option<f64>,
 
     /// The run date for {date}, {yyyy}, {mm}, {dd} in paths (input, output, errors, summary JSON). Default: today (UTC).
-    #[arg(long, value_name = "YYYY-MM-DD")]
+    #[arg(help_heading = "Output", long, value_name = "YYYY-MM-DD")]
     pub date: Option<String>,
 
     /// Check everything (inputs, model, mapping, output) and stop before scoring; exit 0 when the job would start.
-    #[arg(long)]
+    #[arg(help_heading = "Logging and summary", long)]
     pub check: bool,
 
     /// Also write the summary as JSON to this file.
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "Logging and summary", long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
 
     /// Where the text summary goes: `stderr` (default), `-` for stdout, or `none`.
-    #[arg(long, default_value = "stderr", value_name = "WHERE")]
+    #[arg(
+        hide_default_value = true,
+        help_heading = "Logging and summary",
+        long,
+        default_value = "stderr",
+        value_name = "WHERE"
+    )]
     pub summary: String,
 
     /// Replace an existing output (a directory output: this shard's parts).
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub overwrite: bool,
 
     /// Directory outputs: finish an interrupted run, scoring only the parts its manifest does not list as done. Refused if the inputs, models or options changed.
-    #[arg(long)]
+    #[arg(help_heading = "Directory outputs and shards", long)]
     pub resume: bool,
 
     /// Directory outputs: score only shard I of N (0-based). `auto` takes I and N from AWS Batch or Slurm array variables; `auto/N` takes I from JOB_COMPLETION_INDEX (Kubernetes) too.
-    #[arg(long, value_name = "I/N|auto[/N]")]
+    #[arg(
+        help_heading = "Directory outputs and shards",
+        long,
+        value_name = "I/N|auto[/N]"
+    )]
     pub shard: Option<String>,
 
     /// Directory outputs: start a new part file before one would pass N rows (parts never split a Parquet row group or a CSV file). Default: one part per input file.
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Directory outputs and shards", long, value_name = "N")]
     pub rows_per_file: Option<u64>,
 
-    /// What a bad row does: `fail` stops the run naming file, row and column; `skip` sets it aside in the error file and goes on.
-    #[arg(long, default_value = "fail", value_parser = ["fail", "skip"])]
+    /// What a bad row does: `fail` stops the run naming file, row and column; `skip` sets it aside in the error file and goes on. Default: fail.
+    #[arg(help_heading = "Bad rows", hide_default_value = true, long, default_value = "fail", value_parser = ["fail", "skip"])]
     pub on_error: String,
 
     /// Error file (Parquet) for rows set aside by --on-error skip: kept columns, _source_file, _row, _column, _reason. Default: <output stem>.errors.parquet beside the output.
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = "Bad rows", long, value_name = "PATH")]
     pub errors: Option<String>,
 
     /// With --on-error skip: fail (exit 4, nothing committed) when more than N rows, or more than P% of the rows read, are rejected.
-    #[arg(long, value_name = "N|P%")]
+    #[arg(help_heading = "Bad rows", long, value_name = "N|P%")]
     pub max_errors: Option<String>,
 
     /// No progress bar or progress lines.
-    #[arg(long, short = 'q')]
+    #[arg(help_heading = "Logging and summary", long, short = 'q')]
     pub quiet: bool,
 
     /// Seconds between progress lines when stderr is not a terminal (cron, Airflow logs). Default: 10.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(help_heading = "Logging and summary", long, value_name = "SECONDS")]
     pub progress_every: Option<f64>,
 
     /// The job file of `batchinfer run`, which the run must not write over (set by `run`).
@@ -200,7 +221,13 @@ pub struct ScoreArgs {
     pub job_file: Option<PathBuf>,
 
     /// `json`: every stderr line is one JSON object (time, level, event: mapping, progress, summary, error) for log collectors. Default: text.
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(
+        hide_default_value = true,
+        help_heading = "Logging and summary",
+        long,
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: crate::sys::log::LogFormat,
 }
 
@@ -230,7 +257,7 @@ pub struct InputArgs {
     #[arg(long, short = 'i', required = true, num_args = 1..)]
     pub input: Vec<String>,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "CSV input")]
     pub csv: CsvArgs,
 }
 
@@ -245,11 +272,16 @@ pub struct CsvArgs {
     pub delimiter: Option<String>,
 
     /// CSV quote character. Default: `"`.
-    #[arg(long, default_value = "\"")]
+    #[arg(hide_default_value = true, long, default_value = "\"")]
     pub quote: String,
 
     /// CSV spellings of null, comma-separated; an empty item is the empty field. Default: `,NA` (empty and NA).
-    #[arg(long, default_value = ",NA", allow_hyphen_values = true)]
+    #[arg(
+        hide_default_value = true,
+        long,
+        default_value = ",NA",
+        allow_hyphen_values = true
+    )]
     pub null_values: String,
 
     /// CSV rows read to infer column types; 0 reads every row first (a second pass over the file). Default: 10000.
@@ -281,7 +313,7 @@ pub struct SelectArgs {
     pub sample: Option<f64>,
 
     /// Seed of --sample. Default: 0.
-    #[arg(long, default_value_t = 0)]
+    #[arg(hide_default_value = true, long, default_value_t = 0)]
     pub seed: u64,
 
     /// Stop after N output rows, for a quick look (file outputs only).
@@ -308,11 +340,11 @@ pub struct MappingArgs {
     pub as_list: Vec<String>,
 
     /// Columns copied to the output before the predictions, types unchanged (comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', help_heading = "Output")]
     pub keep: Vec<String>,
 
     /// Keep every input column.
-    #[arg(long, conflicts_with = "keep")]
+    #[arg(long, conflicts_with = "keep", help_heading = "Output")]
     pub keep_all: bool,
 }
 

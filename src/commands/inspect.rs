@@ -98,7 +98,7 @@ fn inspect_one(spec: &ModelSpec, schema: Option<&SchemaRef>) -> Result<String, C
         let plan =
             mapping::plan(schema, &model.signature, &spec.mapping).exit(ExitCode::Validation)?;
         widths = plan.widths(widths.len());
-        plan_text = Some(plan.render(&model.signature, schema));
+        plan_text = Some(plan.render(&model.signature, schema, false));
     }
     let prefix = spec
         .name

@@ -87,7 +87,7 @@ pub fn prepare(
             .with_context(|| format!("mapping the columns of {inputs} to the inputs of {whose}"))
             .exit(ExitCode::Validation)?;
         if log_plan {
-            let text = plan.render(&model_file.signature, &schema);
+            let text = plan.render(&model_file.signature, &schema, true);
             let title = match &spec.name {
                 Some(n) => format!("mapping for model {n}"),
                 None => "mapping".into(),

@@ -108,3 +108,25 @@ fn status_of_a_sharded_directory_output() {
     run.expect_code(1);
     redacted(&env, || insta::assert_snapshot!("status", run.stdout()));
 }
+
+#[test]
+fn mapping_log_collapses_runs_of_like_columns() {
+    let env = Env::new();
+    let run = env.run(&[
+        "score",
+        "-m",
+        "TD/models/logreg_multiclass.onnx",
+        "-i",
+        "TD/data/numeric.parquet",
+        "-o",
+        "scored.parquet",
+        "--keep",
+        "id",
+        "--summary",
+        "none",
+    ]);
+    run.expect_code(0);
+    redacted(&env, || {
+        insta::assert_snapshot!("mapping_log", run.stderr())
+    });
+}

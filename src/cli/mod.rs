@@ -357,4 +357,60 @@ mod tests {
     fn cli_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    /// Every `batchinfer …` command line in a fenced block of README.md and
+    /// docs/*.md (`$ ` prompts and `\` continuations allowed), split as a shell would.
+    fn documented_command_lines() -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![root.join("README.md")];
+        if let Ok(docs) = std::fs::read_dir(root.join("docs")) {
+            files.extend(
+                docs.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "md")),
+            );
+        }
+        let mut found = vec![];
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let mut fenced = false;
+            let mut lines = text.lines();
+            while let Some(line) = lines.next() {
+                if line.trim_start().starts_with("```") {
+                    fenced = !fenced;
+                    continue;
+                }
+                let line = line.trim().trim_start_matches("$ ");
+                // A command, not output such as `batchinfer 0.1.0 summary (ok)`.
+                let sub = line.split_whitespace().nth(1).unwrap_or_default();
+                let is_command = Cli::command()
+                    .get_subcommands()
+                    .any(|c| c.get_name() == sub);
+                if !fenced || !line.starts_with("batchinfer ") || !is_command {
+                    continue;
+                }
+                let mut command = line.to_string();
+                while command.ends_with('\\') {
+                    command.pop();
+                    command.push(' ');
+                    command.push_str(lines.next().unwrap_or_default().trim());
+                }
+                found.push((file.display().to_string(), command));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_documented_command_line_parses() {
+        let lines = documented_command_lines();
+        assert!(lines.len() >= 4, "found only {lines:?}");
+        for (file, line) in lines {
+            let args =
+                shlex::split(&line).unwrap_or_else(|| panic!("{file}: cannot split {line:?}"));
+            if let Err(e) = Cli::try_parse_from(&args) {
+                panic!("{file}: `{line}` does not parse with the current CLI: {e}");
+            }
+        }
+    }
 }

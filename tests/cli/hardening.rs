@@ -1003,3 +1003,30 @@ fn tsv_files_are_read_with_tabs() {
         .expect_code(0);
     assert_eq!(rows_in(&env.path("out.parquet")), 1500);
 }
+
+#[test]
+fn peak_memory_in_the_summary_is_the_runs_own_not_its_parents() {
+    // Linux keeps ru_maxrss across exec: a run started by a large process (an
+    // Airflow worker) reported the parent's peak. This test process grows by
+    // 512 MiB first; the run's peak must not include it.
+    let ballast: Vec<u8> = vec![1; 512 << 20];
+    let env = Env::new();
+    env.run(&score(
+        "TD/data/numeric.parquet",
+        "out.parquet",
+        &["--summary-json", "s.json"],
+    ))
+    .expect_code(0);
+    let peak = read_json(&env.path("s.json"))["peak_rss_mib"]
+        .as_f64()
+        .unwrap();
+    assert!(peak > 1.0 && peak < 400.0, "peak {peak} MiB");
+    assert_eq!(
+        ballast
+            .iter()
+            .step_by(4096)
+            .map(|&b| b as usize)
+            .sum::<usize>(),
+        128 << 10
+    );
+}

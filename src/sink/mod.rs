@@ -226,7 +226,7 @@ impl ParquetSink {
                     .collect(),
             ));
         // Dictionary encoding of float predictions costs 2.4-3.4x the write time and
-        // saves nothing (MEASURED.md): off. 64-bit integers and timestamps may be
+        // saves nothing (measured against polars' writer): off. 64-bit integers and timestamps may be
         // ids (all distinct: hashing every value before falling back to plain was
         // 9% of the CPU of a run with a trivial model) or labels (a few values):
         // their dictionary page is capped small, so distinct values fall back after

@@ -41,15 +41,6 @@ impl Prepared {
     }
 }
 
-/// The inputs as a short phrase for messages.
-fn describe(files: &[InputFile]) -> String {
-    match files {
-        [one] => one.display(),
-        [first, rest @ ..] => format!("{} and {} more file(s)", first.display(), rest.len()),
-        [] => "the input".into(),
-    }
-}
-
 /// Opens and checks everything; with `log_plan`, writes each model's mapping plan to stderr.
 #[allow(clippy::too_many_lines)] // the pre-scoring checks in the order they must happen (model, inputs, selection, mapping, compile, projection)
 pub fn prepare(
@@ -64,7 +55,8 @@ pub fn prepare(
         .map(|spec| ModelFile::open(&spec.path))
         .collect::<Result<Vec<_>, _>>()
         .exit(ExitCode::Validation)?;
-    let inputs = describe(&files);
+    let names: Vec<String> = files.iter().map(|f| f.display()).collect();
+    let inputs = crate::source::describe_files(&names);
     let mut selection = Selection::new(select).exit(ExitCode::Usage)?;
     let dataset = Dataset::open_pruned(files, csv, selection.pruner()).map_err(|e| {
         // Bad quoting is bad input wherever it is found (exit 4, as while scoring).

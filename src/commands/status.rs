@@ -78,12 +78,11 @@ pub fn status(dir: &Path) -> Result<Status, CliError> {
     }
     let found: Vec<ShardStatus> = manifests
         .iter()
-        .map(|m| ShardStatus {
+        .map(|m| (m, m.damage(dir)))
+        .map(|(m, damaged)| ShardStatus {
             shard: m.job.shard.to_string(),
-            damaged: m.damage(dir),
-            complete: m.complete
-                && success_path(dir, m.job.shard).exists()
-                && m.damage(dir).is_none(),
+            complete: m.complete && success_path(dir, m.job.shard).exists() && damaged.is_none(),
+            damaged,
             parts_done: m.parts.iter().filter(|p| p.done).count(),
             parts: m.parts.len(),
             rows_written: m.rows_written(),

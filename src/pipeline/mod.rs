@@ -87,7 +87,7 @@ pub enum PipelineError {
         errors: String,
     },
     /// An input that cannot be read as a table where it is (bad quoting, a value
-    /// that is not its column's type): rows cannot be set aside one by one.
+    /// that is not its column's type), and was not set aside.
     #[error("{0}")]
     BadInput(String),
     #[error("{0:#}")]
@@ -371,14 +371,7 @@ impl End {
             return (stats, Err(e));
         }
         if stats.rows_read == 0 && !self.allow_empty {
-            let names = &self.file_names;
-            let shown: Vec<String> = names.iter().take(3).cloned().collect();
-            let more = names.len().saturating_sub(3);
-            let text = if more > 0 {
-                format!("{} and {more} more", shown.join(", "))
-            } else {
-                shown.join(", ")
-            };
+            let text = crate::source::describe_files(&self.file_names);
             return (stats, Err(PipelineError::Empty(text)));
         }
         let Some(destination) = written.destination else {
@@ -438,16 +431,18 @@ fn crashed(stage: &str, payload: &(dyn std::any::Any + Send)) -> PipelineError {
 }
 
 /// A read that failed: a bad value or bad quoting is bad input (exit 4, naming the
-/// file and where); anything else a failure naming the file.
+/// file and where); anything else a failure naming the file. Under `--on-error
+/// skip` the source sets such rows aside itself, so these reach here only when
+/// they cannot be (`--on-error fail`, or a quote that never closes).
 fn read_error(e: anyhow::Error, name: &str, first_row: u64) -> PipelineError {
     if let Some(bad) = e.downcast_ref::<BadValue>() {
         return PipelineError::BadInput(format!(
-            "bad value in {bad}. --on-error skip cannot set such a row aside, since the whole column is parsed at once; fix the value or declare the column's type"
+            "bad value in {bad}. Fix the value, declare the column's type, or pass --on-error skip to set the row aside"
         ));
     }
     if let Some(q) = bad_quoting(&e) {
         return PipelineError::BadInput(format!(
-            "{q}. --on-error skip cannot set such a row aside, since where it ends is unknown; fix the quoting in the file"
+            "{q}. Fix the quoting in the file; --on-error skip sets aside a row with text after a closing quote, but not a quote that never closes (where its row ends cannot be known)"
         ));
     }
     PipelineError::Failed(e.context(format!(
@@ -601,13 +596,15 @@ impl Scorer<'_> {
         bad.dedup_by_key(|b| b.row);
         let out: Vec<usize> = bad.iter().map(|b| (b.row - first_row) as usize).collect();
         let errors = rejects::unreadable_batch(schema, &batch, &out, &bad)?;
-        let keep: arrow::array::BooleanArray = (0..batch.num_rows())
-            .map(|i| Some(!out.contains(&i)))
+        let mut keep = vec![true; batch.num_rows()];
+        for &i in &out {
+            keep[i] = false;
+        }
+        let rows: Vec<u64> = (first_row..)
+            .zip(&keep)
+            .filter_map(|(row, &k)| k.then_some(row))
             .collect();
-        let rows: Vec<u64> = (0..batch.num_rows() as u64)
-            .filter(|i| !out.contains(&(*i as usize)))
-            .map(|i| first_row + i)
-            .collect();
+        let keep = arrow::array::BooleanArray::from(keep);
         let batch = arrow::compute::filter_record_batch(&batch, &keep)?;
         Ok((batch, RowNumbers::Picked(rows.into()), Some(errors)))
     }

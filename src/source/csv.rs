@@ -14,6 +14,7 @@ use arrow::csv::reader::Format;
 use arrow::csv::ReaderBuilder;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
 use regex::Regex;
 
 use super::csv_quotes::QuoteChecked;
@@ -400,13 +401,23 @@ fn skipping<R: Read + Send + 'static>(
         explain: Box::new(move |e, row| bad_value(&e, &name, &full, &options, Some(row))),
     };
     let reader = SkippingReader::new(reader, settings, batch_size, rejected.clone())?;
+    Ok(explaining(reader, file, schema, opts))
+}
+
+/// Batches whose errors are explained (see [`explain`]).
+fn explaining<E: Into<anyhow::Error>>(
+    batches: impl Iterator<Item = Result<RecordBatch, E>> + Send + 'static,
+    file: &str,
+    schema: &SchemaRef,
+    opts: &CsvOptions,
+) -> Batches {
     let (file, schema, opts) = (file.to_string(), schema.clone(), opts.clone());
-    Ok(Box::new(reader.map(move |r| {
-        r.map_err(|e| match e.downcast::<ArrowError>() {
+    Box::new(batches.map(move |r| {
+        r.map_err(|e| match e.into().downcast::<ArrowError>() {
             Ok(a) => explain(a, &file, &schema, &opts),
             Err(other) => other,
         })
-    })))
+    }))
 }
 
 fn batches<R: Read + Send + 'static>(
@@ -426,10 +437,7 @@ fn batches<R: Read + Send + 'static>(
         .with_batch_size(batch_size)
         .with_projection(projection.to_vec())
         .build(reader)?;
-    let (file, schema, opts) = (file.to_string(), schema.clone(), opts.clone());
-    Ok(Box::new(reader.map(move |r| {
-        r.map_err(|e| explain(e, &file, &schema, &opts))
-    })))
+    Ok(explaining(reader, file, schema, opts))
 }
 
 /// Reads a CSV file; with `rejected`, values that do not parse make their rows

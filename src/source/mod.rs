@@ -198,6 +198,15 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.to_str().is_some_and(|n| n.starts_with(['.', '_']))
 }
 
+/// Input file names as a short phrase for messages: the first, and how many more.
+pub fn describe_files(names: &[String]) -> String {
+    match names {
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} and {} more file(s)", rest.len()),
+        [] => "the input".into(),
+    }
+}
+
 /// A stream input: standard input or a path that is not a regular file.
 fn stream_input(path: PathBuf, forced: Option<Format>) -> Result<InputFile> {
     let name = if path.as_os_str() == "-" {

@@ -103,13 +103,7 @@ fn parquet(c: &mut Criterion) {
         writer.write(&data).expect("write");
     }
     writer.commit().expect("commit");
-    let file = InputFile {
-        path: input.clone(),
-        format: Format::Parquet,
-        size: std::fs::metadata(&input).expect("size").len(),
-        partitions: vec![],
-        stream: false,
-    };
+    let file = InputFile::local(input.clone(), Format::Parquet);
     let csv = CsvOptions::new(None, b'"', &[]).expect("csv options");
     let mut dataset = Dataset::open(vec![file], csv).expect("dataset");
     let projection: Vec<usize> = (1..=FEATURES).collect();

@@ -53,3 +53,19 @@ with DAG(
         cwd="/srv/batchinfer",
     )
     shards >> all_done
+
+with DAG(
+    dag_id="batchinfer_nightly_s3",
+    schedule="45 2 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+) as nightly_s3:
+    # Inputs, model, output and summary in S3 (examples/nightly_s3.toml); the
+    # worker's role or the connection's variables give the credentials.
+    score_s3 = BashOperator(
+        task_id="score",
+        bash_command="batchinfer run examples/nightly_s3.toml --date {{ ds }} --quiet",
+        cwd="/srv/batchinfer",
+        env={"AWS_REGION": "eu-west-1", "BATCHINFER_PRICE_PER_HOUR": "0.10"},
+        append_env=True,
+    )

@@ -22,6 +22,7 @@ mod pipeline;
 pub mod select;
 pub mod sink;
 pub mod source;
+pub mod storage;
 mod summary;
 pub mod sys;
 

@@ -292,6 +292,30 @@ pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpe
 }
 
 /// `--threads` and `--batch-size`, with their defaults.
+/// The object-storage options (defaults in `storage::Settings`).
+fn storage_settings(args: &ScoreArgs) -> Result<crate::storage::Settings> {
+    let mut s = crate::storage::Settings::default();
+    if let Some(n) = args.store_retries {
+        s.retries.max_retries = n;
+    }
+    if let Some(secs) = args.store_timeout {
+        if !(secs.is_finite() && secs > 0.0) {
+            bail!("--store-timeout must be a positive number of seconds");
+        }
+        s.retries.timeout = std::time::Duration::from_secs_f64(secs);
+    }
+    if let Some(mib) = args.read_ahead {
+        s.read_ahead = mib.max(1) << 20;
+    }
+    if let Some(secs) = args.lock_lease {
+        if secs < 3 {
+            bail!("--lock-lease must be at least 3 seconds (it is renewed every third of it)");
+        }
+        s.lease = std::time::Duration::from_secs(secs);
+    }
+    Ok(s)
+}
+
 fn performance(args: &ScoreArgs) -> Result<(usize, usize)> {
     let threads = match args.threads {
         Some(0) => bail!("--threads must be at least 1"),
@@ -339,6 +363,13 @@ fn bad_rows(
             bail!("--on-error skip with --output - needs --errors PATH for the rejected rows")
         }
         (OnError::Skip { .. }, None) if output.kind == OutputKind::Directory => None,
+        (OnError::Skip { .. }, None) if output.remote.is_some() => {
+            let url = output.remote.as_ref().expect("checked");
+            let name = url.name();
+            let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+            let errors = url.with_key(format!("{}{stem}.errors.parquet", url.parent_prefix()));
+            Some(OutputTarget::parse(&errors.to_string(), args.overwrite)?)
+        }
         (OnError::Skip { .. }, None) => {
             let stem = output
                 .path
@@ -397,6 +428,8 @@ fn directory_options(args: &ScoreArgs, directory: bool, select: &SelectSpec) -> 
 /// Usage errors (exit 2) come out of here; nothing is opened but the inputs' names.
 pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
     let (threads, batch_size) = performance(args)?;
+    // Before the first request: listing the inputs opens their buckets.
+    crate::storage::configure(storage_settings(args)?);
     if let Some(p) = args.price_per_hour {
         if !(p.is_finite() && p >= 0.0) {
             bail!("--price-per-hour must be a non-negative number of USD, got {p}");

@@ -210,10 +210,15 @@ fn toml_values(value: &toml::Value) -> Result<Vec<String>> {
     })
 }
 
-/// A path relative to `base`, unless absolute, `-` or empty base.
+/// A path relative to `base`, unless absolute, a URL (`s3://…`), `-` or empty base.
 fn resolve(base: &Path, value: &str) -> String {
     let p = Path::new(value);
-    if value == "-" || p.is_absolute() || base.as_os_str().is_empty() {
+    let url = |v: &str| {
+        crate::storage::is_url(v)
+            || v.split_once('=')
+                .is_some_and(|(_, u)| crate::storage::is_url(u))
+    };
+    if value == "-" || p.is_absolute() || url(value) || base.as_os_str().is_empty() {
         value.to_string()
     } else {
         base.join(p).display().to_string()

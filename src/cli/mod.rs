@@ -132,7 +132,7 @@ pub struct ScoreArgs {
     #[command(flatten, next_help_heading = "Input")]
     pub input: InputArgs,
 
-    /// Output file: `.parquet` (the default format) or `.csv`; `-` writes CSV to stdout; a path ending in `/` (or an existing directory) is a directory output of part files with a manifest and `_SUCCESS`.
+    /// Output file or object (s3://, gs://, az://): `.parquet` (the default format) or `.csv`; `-` writes CSV to stdout; a local path ending in `/` (or an existing directory) is a directory output of part files with a manifest and `_SUCCESS`.
     #[arg(help_heading = "Output", long, short = 'o')]
     pub output: String,
 
@@ -184,7 +184,7 @@ pub struct ScoreArgs {
     #[arg(help_heading = "Directory outputs and shards", long)]
     pub resume: bool,
 
-    /// Directory outputs: score only shard I of N (0-based). `auto` takes I and N from AWS Batch or Slurm array variables; `auto/N` takes I from JOB_COMPLETION_INDEX (Kubernetes) too.
+    /// Directory outputs: score only shard I of N (0-based). `auto` takes I and N from AWS Batch, Slurm, Google Cloud Batch or Cloud Run jobs variables; `auto/N` takes I from JOB_COMPLETION_INDEX (Kubernetes) or NOMAD_ALLOC_INDEX (Nomad) too.
     #[arg(
         help_heading = "Directory outputs and shards",
         long,
@@ -207,6 +207,22 @@ pub struct ScoreArgs {
     /// With --on-error skip: fail (exit 4, nothing committed) when more than N rows, or more than P% of the rows read, are rejected.
     #[arg(help_heading = "Bad rows", long, value_name = "N|P%")]
     pub max_errors: Option<String>,
+
+    /// Retries of a request that failed with throttling (429, 503), a server error (5xx), a timeout or a dropped connection, with exponential backoff. Default: 10.
+    #[arg(help_heading = "Object storage", long, value_name = "N")]
+    pub store_retries: Option<usize>,
+
+    /// Give up on a request after this many seconds, retries included. Default: 180.
+    #[arg(help_heading = "Object storage", long, value_name = "SECONDS")]
+    pub store_timeout: Option<f64>,
+
+    /// Parquet objects: row groups are fetched ahead, several requests at a time, while the bytes in flight stay under this. Default: 64.
+    #[arg(help_heading = "Object storage", long, value_name = "MIB")]
+    pub read_ahead: Option<u64>,
+
+    /// The lease of the lock object an output in a bucket takes; the run renews it every third of it, and a lock whose lease ran out (its run died) is taken over. Default: 60.
+    #[arg(help_heading = "Object storage", long, value_name = "SECONDS")]
+    pub lock_lease: Option<u64>,
 
     /// No progress bar or progress lines.
     #[arg(help_heading = "Logging and summary", long, short = 'q')]

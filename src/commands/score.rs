@@ -130,7 +130,7 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
 /// Writes the summary file, last: its failure must not hide the run's own exit code.
 fn finish(
     summary: Summary,
-    summary_file: Option<AtomicFile>,
+    summary_file: Option<SummaryFile>,
     outcome: Result<(), CliError>,
 ) -> Result<Option<Summary>, CliError> {
     match (write_json(&summary, summary_file), outcome) {
@@ -149,7 +149,17 @@ fn finish(
 
 /// Takes the lock that makes this run the only one on its output (a directory
 /// output: on this shard), creating the output's directory first.
-fn take_lock(cfg: &ScoreConfig) -> Result<Option<lock::OutputLock>, CliError> {
+fn take_lock(cfg: &ScoreConfig) -> Result<Option<Held>, CliError> {
+    if let Some(url) = &cfg.output.remote {
+        let lease = crate::storage::lease::acquire(url, crate::storage::settings().lease)
+            .map_err(lock_error)?;
+        // Uploads a killed run left on this output: abort them (a lifecycle rule
+        // on the bucket catches the rest).
+        if let Err(e) = crate::storage::upload::abort_leftovers(url) {
+            crate::sys::log::warn(&format!("{e:#}"));
+        }
+        return Ok(Some(Held::Lease(lease)));
+    }
     let lock_on = match cfg.output.kind {
         OutputKind::Stdout => return Ok(None),
         OutputKind::Directory => {
@@ -164,14 +174,25 @@ fn take_lock(cfg: &ScoreConfig) -> Result<Option<lock::OutputLock>, CliError> {
             cfg.output.path.clone()
         }
     };
-    let held = lock::acquire(&lock_on).map_err(|e| match e {
-        e @ lock::LockError::Held { .. } => CliError::new(ExitCode::Locked, e),
-        lock::LockError::Io(e) => CliError::new(ExitCode::Usage, e),
-    })?;
+    let held = lock::acquire(&lock_on).map_err(lock_error)?;
     if cfg.output.kind != OutputKind::Directory {
         lock::remove_leftovers(&lock_on);
     }
-    Ok(Some(held))
+    Ok(Some(Held::File(held)))
+}
+
+/// The lock a run holds on its output until it ends.
+#[allow(dead_code)] // Held for its Drop, which releases the lock.
+enum Held {
+    File(lock::OutputLock),
+    Lease(crate::storage::lease::Lease),
+}
+
+fn lock_error(e: lock::LockError) -> CliError {
+    match e {
+        e @ lock::LockError::Held { .. } => CliError::new(ExitCode::Locked, e),
+        lock::LockError::Io(e) => CliError::new(ExitCode::Usage, e),
+    }
 }
 
 /// The Parquet key-value metadata: models, tool version, run start, selection.
@@ -219,7 +240,7 @@ fn check_passed(cfg: &ScoreConfig, prepared: &Prepared) -> Result<(), CliError> 
         "check passed: {} input file(s), {}, output {}{parts}; nothing was scored\n",
         cfg.inputs.len(),
         models.join(", "),
-        cfg.output.path.display()
+        cfg.output.display()
     ))
     .context("writing to standard output")
     .exit(ExitCode::Failure)
@@ -322,7 +343,7 @@ fn summarize(
             + matches!(result, Err(PipelineError::BadRow { .. })) as u64,
         nan_predictions: stats.workers.nan_predictions,
         errors_file: match &cfg.errors {
-            Some(e) => kept_errors.then(|| e.path.display().to_string()),
+            Some(e) => kept_errors.then(|| e.display()),
             None if directory => {
                 kept_errors.then(|| cfg.output.path.join("_errors").display().to_string())
             }
@@ -341,6 +362,7 @@ fn summarize(
         read_bytes: usage::bytes_read()
             .zip(clock.read_at_start)
             .map(|(now, start)| now.saturating_sub(start)),
+        fetched_bytes: crate::storage::read::fetched_bytes(),
         cost: cfg
             .price_per_hour
             .map(|p| summary::cost(p, wall_s, rows_scored)),
@@ -356,7 +378,7 @@ fn identity(cfg: &ScoreConfig, models: &ModelSet, wall_s: f64) -> Summary {
         model_sha256: models.sha256s(),
         models: summary::model_summaries(models, &[], 0, cfg.threads),
         inputs: cfg.inputs.iter().map(|f| f.display()).collect(),
-        output: cfg.output.path.display().to_string(),
+        output: cfg.output.display(),
         shard: (cfg.shard.count > 1).then(|| cfg.shard.to_string()),
         wall_s,
         threads: cfg.threads,
@@ -385,20 +407,42 @@ fn failed(e: PipelineError, left: &str) -> CliError {
 
 /// The summary JSON's file, created before the run. It replaces an earlier run's
 /// summary (a retry or a rerun writes its own), but nothing else unless `--overwrite`.
-fn open_summary(path: &std::path::Path, overwrite: bool) -> anyhow::Result<AtomicFile> {
-    let earlier_summary = || {
-        std::fs::read(path)
+fn open_summary(path: &std::path::Path, overwrite: bool) -> anyhow::Result<SummaryFile> {
+    let is_summary = |b: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(b)
             .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .is_some_and(|v| v.get("tool_version").is_some() && v.get("status").is_some())
     };
+    let location = path
+        .to_str()
+        .map(crate::storage::Location::parse)
+        .transpose()?;
+    if let Some(crate::storage::Location::Object(url)) = location {
+        let earlier = || crate::storage::read::read_all(&url).is_ok_and(|b| is_summary(&b));
+        if !overwrite && crate::storage::upload::exists(&url)? && !earlier() {
+            anyhow::bail!(
+                "--summary-json {url} exists and is not a batchinfer summary; pass --overwrite to replace it, or choose another path"
+            );
+        }
+        return Ok(SummaryFile::Object(url));
+    }
+    let earlier_summary = || std::fs::read(path).ok().is_some_and(|b| is_summary(&b));
     if path.exists() && !overwrite && !earlier_summary() {
         anyhow::bail!(
             "--summary-json {} exists and is not a batchinfer summary; pass --overwrite to replace it, or choose another path",
             path.display()
         );
     }
-    AtomicFile::create(path, true).context("--summary-json")
+    Ok(SummaryFile::Local(
+        AtomicFile::create(path, true).context("--summary-json")?,
+    ))
+}
+
+/// Where the summary JSON goes: a local file (created before the run, so that an
+/// unwritable path fails first), or an object written in one request at the end.
+enum SummaryFile {
+    Local(AtomicFile),
+    Object(crate::storage::ObjectUrl),
 }
 
 /// Creates an output directory (and its parents), as Spark and pandas writers do.
@@ -419,7 +463,7 @@ fn check_paths(cfg: &ScoreConfig) -> anyhow::Result<()> {
         .inputs
         .iter()
         .filter(|f| !f.is_stdin())
-        .map(|f| Use::file("input", &f.path))
+        .map(|f| Use::file("input", f.display()))
         .collect();
     reads.extend(cfg.models.iter().map(|m| Use::file("--model", &m.path)));
     reads.extend(cfg.job_file.iter().map(|j| Use::file("job file", j)));
@@ -427,6 +471,9 @@ fn check_paths(cfg: &ScoreConfig) -> anyhow::Result<()> {
     match cfg.output.kind {
         OutputKind::Stdout => {}
         OutputKind::Directory => writes.push(Use::directory("--output", &cfg.output.path)),
+        _ if cfg.output.remote.is_some() => {
+            writes.push(Use::file("--output", cfg.output.display()))
+        }
         _ => {
             writes.push(Use::file("--output", &cfg.output.path));
             writes.push(Use::file(
@@ -436,7 +483,7 @@ fn check_paths(cfg: &ScoreConfig) -> anyhow::Result<()> {
         }
     }
     if let Some(e) = &cfg.errors {
-        writes.push(Use::file("--errors", &e.path));
+        writes.push(Use::file("--errors", e.display()));
     }
     if let Some(j) = &cfg.summary_json {
         writes.push(Use::file("--summary-json", j));
@@ -456,7 +503,7 @@ fn already_complete(
     let rows = manifest.rows_written();
     let text = format!(
         "batchinfer: {} is already complete{} ({} parts, {rows} rows, finished {}); nothing to do. Pass --overwrite to score it again\n",
-        cfg.output.path.display(),
+        cfg.output.display(),
         shard.as_ref().map(|s| format!(" for shard {s}")).unwrap_or_default(),
         manifest.parts.len(),
         manifest.finished.as_deref().unwrap_or("?")
@@ -465,7 +512,7 @@ fn already_complete(
         "info",
         "already_complete",
         serde_json::json!({
-            "output": cfg.output.path.display().to_string(),
+            "output": cfg.output.display(),
             "shard": shard,
             "parts": manifest.parts.len(),
             "rows": rows,
@@ -501,20 +548,30 @@ fn emit(summary: &Summary, to: &SummaryTo) -> Result<(), CliError> {
 }
 
 /// Writes the summary JSON into the file opened before the run, and commits it.
-fn write_json(summary: &Summary, file: Option<AtomicFile>) -> Result<(), CliError> {
-    let Some(mut file) = file else {
+fn write_json(summary: &Summary, file: Option<SummaryFile>) -> Result<(), CliError> {
+    let Some(file) = file else {
         return Ok(());
     };
-    let path = file.path().display().to_string();
-    let written = serde_json::to_string_pretty(summary)
+    let body = serde_json::to_string_pretty(summary)
         .context("serialising the summary")
-        .and_then(|body| {
+        .exit(ExitCode::Failure)?
+        + "\n";
+    let (path, written) = match file {
+        SummaryFile::Object(url) => (
+            url.to_string(),
+            crate::storage::upload::put(&url, body.into_bytes(), true),
+        ),
+        SummaryFile::Local(mut file) => {
             use std::io::Write;
-            file.file()
-                .write_all((body + "\n").as_bytes())
+            let path = file.path().display().to_string();
+            let written = file
+                .file()
+                .write_all(body.as_bytes())
                 .context("writing")
-        })
-        .and_then(|()| file.commit());
+                .and_then(|()| file.commit());
+            (path, written)
+        }
+    };
     written
         .with_context(|| format!("the summary could not be written to {path}"))
         .exit(ExitCode::Failure)

@@ -185,6 +185,18 @@ pub struct ModelFile {
     proto: pb::ModelProto,
 }
 
+/// The model file's bytes: a local file, or an object (`s3://…`) fetched whole.
+fn read_model(path: &Path) -> std::io::Result<Vec<u8>> {
+    let location = path.to_str().map(crate::storage::Location::parse);
+    match location {
+        Some(Ok(crate::storage::Location::Object(url))) => crate::storage::read::read_all(&url)
+            .map(|b| b.to_vec())
+            .map_err(|e| std::io::Error::other(format!("{e:#}"))),
+        Some(Ok(crate::storage::Location::Local(local))) => std::fs::read(local),
+        _ => std::fs::read(path),
+    }
+}
+
 fn onnx() -> tract_onnx::Onnx {
     let mut onnx = tract_onnx::onnx();
     ml::register(&mut onnx.op_register);
@@ -204,7 +216,7 @@ impl ModelFile {
     }
 
     fn open_unguarded(path: &Path) -> Result<ModelFile, ModelError> {
-        let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
+        let bytes = read_model(path).map_err(|source| ModelError::Read {
             path: path.to_owned(),
             source,
         })?;

@@ -445,6 +445,11 @@ fn read_error(e: anyhow::Error, name: &str, first_row: u64) -> PipelineError {
             "{q}. Fix the quoting in the file; --on-error skip sets aside a row with text after a closing quote, but not a quote that never closes (where its row ends cannot be known)"
         ));
     }
+    if crate::storage::errors::is_store_failure(&e) {
+        return PipelineError::Failed(e.context(format!(
+            "the object store failed while {name} was read at row {first_row}"
+        )));
+    }
     PipelineError::Failed(e.context(format!(
         "cannot read {name} at row {first_row}: the file may be truncated, corrupt or not what its name says; re-export it or leave it out"
     )))

@@ -20,6 +20,39 @@ pub struct Use {
     pub directory: bool,
 }
 
+/// An object URL (`s3://…`): compared with other objects by bucket and key.
+fn is_object(u: &Use) -> bool {
+    u.path.to_str().is_some_and(|p| {
+        matches!(
+            crate::storage::Location::parse(p),
+            Ok(crate::storage::Location::Object(_))
+        )
+    })
+}
+
+/// Objects a run writes against the objects it reads and each other: the same
+/// bucket and key is the same object.
+fn check_objects(reads: &[&Use], writes: &[&Use]) -> Result<()> {
+    let key = |u: &Use| match u.path.to_str().map(crate::storage::Location::parse) {
+        Some(Ok(crate::storage::Location::Object(o))) => {
+            Some((o.cloud, o.bucket, o.account, o.key))
+        }
+        _ => None,
+    };
+    for (i, w) in writes.iter().enumerate() {
+        for r in reads.iter().chain(&writes[..i]) {
+            if key(w) == key(r) {
+                bail!(
+                    "{} is the same object as {}: the run would overwrite what it reads or write one object twice; write elsewhere",
+                    named(w),
+                    named(r)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Use {
     pub fn file(role: impl Into<String>, path: impl Into<PathBuf>) -> Use {
         Use {
@@ -104,13 +137,16 @@ fn named(u: &Use) -> String {
 
 /// Refuses a run whose writes clash with its reads or with each other.
 pub fn check(reads: &[Use], writes: &[Use]) -> Result<()> {
+    let (remote_reads, reads): (Vec<&Use>, Vec<&Use>) = reads.iter().partition(|u| is_object(u));
+    let (remote_writes, writes): (Vec<&Use>, Vec<&Use>) = writes.iter().partition(|u| is_object(u));
+    check_objects(&remote_reads, &remote_writes)?;
     let reads: Vec<(&Use, Place)> = reads
-        .iter()
+        .into_iter()
         .filter(|u| u.path.as_os_str() != "-")
         .map(|u| (u, place(&u.path)))
         .collect();
     let writes: Vec<(&Use, Place)> = writes
-        .iter()
+        .into_iter()
         .filter(|u| u.path.as_os_str() != "-")
         .map(|u| (u, place(&u.path)))
         .collect();

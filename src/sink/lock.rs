@@ -47,7 +47,7 @@ pub fn lock_path(output: &Path) -> PathBuf {
     output.with_file_name(format!(".{name}.batchinfer-lock"))
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most buf.len() bytes into buf.
     if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {

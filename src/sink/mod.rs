@@ -9,10 +9,10 @@ pub(crate) mod clash;
 pub(crate) mod lock;
 pub(crate) mod parts;
 pub(crate) mod shard;
+pub(crate) mod staged;
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -25,7 +25,8 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
 use crate::pipeline::Destination;
-use crate::sink::atomic::AtomicFile;
+use crate::sink::staged::Staged;
+use crate::storage::ObjectUrl;
 
 /// Rows per row group written. The writer holds a row group in memory until it
 /// is full: at parquet's default of 1M rows that is ~32 MiB for an id and four
@@ -91,7 +92,7 @@ impl Destination for FileDestination {
                 "{rows_written} rows (and the header) were already written to standard output, which a reader may have taken for a complete result"
             ),
             OutputKind::Stdout => "nothing was written to standard output".into(),
-            _ => format!("nothing was written to {}", self.target.path.display()),
+            _ => format!("nothing was written to {}", self.target.display()),
         }
     }
 }
@@ -99,9 +100,12 @@ impl Destination for FileDestination {
 /// Where and how to write.
 #[derive(Debug, Clone)]
 pub struct OutputTarget {
+    /// The local path; for an object, its key.
     pub path: PathBuf,
     pub kind: OutputKind,
     pub overwrite: bool,
+    /// An object in a bucket.
+    pub remote: Option<ObjectUrl>,
 }
 
 impl OutputTarget {
@@ -114,14 +118,24 @@ impl OutputTarget {
                 path: "-".into(),
                 kind: OutputKind::Stdout,
                 overwrite,
+                remote: None,
             });
         }
-        let p = PathBuf::from(path);
-        if path.ends_with('/') || p.is_dir() {
+        let (p, remote) = match crate::storage::Location::parse(path)? {
+            crate::storage::Location::Local(p) => (p, None),
+            crate::storage::Location::Object(url) => (PathBuf::from(&url.key), Some(url)),
+        };
+        if remote.is_some() && (path.ends_with('/') || p.as_os_str().is_empty()) {
+            bail!(
+                "{path}: directory outputs (part files, manifest, _SUCCESS) are written to local or mounted paths only; write one object (…/scores.parquet) or a local directory"
+            );
+        }
+        if remote.is_none() && (path.ends_with('/') || p.is_dir()) {
             return Ok(OutputTarget {
                 path: p,
                 kind: OutputKind::Directory,
                 overwrite,
+                remote,
             });
         }
         let kind = match p
@@ -136,12 +150,24 @@ impl OutputTarget {
             path: p,
             kind,
             overwrite,
+            remote,
         })
+    }
+
+    /// The path or URL, for messages.
+    pub fn display(&self) -> String {
+        match &self.remote {
+            Some(url) => url.to_string(),
+            None => self.path.display().to_string(),
+        }
     }
 
     /// Refuses an existing output unless `--overwrite`: a cheap check made first.
     pub fn check_free(&self) -> Result<()> {
         let file = matches!(self.kind, OutputKind::Parquet | OutputKind::Csv);
+        if let Some(url) = &self.remote {
+            return crate::storage::upload::check_free(url, self.overwrite);
+        }
         if file {
             crate::sink::atomic::refuse_special(&self.path)?;
         }
@@ -163,14 +189,13 @@ impl OutputTarget {
             ))));
         }
         self.check_free()?;
-        let temp = AtomicFile::create(&self.path, self.overwrite)?;
+        let staged = Staged::create(self)?;
         Ok(match self.kind {
             OutputKind::Parquet => {
-                Box::new(ParquetSink::new(temp, self.clone(), schema, metadata)?)
+                Box::new(ParquetSink::new(staged, self.clone(), schema, metadata)?)
             }
             OutputKind::Csv => Box::new(FileCsvSink {
-                inner: CsvSink::new(BufWriter::new(temp.reopen()?)),
-                temp,
+                inner: CsvSink::new(BufWriter::new(staged)),
                 target: self.clone(),
             }),
             OutputKind::Stdout | OutputKind::Directory => {
@@ -184,7 +209,11 @@ impl OutputTarget {
 }
 
 /// "writing PATH", with advice when the file system is full.
-fn write_context(action: &str, path: &Path, e: anyhow::Error) -> anyhow::Error {
+fn write_context(action: &str, target: &OutputTarget, e: anyhow::Error) -> anyhow::Error {
+    if target.remote.is_some() {
+        return e.context(format!("{action} {}", target.display()));
+    }
+    let path = &target.path;
     let full = e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.raw_os_error() == Some(libc::ENOSPC))
@@ -203,14 +232,13 @@ fn write_context(action: &str, path: &Path, e: anyhow::Error) -> anyhow::Error {
 }
 
 struct ParquetSink {
-    writer: ArrowWriter<File>,
-    temp: AtomicFile,
+    writer: ArrowWriter<Staged>,
     target: OutputTarget,
 }
 
 impl ParquetSink {
     fn new(
-        temp: AtomicFile,
+        staged: Staged,
         target: OutputTarget,
         schema: SchemaRef,
         metadata: &[(String, String)],
@@ -243,13 +271,8 @@ impl ParquetSink {
                 _ => {}
             }
         }
-        let file = temp.reopen()?;
-        let writer = ArrowWriter::try_new(file, schema, Some(props.build()))?;
-        Ok(ParquetSink {
-            writer,
-            temp,
-            target,
-        })
+        let writer = ArrowWriter::try_new(staged, schema, Some(props.build()))?;
+        Ok(ParquetSink { writer, target })
     }
 }
 
@@ -257,20 +280,17 @@ impl Sink for ParquetSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.writer
             .write(batch)
-            .map_err(|e| write_context("writing", &self.target.path, e.into()))
+            .map_err(|e| write_context("writing", &self.target, e.into()))
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
-        let ParquetSink {
-            writer,
-            temp,
-            target,
-        } = *self;
-        writer
-            .close()
-            .map_err(|e| write_context("finishing", &target.path, e.into()))?;
-        temp.commit()
-            .map_err(|e| write_context("finishing", &target.path, e))
+        let ParquetSink { writer, target } = *self;
+        let staged = writer
+            .into_inner()
+            .map_err(|e| write_context("finishing", &target, e.into()))?;
+        staged
+            .commit()
+            .map_err(|e| write_context("finishing", &target, e))
     }
 }
 
@@ -299,8 +319,7 @@ impl<W: Write + Send> Sink for CsvSink<W> {
 }
 
 struct FileCsvSink {
-    inner: CsvSink<BufWriter<File>>,
-    temp: AtomicFile,
+    inner: CsvSink<BufWriter<Staged>>,
     target: OutputTarget,
 }
 
@@ -308,21 +327,19 @@ impl Sink for FileCsvSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.inner
             .write(batch)
-            .map_err(|e| write_context("writing", &self.target.path, e))
+            .map_err(|e| write_context("writing", &self.target, e))
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
-        let FileCsvSink {
-            inner,
-            temp,
-            target,
-        } = *self;
-        let mut w = inner.writer.into_inner();
-        w.flush()
-            .map_err(|e| write_context("writing", &target.path, e.into()))?;
-        drop(w);
-        temp.commit()
-            .map_err(|e| write_context("finishing", &target.path, e))
+        let FileCsvSink { inner, target } = *self;
+        let staged = inner
+            .writer
+            .into_inner()
+            .into_inner()
+            .map_err(|e| write_context("writing", &target, e.into_error().into()))?;
+        staged
+            .commit()
+            .map_err(|e| write_context("finishing", &target, e))
     }
 }
 

@@ -471,6 +471,7 @@ impl PartWriter {
             path,
             kind: OutputKind::Parquet,
             overwrite: true,
+            remote: None,
         }
     }
 

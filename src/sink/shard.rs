@@ -36,7 +36,20 @@ const SCHEDULERS: &[(&str, &str, Option<&str>, Option<&str>)] = &[
         Some("SLURM_ARRAY_TASK_COUNT"),
         Some("SLURM_ARRAY_TASK_MIN"),
     ),
+    (
+        "Google Cloud Batch",
+        "BATCH_TASK_INDEX",
+        Some("BATCH_TASK_COUNT"),
+        None,
+    ),
+    (
+        "Cloud Run jobs",
+        "CLOUD_RUN_TASK_INDEX",
+        Some("CLOUD_RUN_TASK_COUNT"),
+        None,
+    ),
     ("Kubernetes", "JOB_COMPLETION_INDEX", None, None),
+    ("Nomad", "NOMAD_ALLOC_INDEX", None, None),
 ];
 
 impl Shard {
@@ -282,6 +295,25 @@ mod tests {
         assert_eq!(
             Shard::parse("auto", &slurm).unwrap(),
             Shard { index: 1, count: 4 }
+        );
+        let gcb = env(&[("BATCH_TASK_INDEX", "1"), ("BATCH_TASK_COUNT", "3")]);
+        assert_eq!(
+            Shard::parse("auto", &gcb).unwrap(),
+            Shard { index: 1, count: 3 }
+        );
+        let run = env(&[("CLOUD_RUN_TASK_INDEX", "0"), ("CLOUD_RUN_TASK_COUNT", "2")]);
+        assert_eq!(
+            Shard::parse("auto", &run).unwrap(),
+            Shard { index: 0, count: 2 }
+        );
+        let nomad = env(&[("NOMAD_ALLOC_INDEX", "4")]);
+        assert!(
+            Shard::parse("auto", &nomad).is_err(),
+            "Nomad gives no count"
+        );
+        assert_eq!(
+            Shard::parse("auto/5", &nomad).unwrap(),
+            Shard { index: 4, count: 5 }
         );
         let k8s = env(&[("JOB_COMPLETION_INDEX", "2")]);
         assert!(

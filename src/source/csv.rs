@@ -19,7 +19,7 @@ use regex::Regex;
 
 use super::csv_quotes::QuoteChecked;
 use super::csv_skip::{Rejected, Settings, SkippingReader};
-use super::{BadValue, Batches};
+use super::{BadValue, Batches, InputFile};
 
 /// Rows read to infer column types, unless `--infer-rows` says otherwise.
 pub const DEFAULT_INFER_ROWS: usize = 10_000;
@@ -214,9 +214,18 @@ fn type_name(dt: &DataType) -> String {
     }
 }
 
-fn open(path: &Path, opts: &CsvOptions, rejected: Option<&Rejected>) -> Result<QuoteChecked<File>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    Ok(opts.checked(file, &path.display().to_string(), path, rejected))
+fn open(
+    file: &InputFile,
+    opts: &CsvOptions,
+    rejected: Option<&Rejected>,
+) -> Result<QuoteChecked<Box<dyn Read + Send>>> {
+    let bytes: Box<dyn Read + Send> = match &file.remote {
+        Some(remote) => Box::new(crate::storage::read::ObjectReader::open(remote)?),
+        None => Box::new(
+            File::open(&file.path).with_context(|| format!("cannot open {}", file.display()))?,
+        ),
+    };
+    Ok(opts.checked(bytes, &file.display(), &file.path, rejected))
 }
 
 fn infer<R: Read>(
@@ -238,9 +247,9 @@ fn infer<R: Read>(
     Ok((Arc::new(opts.declare(schema, what)?), records))
 }
 
-pub fn infer_schema(path: &Path, opts: &CsvOptions) -> Result<SchemaRef> {
-    let what = format!("CSV file {}", path.display());
-    let (schema, records) = infer(open(path, opts, None)?, &what, path, opts)?;
+pub fn infer_schema(file: &InputFile, opts: &CsvOptions) -> Result<SchemaRef> {
+    let what = format!("CSV file {}", file.display());
+    let (schema, records) = infer(open(file, opts, None)?, &what, &file.path, opts)?;
     if records == 0 {
         bail!("{what} has a header but no rows, so its column types cannot be known; drop it from the inputs");
     }
@@ -248,22 +257,22 @@ pub fn infer_schema(path: &Path, opts: &CsvOptions) -> Result<SchemaRef> {
 }
 
 /// Checks that a further CSV file's header names the same columns as the first file.
-pub fn check_header(path: &Path, first: &SchemaRef, opts: &CsvOptions) -> Result<SchemaRef> {
+pub fn check_header(file: &InputFile, first: &SchemaRef, opts: &CsvOptions) -> Result<SchemaRef> {
     let mut line = String::new();
-    BufReader::new(open(path, opts, None)?)
+    BufReader::new(open(file, opts, None)?)
         .read_line(&mut line)
-        .with_context(|| format!("reading the header of {}", path.display()))?;
+        .with_context(|| format!("reading the header of {}", file.display()))?;
     let (header, _) = opts
-        .format(path)
+        .format(&file.path)
         .with_null_regex(Regex::new("^$").expect("valid regex"))
         .infer_schema(Cursor::new(line.as_bytes()), Some(0))
-        .with_context(|| format!("cannot read the header of {}", path.display()))?;
+        .with_context(|| format!("cannot read the header of {}", file.display()))?;
     let names: Vec<&String> = header.fields().iter().map(|f| f.name()).collect();
     let expected: Vec<&String> = first.fields().iter().map(|f| f.name()).collect();
     if names != expected {
         bail!(
             "{} has columns [{}] but the first input has [{}]; every input must have the same columns",
-            path.display(),
+            file.display(),
             names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
             expected.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         );
@@ -443,7 +452,7 @@ fn batches<R: Read + Send + 'static>(
 /// Reads a CSV file; with `rejected`, values that do not parse make their rows
 /// bad rows, reported there, instead of failing the read.
 pub fn read(
-    path: &Path,
+    file: &InputFile,
     schema: &Schema,
     opts: &CsvOptions,
     projection: &[usize],
@@ -451,9 +460,9 @@ pub fn read(
     rejected: Option<&Rejected>,
 ) -> Result<Batches> {
     let schema = Arc::new(schema.clone());
-    let name = path.display().to_string();
-    let input = open(path, opts, rejected)?;
-    let format = opts.format(path);
+    let name = file.display();
+    let input = open(file, opts, rejected)?;
+    let format = opts.format(&file.path);
     let plan = ReadPlan {
         file: &name,
         schema: &schema,
@@ -514,6 +523,7 @@ mod tests {
         let path = dir.join("case.csv");
         std::fs::write(&path, text)?;
         let opts = CsvOptions::new(None, b'"', &[])?;
+        let path = InputFile::local(path, crate::source::Format::Csv);
         let header = infer_schema(&path, &opts)?;
         let strings = Schema::new(
             header

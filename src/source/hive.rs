@@ -137,6 +137,7 @@ mod tests {
             size: 0,
             partitions: pairs(Path::new(root), Path::new(path)),
             stream: false,
+            remote: None,
         }
     }
 

@@ -147,9 +147,24 @@ pub struct InputFile {
     pub partitions: Vec<(String, String)>,
     /// Standard input, a pipe or a device: read once, front to back.
     pub stream: bool,
+    /// An object in a bucket (`path` is then its key).
+    pub remote: Option<crate::storage::Remote>,
 }
 
 impl InputFile {
+    /// A local file with no partition values.
+    pub fn local(path: PathBuf, format: Format) -> InputFile {
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        InputFile {
+            path,
+            format,
+            size,
+            partitions: vec![],
+            stream: false,
+            remote: None,
+        }
+    }
+
     pub fn is_stdin(&self) -> bool {
         self.path.as_os_str() == "-"
     }
@@ -160,7 +175,9 @@ impl InputFile {
     }
 
     pub fn display(&self) -> String {
-        if self.is_stdin() {
+        if let Some(r) = &self.remote {
+            r.url.to_string()
+        } else if self.is_stdin() {
             "<stdin>".into()
         } else {
             self.path.display().to_string()
@@ -226,7 +243,34 @@ fn stream_input(path: PathBuf, forced: Option<Format>) -> Result<InputFile> {
         size: 0,
         partitions: vec![],
         stream: true,
+        remote: None,
     })
+}
+
+/// The objects an `s3://`, `gs://` or `az://` input names.
+fn remote_inputs(
+    url: &crate::storage::ObjectUrl,
+    forced: Option<Format>,
+) -> Result<Vec<InputFile>> {
+    let (root, objects) =
+        crate::storage::list::expand(url, |key| format_of(Path::new(key), forced).is_some())?;
+    objects
+        .into_iter()
+        .map(|object| {
+            let path = PathBuf::from(&object.url.key);
+            let format = format_of(&path, forced).with_context(|| {
+                format!("cannot tell the format of {}; name it .parquet or .csv, or pass --input-format", object.url)
+            })?;
+            Ok(InputFile {
+                partitions: hive::pairs(Path::new(&root), &path),
+                format,
+                size: object.size,
+                stream: false,
+                remote: Some(object),
+                path,
+            })
+        })
+        .collect()
 }
 
 /// Expands `--input` values (files, directories, globs, `-`) into files, in order:
@@ -242,64 +286,11 @@ pub fn expand_inputs(specs: &[String], forced: Option<Format>) -> Result<Vec<Inp
             files.push(stream_input("-".into(), forced)?);
             continue;
         }
-        let mut found = vec![];
-        let root;
-        let literal = std::fs::metadata(spec);
-        if literal.is_err() && is_glob(spec) {
-            root = glob_root(spec);
-            for entry in
-                glob::glob(spec).with_context(|| format!("invalid glob pattern {spec:?}"))?
-            {
-                let path = entry.with_context(|| format!("reading a match of {spec:?}"))?;
-                if path.is_file() {
-                    found.push(path);
-                }
+        match crate::storage::Location::parse(spec)? {
+            crate::storage::Location::Object(url) => files.extend(remote_inputs(&url, forced)?),
+            crate::storage::Location::Local(path) => {
+                files.extend(local_inputs(&path.to_string_lossy(), forced)?)
             }
-            if found.is_empty() {
-                bail!("no file matches {spec:?}; check the pattern and quote it so the shell does not expand it");
-            }
-        } else {
-            let path = PathBuf::from(spec);
-            let meta = literal.with_context(|| format!("cannot open input {spec}"))?;
-            if meta.is_dir() {
-                // Recursively, for partitioned datasets (year=2024/month=01/…).
-                let walk = walkdir::WalkDir::new(&path)
-                    .follow_links(true)
-                    .into_iter()
-                    .filter_entry(|e| e.depth() == 0 || !is_hidden(e.file_name()));
-                for entry in walk {
-                    let entry = entry.with_context(|| format!("cannot list directory {spec}"))?;
-                    let p = entry.path();
-                    if entry.file_type().is_file() && format_of(p, forced).is_some() {
-                        found.push(p.to_path_buf());
-                    }
-                }
-                if found.is_empty() {
-                    bail!("directory {spec} holds no .parquet or .csv file");
-                }
-                root = path;
-            } else if !meta.is_file() {
-                files.push(stream_input(path, forced)?);
-                continue;
-            } else {
-                root = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                found.push(path);
-            }
-        }
-        found.sort();
-        for path in found {
-            let format = format_of(&path, forced).with_context(|| {
-                format!("cannot tell the format of {}; name it .parquet or .csv, or pass --input-format", path.display())
-            })?;
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let partitions = hive::pairs(&root, &path);
-            files.push(InputFile {
-                path,
-                format,
-                size,
-                partitions,
-                stream: false,
-            });
         }
     }
     if files.is_empty() {
@@ -311,6 +302,72 @@ pub fn expand_inputs(specs: &[String], forced: Option<Format>) -> Result<Vec<Inp
             "{} is read as a stream (standard input or a pipe), which cannot be combined with other inputs",
             stream.display()
         );
+    }
+    Ok(files)
+}
+
+/// The files one local `--input` value names (see [`expand_inputs`]).
+fn local_inputs(spec: &str, forced: Option<Format>) -> Result<Vec<InputFile>> {
+    let mut files = vec![];
+    let mut found = vec![];
+    let root;
+    let literal = std::fs::metadata(spec);
+    if literal.is_err() && is_glob(spec) {
+        root = glob_root(spec);
+        for entry in glob::glob(spec).with_context(|| format!("invalid glob pattern {spec:?}"))? {
+            let path = entry.with_context(|| format!("reading a match of {spec:?}"))?;
+            if path.is_file() {
+                found.push(path);
+            }
+        }
+        if found.is_empty() {
+            bail!("no file matches {spec:?}; check the pattern and quote it so the shell does not expand it");
+        }
+    } else {
+        let path = PathBuf::from(spec);
+        let meta = literal.with_context(|| format!("cannot open input {spec}"))?;
+        if meta.is_dir() {
+            // Recursively, for partitioned datasets (year=2024/month=01/…).
+            let walk = walkdir::WalkDir::new(&path)
+                .follow_links(true)
+                .into_iter()
+                .filter_entry(|e| e.depth() == 0 || !is_hidden(e.file_name()));
+            for entry in walk {
+                let entry = entry.with_context(|| format!("cannot list directory {spec}"))?;
+                let p = entry.path();
+                if entry.file_type().is_file() && format_of(p, forced).is_some() {
+                    found.push(p.to_path_buf());
+                }
+            }
+            if found.is_empty() {
+                bail!("directory {spec} holds no .parquet or .csv file");
+            }
+            root = path;
+        } else if !meta.is_file() {
+            return Ok(vec![stream_input(path, forced)?]);
+        } else {
+            root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            found.push(path);
+        }
+    }
+    found.sort();
+    for path in found {
+        let format = format_of(&path, forced).with_context(|| {
+            format!(
+                "cannot tell the format of {}; name it .parquet or .csv, or pass --input-format",
+                path.display()
+            )
+        })?;
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let partitions = hive::pairs(&root, &path);
+        files.push(InputFile {
+            path,
+            format,
+            size,
+            partitions,
+            stream: false,
+            remote: None,
+        });
     }
     Ok(files)
 }
@@ -532,7 +589,7 @@ impl Dataset {
         let csv_options = &self.csv;
         let rejected = self.rejected.as_ref();
         let open = || match file.format {
-            Format::Parquet => parquet::read(&file.path, row_groups, &from_file, batch_size, split),
+            Format::Parquet => parquet::read(&file, row_groups, &from_file, batch_size, split),
             Format::Csv if file.is_stream() => {
                 let read = stream.take().with_context(|| {
                     format!("{} is a stream and was read already", file.display())
@@ -548,7 +605,7 @@ impl Dataset {
                 )
             }
             Format::Csv => csv::read(
-                &file.path,
+                &file,
                 &file_schema,
                 csv_options,
                 &from_file,
@@ -653,7 +710,7 @@ fn read_header(
 ) -> Result<Footer> {
     Ok(match file.format {
         Format::Parquet => {
-            let (s, rows, bounds) = parquet::footer(&file.path, wanted)?;
+            let (s, rows, bounds) = parquet::footer(file, wanted)?;
             (s, Some(rows), bounds)
         }
         Format::Csv if file.is_stream() => {
@@ -670,8 +727,8 @@ fn read_header(
             (s, None, vec![])
         }
         Format::Csv => match first {
-            Some(first) => (csv::check_header(&file.path, first, csv)?, None, vec![]),
-            None => (csv::infer_schema(&file.path, csv)?, None, vec![]),
+            Some(first) => (csv::check_header(file, first, csv)?, None, vec![]),
+            None => (csv::infer_schema(file, csv)?, None, vec![]),
         },
     })
 }

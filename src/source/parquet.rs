@@ -25,6 +25,8 @@ use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 
+use super::InputFile;
+use crate::storage::read::Footer;
 use crate::sys::panics;
 
 /// Reads at the end of the file one reader may make before it fails.
@@ -75,29 +77,45 @@ impl<R: Read> Read for EofBudget<R> {
     }
 }
 
-fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<GuardedFile>> {
+fn open_file(path: &Path) -> Result<GuardedFile> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    ParquetRecordBatchReaderBuilder::try_new(GuardedFile(file))
+    Ok(GuardedFile(file))
+}
+
+#[cfg(test)]
+fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<GuardedFile>> {
+    ParquetRecordBatchReaderBuilder::try_new(open_file(path)?)
         .with_context(|| format!("{} is not a readable Parquet file", path.display()))
+}
+
+/// The file's or object's footer.
+fn metadata(file: &InputFile) -> Result<ArrowReaderMetadata> {
+    let loaded = match &file.remote {
+        Some(remote) => {
+            ArrowReaderMetadata::load(&Footer::open(remote)?, ArrowReaderOptions::new())
+        }
+        None => ArrowReaderMetadata::load(&open_file(&file.path)?, ArrowReaderOptions::new()),
+    };
+    loaded.with_context(|| format!("{} is not a readable Parquet file", file.display()))
 }
 
 /// The file's Arrow schema, the row count of each row group, and for each of the
 /// `wanted` columns the file has, the lower and upper bounds of its values in each
 /// row group (null where the statistics do not say), all from its footer.
-pub fn footer(path: &Path, wanted: &[String]) -> Result<Bounded> {
-    let b = builder(path)?;
-    let groups = b.metadata().row_groups();
+pub fn footer(file: &InputFile, wanted: &[String]) -> Result<Bounded> {
+    let meta = metadata(file)?;
+    let groups = meta.metadata().row_groups();
     let rows = groups
         .iter()
         .map(|rg| rg.num_rows().max(0) as u64)
         .collect();
-    let schema = b.schema().clone();
+    let schema = meta.schema().clone();
     let mut bounds = vec![];
     for name in wanted {
         if schema.field_with_name(name).is_err() {
             continue;
         }
-        let converter = StatisticsConverter::try_new(name, &schema, b.parquet_schema())?;
+        let converter = StatisticsConverter::try_new(name, &schema, meta.parquet_schema())?;
         let min = converter.row_group_mins(groups)?;
         let mut max = converter.row_group_maxes(groups)?;
         if min.data_type().is_floating() {
@@ -116,41 +134,142 @@ pub fn footer(path: &Path, wanted: &[String]) -> Result<Bounded> {
 /// A schema, row counts per row group, and per column the bounds per row group.
 pub type Bounded = (SchemaRef, Vec<u64>, Vec<(String, ArrayRef, ArrayRef)>);
 
+type BatchIter = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
 /// Reads the file, or only the given row groups (ascending). With `split`, the
 /// columns are decoded by two threads, each reading about half of the bytes, when
-/// there are at least [`SPLIT_MIN_BYTES`] to read.
+/// there are at least [`SPLIT_MIN_BYTES`] to read. An object is read row group by
+/// row group, each one's projected column chunks fetched ahead (see
+/// `storage::read::prefetch`).
 pub fn read(
-    path: &Path,
+    file: &InputFile,
     row_groups: Option<&[usize]>,
     projection: &[usize],
     batch_size: usize,
     split: bool,
-) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
+) -> Result<BatchIter> {
     let min_bytes = split.then_some(SPLIT_MIN_BYTES);
-    read_split(path, row_groups, projection, batch_size, min_bytes)
+    match &file.remote {
+        Some(remote) => read_object(remote, row_groups, projection, batch_size, min_bytes),
+        None => read_split(&file.path, row_groups, projection, batch_size, min_bytes),
+    }
 }
 
-/// [`read`], split when there are at least `min_bytes` to read.
+/// [`read`] of a local file, split when there are at least `min_bytes` to read.
 fn read_split(
     path: &Path,
     row_groups: Option<&[usize]>,
     projection: &[usize],
     batch_size: usize,
     min_bytes: Option<u64>,
-) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
-    let b = builder(path)?;
-    let halves = min_bytes.and_then(|min| halves(b.metadata(), row_groups, projection, min));
+) -> Result<BatchIter> {
+    let meta = ArrowReaderMetadata::load(&open_file(path)?, ArrowReaderOptions::new())
+        .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
+    read_with(
+        &meta,
+        || open_file(path),
+        row_groups,
+        projection,
+        batch_size,
+        min_bytes,
+    )
+}
+
+/// [`read`] of an object: the column chunks of each row group to read are fetched
+/// ahead, then decoded from memory as a local file is.
+fn read_object(
+    remote: &crate::storage::Remote,
+    row_groups: Option<&[usize]>,
+    projection: &[usize],
+    batch_size: usize,
+    min_bytes: Option<u64>,
+) -> Result<BatchIter> {
+    let meta = ArrowReaderMetadata::load(&Footer::open(remote)?, ArrowReaderOptions::new())
+        .with_context(|| format!("{} is not a readable Parquet file", remote.url))?;
+    let groups: Vec<usize> = match row_groups {
+        Some(g) => g.to_vec(),
+        None => (0..meta.metadata().num_row_groups()).collect(),
+    };
+    let ranges = groups
+        .iter()
+        .map(|&g| chunk_ranges(meta.metadata(), g, projection))
+        .collect();
+    let fetched = crate::storage::read::prefetch(remote, ranges, crate::storage::read_ahead())?;
+    let projection = projection.to_vec();
+    let mut batches: BatchIter = Box::new(std::iter::empty());
+    let mut groups = groups.into_iter();
+    Ok(Box::new(std::iter::from_fn(move || loop {
+        if let Some(b) = batches.next() {
+            return Some(b);
+        }
+        let g = groups.next()?;
+        let next = fetched
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the fetching thread stopped"))
+            .and_then(|f| f)
+            .and_then(|chunk| {
+                read_with(
+                    &meta,
+                    || Ok(chunk.clone()),
+                    Some(&[g]),
+                    &projection,
+                    batch_size,
+                    min_bytes,
+                )
+            });
+        match next {
+            Ok(b) => batches = b,
+            Err(e) => {
+                groups = Vec::new().into_iter();
+                return Some(Err(e));
+            }
+        }
+    })))
+}
+
+/// The byte ranges of row group `g`'s column chunks of the `projection` columns.
+fn chunk_ranges(
+    meta: &ParquetMetaData,
+    g: usize,
+    projection: &[usize],
+) -> Vec<std::ops::Range<u64>> {
+    let schema = meta.file_metadata().schema_descr();
+    meta.row_group(g)
+        .columns()
+        .iter()
+        .enumerate()
+        .filter(|(leaf, _)| projection.contains(&schema.get_column_root_idx(*leaf)))
+        .map(|(_, c)| {
+            let (start, len) = c.byte_range();
+            start..start + len
+        })
+        .collect()
+}
+
+/// Reads through readers `open` makes, split when there are at least `min_bytes`
+/// to read: the two halves share the footer.
+fn read_with<T: ChunkReader + 'static>(
+    meta: &ArrowReaderMetadata,
+    open: impl Fn() -> Result<T>,
+    row_groups: Option<&[usize]>,
+    projection: &[usize],
+    batch_size: usize,
+    min_bytes: Option<u64>,
+) -> Result<BatchIter> {
+    let builder = || {
+        Ok::<_, anyhow::Error>(ParquetRecordBatchReaderBuilder::new_with_metadata(
+            open()?,
+            meta.clone(),
+        ))
+    };
+    let halves = min_bytes.and_then(|min| halves(meta.metadata(), row_groups, projection, min));
     let Some((front, back)) = halves else {
-        let reader = reader(b, row_groups, projection, batch_size)?;
+        let reader = reader(builder()?, row_groups, projection, batch_size)?;
         // The pipeline names the file and row when a batch cannot be read.
         return Ok(Box::new(reader.map(|r| r.map_err(anyhow::Error::from))));
     };
-    // The second reader shares the footer the first one read.
-    let shared = ArrowReaderMetadata::try_new(b.metadata().clone(), ArrowReaderOptions::new())?;
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let second = ParquetRecordBatchReaderBuilder::new_with_metadata(GuardedFile(file), shared);
-    let front = reader(b, row_groups, &front, batch_size)?;
-    let back = reader(second, row_groups, &back, batch_size)?;
+    let front = reader(builder()?, row_groups, &front, batch_size)?;
+    let back = reader(builder()?, row_groups, &back, batch_size)?;
     let schema = Arc::new(Schema::new_with_metadata(
         front
             .schema()
@@ -169,8 +288,8 @@ fn read_split(
     }))
 }
 
-fn reader(
-    b: ParquetRecordBatchReaderBuilder<GuardedFile>,
+fn reader<T: ChunkReader + 'static>(
+    b: ParquetRecordBatchReaderBuilder<T>,
     row_groups: Option<&[usize]>,
     projection: &[usize],
     batch_size: usize,

@@ -146,6 +146,8 @@ pub struct Summary {
     /// Bytes this run read from files (inputs and models; Linux `rchar`), null
     /// where the platform does not say.
     pub read_bytes: Option<u64>,
+    /// Bytes fetched from object storage (inputs and models in buckets).
+    pub fetched_bytes: u64,
     pub threads: usize,
     pub batch_size: usize,
     pub cost: Option<Cost>,
@@ -252,6 +254,13 @@ pub fn render_text(s: &Summary) -> String {
     let _ = writeln!(o, "  peak memory      {:.1} MiB", s.peak_rss_mib);
     if let Some(b) = s.read_bytes {
         let _ = writeln!(o, "  read from files  {:.1} MiB", b as f64 / 1048576.0);
+    }
+    if s.fetched_bytes > 0 {
+        let _ = writeln!(
+            o,
+            "  fetched          {:.1} MiB from object storage",
+            s.fetched_bytes as f64 / 1048576.0
+        );
     }
     let _ = writeln!(
         o,

@@ -18,3 +18,4 @@ mod rejects;
 #[cfg(feature = "polars")]
 mod selection;
 mod snapshots;
+mod storage;

@@ -139,7 +139,30 @@ fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }
 
+/// What identifies an input's content: for a local file, a SHA-256 of its first
+/// and last bytes; for an object, of its size, ETag and version as the listing
+/// gave them (no bytes are read: a store changes the ETag with the content).
 pub fn fingerprint(file: &InputFile) -> Result<InputPrint> {
+    if let Some(remote) = &file.remote {
+        if remote.e_tag.is_none() && remote.version.is_none() {
+            bail!(
+                "{} has no ETag or version, so a resumed run could not tell whether it changed",
+                remote.url
+            );
+        }
+        let mut hash = Sha256::new();
+        hash.update(format!(
+            "object\n{}\n{}\n{}",
+            remote.size,
+            remote.e_tag.as_deref().unwrap_or(""),
+            remote.version.as_deref().unwrap_or("")
+        ));
+        return Ok(InputPrint {
+            path: file.display(),
+            size: remote.size,
+            fingerprint: format!("{:x}", hash.finalize()),
+        });
+    }
     let mut f = std::fs::File::open(&file.path)
         .with_context(|| format!("cannot open {} to fingerprint it", file.display()))?;
     let size = f.metadata()?.len();

@@ -750,3 +750,78 @@ fn the_nightly_s3_example_runs_end_to_end() {
         "s3://example-scores/mixed/2026-11-30.parquet"
     );
 }
+
+#[test]
+fn sigint_and_sigterm_abort_the_upload_and_leave_no_object() {
+    let b = bucket("signals");
+    let env = Env::new();
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let key = format!("out-{sig}.parquet");
+        let mut run = slow_run(&env, &format!("s3://signals/{key}"), &[]);
+        wait_for("the upload marker", || {
+            keys(&b).iter().any(|k| k.contains(".upload-"))
+        });
+        // SAFETY: kill only sends a signal to the child we spawned.
+        assert_eq!(unsafe { libc::kill(run.id() as i32, sig) }, 0);
+        let status = run.wait().unwrap();
+        assert_eq!(status.code(), Some(code));
+        assert!(get(&b, &key).is_none());
+        assert_eq!(pending_uploads(&b), 0, "the upload was aborted");
+        assert!(keys(&b).is_empty(), "{:?}", keys(&b));
+    }
+}
+
+#[test]
+fn objects_feed_a_sharded_local_directory_output_and_resume_knows_them_by_etag() {
+    let b = bucket("shards");
+    let env = Env::new();
+    upload_dir(&b, &testdata().join("data/events"), "events/");
+    let whole_args = score_args("TD/data/events", "whole.parquet", &[]);
+    env.run(&whole_args).expect_code(0);
+    for i in 0..2 {
+        let shard = format!("{i}/2");
+        run_s3(
+            &env,
+            &score_args("s3://shards/events/", "dir/", &["--shard", &shard]),
+        )
+        .expect_code(0);
+    }
+    assert_eq!(
+        super::directory::read_parts(&env.path("dir")),
+        read_parquet(&env.path("whole.parquet"))
+    );
+    let manifest = read_json(&env.path("dir/_manifest-shard-0000-of-0002.json"));
+    let first = &manifest["job"]["inputs"][0];
+    assert_eq!(
+        first["path"],
+        "s3://shards/events/year=2023/month=11/part-0.parquet"
+    );
+    // A rerun of a finished shard is a no-op; after an input object changed,
+    // --resume refuses to mix old and new parts.
+    run_s3(
+        &env,
+        &score_args(
+            "s3://shards/events/",
+            "dir/",
+            &["--shard", "0/2", "--resume"],
+        ),
+    )
+    .expect_code(0)
+    .expect_stderr("already complete");
+    put_testdata(
+        &b,
+        "events/year=2023/month=11/part-0.parquet",
+        "data/events/year=2024/month=01/part-0.parquet",
+    );
+    let changed = run_s3(
+        &env,
+        &score_args(
+            "s3://shards/events/",
+            "dir/",
+            &["--shard", "0/2", "--resume"],
+        ),
+    );
+    changed
+        .expect_code(2)
+        .expect_stderr("input s3://shards/events/year=2023/month=11/part-0.parquet changed");
+}

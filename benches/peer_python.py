@@ -8,7 +8,15 @@ the given number of threads, pyarrow writes the id and the predictions as Parque
 With --date-range COL,FROM,TO the input is a hive-partitioned directory and only
 rows with FROM <= COL <= TO are scored, through pyarrow.dataset's filter (which
 skips partitions and row groups by their statistics).
+
+INPUT and OUTPUT may be s3://bucket/key (AWS_ENDPOINT_URL, when set, names the
+server). The input is read through pyarrow's S3 filesystem. The output is written to
+a temporary local file and uploaded with boto3 at the end: pyarrow 26's S3 writer
+refuses moto's answer to CompleteMultipartUpload ("error embedded in a 200 OK
+response"), which boto3 accepts.
 """
+import os
+import tempfile
 import datetime
 import argparse
 
@@ -17,7 +25,20 @@ import onnxruntime as ort
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+
+def filesystem(path):
+    """(filesystem, path) for pyarrow: S3 for s3:// paths, else local."""
+    if not path.startswith("s3://"):
+        return None, path
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    kwargs = {"region": os.environ.get("AWS_REGION", "us-east-1")}
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        kwargs.update(endpoint_override=host, scheme=scheme)
+    return pafs.S3FileSystem(**kwargs), path[len("s3://"):]
 
 
 def batches(path, columns, batch_size, date_range=None):
@@ -34,7 +55,8 @@ def batches(path, columns, batch_size, date_range=None):
         for b in reader:
             yield b
     else:
-        yield from ds.dataset(path, format="parquet").to_batches(columns=columns, batch_size=batch_size)
+        fs, path = filesystem(path)
+        yield from ds.dataset(path, format="parquet", filesystem=fs).to_batches(columns=columns, batch_size=batch_size)
 
 
 def main():
@@ -57,6 +79,8 @@ def main():
     outputs = [o.name for o in sess.get_outputs()]
 
     writer = None
+    upload = args.output.startswith("s3://")
+    local_output = tempfile.mkstemp(suffix=".parquet")[1] if upload else args.output
     for batch in batches(args.input, ["id"] + features, args.batch_size, args.date_range):
         x = np.stack([batch.column(f).to_numpy(zero_copy_only=False) for f in features], axis=1).astype(np.float32)
         results = sess.run(None, {inp.name: x})
@@ -74,9 +98,15 @@ def main():
                     cols[f"{name}_{i}"] = pa.array(value[:, i])
         table = pa.table(cols)
         if writer is None:
-            writer = pq.ParquetWriter(args.output, table.schema)
+            writer = pq.ParquetWriter(local_output, table.schema)
         writer.write_table(table)
     writer.close()
+    if upload:
+        import boto3
+
+        bucket, _, key = args.output[len("s3://"):].partition("/")
+        boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL")).upload_file(local_output, bucket, key)
+        os.remove(local_output)
 
 
 if __name__ == "__main__":

@@ -67,8 +67,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The directory output.
-    pub output: PathBuf,
+    /// The directory output: a path, or a prefix (s3://bucket/scores/).
+    pub output: String,
 
     /// Print the status as JSON on stdout instead of a table.
     #[arg(long)]

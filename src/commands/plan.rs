@@ -177,7 +177,7 @@ pub fn directory_plan(
 ) -> Result<DirectoryPlan, CliError> {
     let identity = job_identity(cfg, prepared)?;
     let opened = parts::open(
-        &cfg.output.path,
+        &cfg.output.dir(),
         identity,
         part_plans(cfg, prepared),
         cfg.resume,
@@ -221,7 +221,7 @@ pub fn directory_plan(
         already_done: resumed,
     };
     let destination = PartWriter::new(
-        &cfg.output.path,
+        &cfg.output.dir(),
         manifest,
         pending,
         out_schema.clone(),

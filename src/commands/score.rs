@@ -67,7 +67,7 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         .exit(ExitCode::Failure)?;
     // A rerun of a completed directory job says so, without the mapping plan.
     let directory = cfg.output.kind == OutputKind::Directory;
-    let rerun = directory && parts::looks_complete(&cfg.output.path, cfg.shard);
+    let rerun = directory && parts::looks_complete(&cfg.output.dir(), cfg.shard);
     let prepared = prepare(
         &cfg.models,
         cfg.inputs.clone(),
@@ -151,12 +151,20 @@ fn finish(
 /// output: on this shard), creating the output's directory first.
 fn take_lock(cfg: &ScoreConfig) -> Result<Option<Held>, CliError> {
     if let Some(url) = &cfg.output.remote {
-        let lease = crate::storage::lease::acquire(url, crate::storage::settings().lease)
+        let directory = cfg.output.kind == OutputKind::Directory;
+        // A directory output: one lock per shard, named after its manifest.
+        let lock_on = match directory {
+            true => url.with_key(format!("{}{}", url.key, parts::manifest_name(cfg.shard))),
+            false => url.clone(),
+        };
+        let lease = crate::storage::lease::acquire(&lock_on, crate::storage::settings().lease)
             .map_err(lock_error)?;
         // Uploads a killed run left on this output: abort them (a lifecycle rule
-        // on the bucket catches the rest).
-        if let Err(e) = crate::storage::upload::abort_leftovers(url) {
-            crate::sys::log::warn(&format!("{e:#}"));
+        // on the bucket catches the rest). A directory output's parts: when opened.
+        if !directory {
+            if let Err(e) = crate::storage::upload::abort_leftovers(url) {
+                crate::sys::log::warn(&format!("{e:#}"));
+            }
         }
         return Ok(Some(Held::Lease(lease)));
     }
@@ -164,7 +172,7 @@ fn take_lock(cfg: &ScoreConfig) -> Result<Option<Held>, CliError> {
         OutputKind::Stdout => return Ok(None),
         OutputKind::Directory => {
             create_dir(&cfg.output.path)?;
-            parts::manifest_path(&cfg.output.path, cfg.shard)
+            cfg.output.path.join(parts::manifest_name(cfg.shard))
         }
         _ => {
             let parent = cfg.output.path.parent();
@@ -322,7 +330,7 @@ fn summarize(
         models: summary::model_summaries(models, &stats.workers.model_s, rows_scored, cfg.threads),
         parts: parts.map(|mut p| {
             // What the manifest now lists as done (a failed run stops midway).
-            if let Ok(m) = parts::read_manifest(&parts::manifest_path(&cfg.output.path, cfg.shard))
+            if let Ok(m) = parts::read_manifest(&cfg.output.dir(), &parts::manifest_name(cfg.shard))
             {
                 let done = m.parts.iter().filter(|p| p.done).count();
                 p.written = done.saturating_sub(p.already_done);
@@ -470,7 +478,9 @@ fn check_paths(cfg: &ScoreConfig) -> anyhow::Result<()> {
     let mut writes = vec![];
     match cfg.output.kind {
         OutputKind::Stdout => {}
-        OutputKind::Directory => writes.push(Use::directory("--output", &cfg.output.path)),
+        OutputKind::Directory => {
+            writes.push(Use::directory("--output", cfg.output.dir().display()))
+        }
         _ if cfg.output.remote.is_some() => {
             writes.push(Use::file("--output", cfg.output.display()))
         }

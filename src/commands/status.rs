@@ -2,14 +2,12 @@
 //! their manifests and `_SUCCESS` markers. Exit 0 when every shard is complete,
 //! 1 otherwise, so a scheduler (an Airflow sensor, a shell loop) can wait on it.
 
-use std::path::Path;
-
-use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::Serialize;
 
 use crate::exit::{CliError, ExitCode, WithExit};
-use crate::sink::parts::{read_manifest, success_path};
+use crate::sink::outdir::OutDir;
+use crate::sink::parts::{read_manifest, success_name};
 
 #[derive(Debug, Serialize)]
 pub struct ShardStatus {
@@ -38,21 +36,22 @@ pub struct Status {
     pub found: Vec<ShardStatus>,
 }
 
-pub fn status(dir: &Path) -> Result<Status, CliError> {
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| {
-            format!(
+/// The status of the directory output `dir` (a path, or a prefix URL).
+pub fn status(dir: &str) -> Result<Status, CliError> {
+    let dir = OutDir::parse(dir).exit(ExitCode::Usage)?;
+    let names = dir
+        .names()
+        .map_err(|e| {
+            e.context(format!(
                 "cannot list {}; is it a batchinfer directory output?",
                 dir.display()
-            )
+            ))
         })
         .exit(ExitCode::Usage)?;
     let mut manifests = vec![];
-    for entry in entries {
-        let path = entry.exit(ExitCode::Failure)?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    for name in names {
         if name.starts_with("_manifest") && name.ends_with(".json") {
-            manifests.push(read_manifest(&path).exit(ExitCode::Failure)?);
+            manifests.push(read_manifest(&dir, &name).exit(ExitCode::Failure)?);
         }
     }
     if manifests.is_empty() {
@@ -78,10 +77,10 @@ pub fn status(dir: &Path) -> Result<Status, CliError> {
     }
     let found: Vec<ShardStatus> = manifests
         .iter()
-        .map(|m| (m, m.damage(dir)))
+        .map(|m| (m, m.damage(&dir)))
         .map(|(m, damaged)| ShardStatus {
             shard: m.job.shard.to_string(),
-            complete: m.complete && success_path(dir, m.job.shard).exists() && damaged.is_none(),
+            complete: m.complete && dir.exists(&success_name(m.job.shard)) && damaged.is_none(),
             damaged,
             parts_done: m.parts.iter().filter(|p| p.done).count(),
             parts: m.parts.len(),
@@ -95,7 +94,7 @@ pub fn status(dir: &Path) -> Result<Status, CliError> {
         .filter(|i| !manifests.iter().any(|m| m.job.shard.index == *i))
         .collect();
     Ok(Status {
-        output: dir.display().to_string(),
+        output: dir.display(),
         shards: count,
         complete: missing.is_empty() && found.iter().all(|s| s.complete),
         missing,

@@ -41,6 +41,19 @@ fn check_objects(reads: &[&Use], writes: &[&Use]) -> Result<()> {
     };
     for (i, w) in writes.iter().enumerate() {
         for r in reads.iter().chain(&writes[..i]) {
+            let inside = match (key(w), key(r)) {
+                (Some((c, b, a, prefix)), Some((c2, b2, a2, k))) => {
+                    w.directory && (c, b, a) == (c2, b2, a2) && k.starts_with(&prefix)
+                }
+                _ => false,
+            };
+            if inside {
+                bail!(
+                    "{} is inside the directory output {}: the run would read its own output or write over its input; write elsewhere",
+                    named(r),
+                    w.path.display()
+                );
+            }
             if key(w) == key(r) {
                 bail!(
                     "{} is the same object as {}: the run would overwrite what it reads or write one object twice; write elsewhere",

@@ -7,6 +7,7 @@
 pub(crate) mod atomic;
 pub(crate) mod clash;
 pub(crate) mod lock;
+pub(crate) mod outdir;
 pub(crate) mod parts;
 pub(crate) mod shard;
 pub(crate) mod staged;
@@ -125,12 +126,8 @@ impl OutputTarget {
             crate::storage::Location::Local(p) => (p, None),
             crate::storage::Location::Object(url) => (PathBuf::from(&url.key), Some(url)),
         };
-        if remote.is_some() && (path.ends_with('/') || p.as_os_str().is_empty()) {
-            bail!(
-                "{path}: directory outputs (part files, manifest, _SUCCESS) are written to local or mounted paths only; write one object (…/scores.parquet) or a local directory"
-            );
-        }
-        if remote.is_none() && (path.ends_with('/') || p.is_dir()) {
+        let prefix = remote.is_some() && (path.ends_with('/') || p.as_os_str().is_empty());
+        if prefix || (remote.is_none() && (path.ends_with('/') || p.is_dir())) {
             return Ok(OutputTarget {
                 path: p,
                 kind: OutputKind::Directory,
@@ -152,6 +149,14 @@ impl OutputTarget {
             overwrite,
             remote,
         })
+    }
+
+    /// A directory output's directory or prefix.
+    pub fn dir(&self) -> outdir::OutDir {
+        match &self.remote {
+            Some(url) => outdir::OutDir::parse(&url.to_string()).expect("a URL parsed before"),
+            None => outdir::OutDir::Local(self.path.clone()),
+        }
     }
 
     /// The path or URL, for messages.

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::pipeline::Destination;
+use crate::sink::outdir::OutDir;
 use crate::sink::shard::{PartPlan, Shard};
 use crate::sink::{OutputKind, OutputTarget, Sink};
 use crate::source::InputFile;
@@ -69,20 +70,22 @@ pub struct PartRecord {
 
 impl PartRecord {
     /// Why a part listed as done is not what the manifest says, if it is not.
-    pub fn damage(&self, dir: &Path) -> Option<String> {
+    pub fn damage(&self, dir: &OutDir) -> Option<String> {
         if !self.done {
             return None;
         }
-        let path = dir.join(&self.plan.name);
-        match (std::fs::metadata(&path), self.bytes) {
-            (Err(_), _) => Some(format!(
+        match (dir.size(&self.plan.name), self.bytes) {
+            (Err(e), _) => Some(format!(
+                "part {} could not be checked ({e:#})",
+                self.plan.name
+            )),
+            (Ok(None), _) => Some(format!(
                 "part {} ({} rows) is listed as done but is missing",
                 self.plan.name, self.rows_written
             )),
-            (Ok(m), Some(bytes)) if m.len() != bytes => Some(format!(
-                "part {} is {} bytes, but {bytes} were committed",
+            (Ok(Some(size)), Some(bytes)) if size != bytes => Some(format!(
+                "part {} is {size} bytes, but {bytes} were committed",
                 self.plan.name,
-                m.len()
             )),
             _ => None,
         }
@@ -104,7 +107,7 @@ impl Manifest {
     }
 
     /// The first part listed as done whose file is missing or changed.
-    pub fn damage(&self, dir: &Path) -> Option<String> {
+    pub fn damage(&self, dir: &OutDir) -> Option<String> {
         self.parts.iter().find_map(|p| p.damage(dir))
     }
 
@@ -190,42 +193,41 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-pub fn manifest_path(dir: &Path, shard: Shard) -> PathBuf {
-    dir.join(format!("_manifest{}.json", shard.suffix()))
+pub fn manifest_name(shard: Shard) -> String {
+    format!("_manifest{}.json", shard.suffix())
 }
 
-pub fn success_path(dir: &Path, shard: Shard) -> PathBuf {
-    dir.join(format!("_SUCCESS{}", shard.suffix()))
+pub fn success_name(shard: Shard) -> String {
+    format!("_SUCCESS{}", shard.suffix())
 }
 
 /// Whether this shard's manifest says complete and its marker is there: a rerun
 /// that will most likely do nothing (the job is compared later, in `open`).
-pub fn looks_complete(dir: &Path, shard: Shard) -> bool {
-    success_path(dir, shard).exists()
-        && read_manifest(&manifest_path(dir, shard))
+pub fn looks_complete(dir: &OutDir, shard: Shard) -> bool {
+    dir.exists(&success_name(shard))
+        && read_manifest(dir, &manifest_name(shard))
             .is_ok_and(|m| m.complete && m.damage(dir).is_none())
 }
 
 /// Reads a manifest and checks that it makes sense.
-pub fn read_manifest(path: &Path) -> Result<Manifest> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read manifest {}", path.display()))?;
+pub fn read_manifest(dir: &OutDir, name: &str) -> Result<Manifest> {
+    let shown = dir.join(name);
+    let text = dir
+        .read(name)?
+        .with_context(|| format!("cannot read manifest {shown}: it is not there"))?;
     let advice = "the directory output cannot be resumed or checked; remove the directory (or this manifest and the parts it names) and score again";
-    let manifest: Manifest = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a batchinfer manifest (damaged, or from another tool); {advice}",
-            path.display()
-        )
+    let manifest: Manifest = serde_json::from_slice(&text).with_context(|| {
+        format!("{shown} is not a batchinfer manifest (damaged, or from another tool); {advice}")
     })?;
     manifest
         .validate()
-        .map_err(|what| anyhow::anyhow!("{} is damaged: {what}; {advice}", path.display()))?;
+        .map_err(|what| anyhow::anyhow!("{shown} is damaged: {what}; {advice}"))?;
     Ok(manifest)
 }
 
-fn save(path: &Path, manifest: &Manifest) -> Result<()> {
+fn save(dir: &OutDir, manifest: &Manifest) -> Result<()> {
     let body = serde_json::to_vec_pretty(manifest).context("serialising the manifest")?;
-    crate::sink::atomic::write(path, &body)
+    dir.write(&manifest_name(manifest.job.shard), &body)
 }
 
 /// What a directory output holds for this shard before the run.
@@ -318,7 +320,7 @@ fn difference(old: &JobIdentity, new: &JobIdentity) -> Option<String> {
 /// exists (the caller created it to take the shard's lock) and the lock is held.
 #[allow(clippy::too_many_lines)] // one decision table over what the directory holds (complete, damaged, unfinished, another job) and the flags
 pub fn open(
-    dir: &Path,
+    dir: &OutDir,
     job: JobIdentity,
     plans: Vec<PartPlan>,
     resume: bool,
@@ -326,11 +328,9 @@ pub fn open(
 ) -> Result<Opened, OpenError> {
     let shard = job.shard;
     // Shards of another split would write overlapping parts.
-    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let path = entry.context("listing the output directory")?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    for name in dir.names()? {
         if name.starts_with("_manifest") && name.ends_with(".json") {
-            let other = read_manifest(&path)?;
+            let other = read_manifest(dir, &name)?;
             if other.job.shard.count != shard.count {
                 return Err(OpenError::Usage(format!(
                     "{} holds shards of a {}-way split ({name}), but this run is shard {shard}; use the same shard count, another output directory, or remove the old run",
@@ -340,18 +340,17 @@ pub fn open(
             }
         }
     }
-    let manifest_path = manifest_path(dir, shard);
-    let success = success_path(dir, shard);
+    let success = success_name(shard);
     let what = if shard.count > 1 {
         format!("shard {shard} of {}", dir.display())
     } else {
-        dir.display().to_string()
+        dir.display()
     };
-    if manifest_path.exists() {
-        let old = read_manifest(&manifest_path)?;
+    if dir.exists(&manifest_name(shard)) {
+        let old = read_manifest(dir, &manifest_name(shard))?;
         let changed = difference(&old.job, &job);
         let damage = old.damage(dir);
-        if old.complete && success.exists() && !overwrite {
+        if old.complete && dir.exists(&success) && !overwrite {
             match (changed.as_ref(), damage.as_ref()) {
                 (None, None) => return Ok(Opened::Complete(old)),
                 (Some(why), _) => {
@@ -394,7 +393,7 @@ pub fn open(
             let mut manifest = old;
             if rescoring {
                 // Not complete again until the damaged parts are rewritten.
-                let _ = std::fs::remove_file(&success);
+                dir.remove(&success);
                 manifest.complete = false;
                 manifest.finished = None;
             }
@@ -408,10 +407,10 @@ pub fn open(
             });
         }
         // --overwrite: remove what the earlier run of this shard wrote.
-        let _ = std::fs::remove_file(&success);
+        dir.remove(&success);
         for p in &old.parts {
-            let _ = std::fs::remove_file(dir.join(&p.plan.name));
-            let _ = std::fs::remove_file(dir.join("_errors").join(&p.plan.name));
+            dir.remove(&p.plan.name);
+            dir.remove(&format!("_errors/{}", p.plan.name));
         }
     }
     let manifest = Manifest {
@@ -430,7 +429,7 @@ pub fn open(
             })
             .collect(),
     };
-    save(&manifest_path, &manifest)?;
+    save(dir, &manifest)?;
     let pending = (0..manifest.parts.len()).collect();
     Ok(Opened::ToDo {
         manifest,
@@ -450,7 +449,7 @@ struct Current {
 
 /// Writes parts in order, committing each and recording it in the manifest.
 pub struct PartWriter {
-    dir: PathBuf,
+    dir: OutDir,
     manifest: Manifest,
     /// Parts still to write, ascending; `next` is the first not yet opened.
     pending: Vec<usize>,
@@ -463,7 +462,7 @@ pub struct PartWriter {
 
 impl PartWriter {
     pub fn new(
-        dir: &Path,
+        dir: &OutDir,
         manifest: Manifest,
         pending: Vec<usize>,
         schema: SchemaRef,
@@ -474,11 +473,11 @@ impl PartWriter {
         // have other names, and may be being written right now).
         for &i in &pending {
             let name = &manifest.parts[i].plan.name;
-            crate::sink::lock::remove_leftovers(&dir.join(name));
-            crate::sink::lock::remove_leftovers(&dir.join("_errors").join(name));
+            dir.remove_leftovers(name);
+            dir.remove_leftovers(&format!("_errors/{name}"));
         }
         PartWriter {
-            dir: dir.to_path_buf(),
+            dir: dir.clone(),
             manifest,
             pending,
             next: 0,
@@ -489,13 +488,11 @@ impl PartWriter {
         }
     }
 
-    fn target(&self, path: PathBuf) -> OutputTarget {
-        OutputTarget {
-            path,
-            kind: OutputKind::Parquet,
-            overwrite: true,
-            remote: None,
-        }
+    /// The part (or error part) `name` as an output of its own.
+    fn target(&self, name: &str) -> Result<OutputTarget> {
+        let mut target = OutputTarget::parse(&self.dir.join(name), true)?;
+        target.kind = OutputKind::Parquet;
+        Ok(target)
     }
 
     fn open_next(&mut self) -> Result<()> {
@@ -503,18 +500,14 @@ impl PartWriter {
         self.next += 1;
         let name = self.manifest.parts[part].plan.name.clone();
         let sink = self
-            .target(self.dir.join(&name))
+            .target(&name)?
             .open(self.schema.clone(), &self.metadata)?;
         let errors = match &self.error_schema {
-            Some(schema) => {
-                let dir = self.dir.join("_errors");
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-                Some(
-                    self.target(dir.join(&name))
-                        .open(schema.clone(), &self.metadata)?,
-                )
-            }
+            // Missing parent directories are created by the sink.
+            Some(schema) => Some(
+                self.target(&format!("_errors/{name}"))?
+                    .open(schema.clone(), &self.metadata)?,
+            ),
             None => None,
         };
         self.current = Some(Current {
@@ -533,29 +526,27 @@ impl PartWriter {
             return Ok(());
         };
         let name = self.manifest.parts[c.part].plan.name.clone();
-        let error_file = self.dir.join("_errors").join(&name);
+        let error_file = format!("_errors/{name}");
         match (c.errors, c.rejected) {
             (Some(errors), n) if n > 0 => errors
                 .commit()
                 .with_context(|| format!("committing the error file of {name}"))?,
             _ => {
                 // No rejections: no error file, not even one left by an earlier run.
-                let _ = std::fs::remove_file(&error_file);
+                self.dir.remove(&error_file);
             }
         }
         c.sink.commit()?;
-        let bytes = std::fs::metadata(self.dir.join(&name))
-            .with_context(|| format!("reading the size of the committed part {name}"))?
-            .len();
+        let bytes = self
+            .dir
+            .size(&name)?
+            .with_context(|| format!("the committed part {name} is not there"))?;
         let record = &mut self.manifest.parts[c.part];
         record.done = true;
         record.bytes = Some(bytes);
         record.rows_written = c.rows;
         record.rows_rejected = c.rejected;
-        save(
-            &manifest_path(&self.dir, self.manifest.job.shard),
-            &self.manifest,
-        )
+        save(&self.dir, &self.manifest)
     }
 
     /// Opens and commits parts until `part` is the current one.
@@ -598,9 +589,8 @@ impl Destination for PartWriter {
         }
         self.manifest.complete = true;
         self.manifest.finished = Some(now());
-        let shard = self.manifest.job.shard;
-        save(&manifest_path(&self.dir, shard), &self.manifest)?;
-        crate::sink::atomic::write(&success_path(&self.dir, shard), b"")
+        save(&self.dir, &self.manifest)?;
+        self.dir.write(&success_name(self.manifest.job.shard), b"")
     }
 
     fn left_behind(&self, _rows_written: u64) -> String {
@@ -622,6 +612,6 @@ impl Destination for PartWriter {
                 let _ = errors.commit();
             }
         }
-        format!("{}", self.dir.join("_errors").display())
+        self.dir.join("_errors")
     }
 }

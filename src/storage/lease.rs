@@ -30,6 +30,15 @@ struct Record {
     lease_seconds: u64,
 }
 
+/// Set when a renewal found this process's lock taken by another run: nothing
+/// may be committed after that ([`super::upload::Upload::commit`] checks).
+static LOST: AtomicBool = AtomicBool::new(false);
+
+/// Whether a lock this process held was taken over by another run.
+pub fn lost() -> bool {
+    LOST.load(Ordering::SeqCst)
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -210,6 +219,7 @@ impl Renewal {
             }
             Err(e) if errors::failure(&e) == Failure::Conflict => {
                 self.lost.store(true, Ordering::SeqCst);
+                LOST.store(true, Ordering::SeqCst);
                 false
             }
             // A failed renewal is tried again at the next tick.

@@ -197,6 +197,12 @@ impl Upload {
         while !self.running.is_empty() {
             self.wait_one()?;
         }
+        if super::lease::lost() {
+            bail!(
+                "another run took over the lock on {} (this run's lease was not renewed in time); nothing was committed",
+                self.url
+            );
+        }
         if !self.overwrite && exists(&self.url)? {
             bail!(
                 "output {} appeared while this run wrote it (another writer?); nothing was replaced",

@@ -32,12 +32,14 @@ fn server() -> &'static Server {
     SERVER.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/s3.py");
         let faults = tempfile::NamedTempFile::new().expect("faults file");
+        // Its stderr goes to a file: a pipe nobody reads would fill and stop it.
+        let log = tempfile::NamedTempFile::new().expect("log file");
         let mut child = Command::new("python3")
             .arg(&script)
             .env("S3_FAULTS", faults.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(log.reopen().expect("log file"))
             .spawn()
             .expect("python3 runs tests/servers/s3.py");
         let mut line = String::new();
@@ -46,8 +48,7 @@ fn server() -> &'static Server {
             .expect("the server prints its ports");
         let ports: Vec<u16> = line.split_whitespace().filter_map(|p| p.parse().ok()).collect();
         if ports.len() != 2 {
-            let mut err = String::new();
-            let _ = child.stderr.take().expect("stderr").read_to_string(&mut err);
+            let err = std::fs::read_to_string(log.path()).unwrap_or_default();
             panic!(
                 "the S3 test server did not start (install it with: pip install \"moto[server]\"): {err}"
             );
@@ -698,12 +699,15 @@ fn a_run_never_writes_over_an_object_it_reads() {
     )
     .expect_code(2)
     .expect_stderr("is the same object as input s3://clash/x.parquet");
+    put_testdata(&b, "dir/in.parquet", "data/numeric.parquet");
     run_s3(
         &env,
-        &score_args("s3://clash/x.parquet", "s3://clash/dir/", &[]),
+        &score_args("s3://clash/dir/in.parquet", "s3://clash/dir/", &[]),
     )
     .expect_code(2)
-    .expect_stderr("directory outputs");
+    .expect_stderr(
+        "input s3://clash/dir/in.parquet is inside the directory output s3://clash/dir/",
+    );
 }
 
 #[test]
@@ -824,4 +828,307 @@ fn objects_feed_a_sharded_local_directory_output_and_resume_knows_them_by_etag()
     changed
         .expect_code(2)
         .expect_stderr("input s3://shards/events/year=2023/month=11/part-0.parquet changed");
+}
+
+/// Azurite's blob service for this test binary: its port.
+fn azurite() -> u16 {
+    static AZURITE: OnceLock<(u16, Child)> = OnceLock::new();
+    AZURITE
+        .get_or_init(|| {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/azurite.py");
+            let mut child = Command::new("python3")
+                .arg(&script)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 runs tests/servers/azurite.py");
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().expect("stdout"))
+                .read_line(&mut line)
+                .expect("azurite.py prints its port");
+            let port = line.trim().parse().unwrap_or_else(|_| {
+                panic!("Azurite did not start; install it with tests/servers/install.sh ({line:?})")
+            });
+            (port, child)
+        })
+        .0
+}
+
+fn azure_blob(verb: &str, container: &str, name: &str, file: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/azurite.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args([verb, &azurite().to_string(), container, name])
+        .arg(file)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{verb} {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn azure_blobs_in_and_out_through_azurite() {
+    let env = Env::new();
+    for month in ["01", "02", "03"] {
+        let name = format!("events/year=2024/month={month}/part-0.parquet");
+        azure_blob(
+            "put",
+            "lake",
+            &name,
+            &testdata().join(format!("data/{name}")),
+        );
+    }
+    let url = format!("http://127.0.0.1:{}", azurite());
+    let vars = [
+        ("AZURE_STORAGE_USE_EMULATOR", "true"),
+        ("AZURITE_BLOB_STORAGE_URL", url.as_str()),
+    ];
+    let args = score_args(
+        "az://lake/events/",
+        "az://lake/scores/out.parquet",
+        &["--summary-json", "s.json"],
+    );
+    env.run_with(&args, None, &vars).expect_code(0);
+    // The object exists now: refused without --overwrite.
+    env.run_with(&args, None, &vars)
+        .expect_code(2)
+        .expect_stderr("az://lake/scores/out.parquet already exists");
+    env.run(&score_args(
+        "TD/data/events/year=2024",
+        "local.parquet",
+        &[],
+    ))
+    .expect_code(0);
+    azure_blob(
+        "get",
+        "lake",
+        "scores/out.parquet",
+        &env.path("got.parquet"),
+    );
+    assert_eq!(
+        read_parquet(&env.path("got.parquet")),
+        read_parquet(&env.path("local.parquet"))
+    );
+    assert!(
+        read_json(&env.path("s.json"))["fetched_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    // abfss:// names the same container (the account is the emulator's).
+    let abfss = score_args(
+        "abfss://lake@devstoreaccount1.dfs.core.windows.net/events/year=2024/month=01/part-0.parquet",
+        "az://lake/scores/jan.parquet",
+        &[],
+    );
+    env.run_with(&abfss, None, &vars).expect_code(0);
+}
+
+/// Sorted rows uploaded as `in/sorted.parquet`; what a local run makes of them.
+fn sorted_input(env: &Env, b: &str) -> RecordBatch {
+    sorted_rows(&env.path("sorted.parquet"));
+    put(
+        b,
+        "in/sorted.parquet",
+        std::fs::read(env.path("sorted.parquet")).unwrap(),
+    );
+    env.run(&score_args("sorted.parquet", "whole.parquet", &[]))
+        .expect_code(0);
+    read_parquet(&env.path("whole.parquet"))
+}
+
+/// The part objects under `prefix`, in key order, as one table.
+fn parts_under(
+    env: &Env,
+    b: &str,
+    prefix: &str,
+    schema: &arrow::datatypes::SchemaRef,
+) -> RecordBatch {
+    let parts: Vec<String> = keys(b)
+        .into_iter()
+        .filter(|k| k.starts_with(prefix))
+        .collect();
+    assert!(!parts.is_empty(), "no part under {prefix}");
+    let batches: Vec<RecordBatch> = parts.iter().map(|k| read_object(env, b, k)).collect();
+    arrow::compute::concat_batches(schema, &batches).unwrap()
+}
+
+#[test]
+fn a_directory_output_on_a_prefix_from_shards_at_once_equals_the_unsharded_output() {
+    let b = bucket("dirs");
+    let env = Env::new();
+    let whole = sorted_input(&env, &b);
+    // Three shards as three processes at the same time, into one prefix.
+    let v = vars(server().proxy);
+    let children: Vec<Child> = (0..3)
+        .map(|i| {
+            let shard = format!("{i}/3");
+            let mut args = score_args(
+                "s3://dirs/in/sorted.parquet",
+                "s3://dirs/out/",
+                &["--shard", &shard],
+            );
+            args.retain(|a| *a != "TD/models/logreg_multiclass.onnx");
+            let model = testdata()
+                .join("models/logreg_multiclass.onnx")
+                .display()
+                .to_string();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_batchinfer"));
+            cmd.args(&args[..2]).arg(&model).args(&args[2..]);
+            cmd.current_dir(env.dir.path())
+                .envs(v.clone())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let all = parts_under(&env, &b, "out/part-", &whole.schema());
+    assert_eq!(
+        all, whole,
+        "every row once, in input order, same predictions"
+    );
+    for i in 0..3 {
+        assert!(get(&b, &format!("out/_SUCCESS-shard-{i:04}-of-0003")).is_some());
+    }
+    assert!(
+        keys(&b).iter().all(|k| !k.contains("_batchinfer")),
+        "{:?}",
+        keys(&b)
+    );
+    // status reads the prefix; a rerun is a no-op.
+    run_s3(&env, &["status", "s3://dirs/out/"])
+        .expect_code(0)
+        .expect_stdout("complete");
+    run_s3(
+        &env,
+        &score_args(
+            "s3://dirs/in/sorted.parquet",
+            "s3://dirs/out/",
+            &["--shard", "1/3"],
+        ),
+    )
+    .expect_code(0)
+    .expect_stderr("already complete");
+}
+
+#[test]
+fn a_killed_run_into_a_prefix_finishes_with_resume() {
+    let b = bucket("resume");
+    let env = Env::new();
+    let whole = sorted_input(&env, &b);
+    // A run that stops after its first parts: its writer fails on purpose.
+    let args = score_args(
+        "s3://resume/in/sorted.parquet",
+        "s3://resume/out/",
+        &["--rows-per-file", "10000", "--batch-size", "10000"],
+    );
+    let v = vars(server().proxy);
+    let mut with_fault: Vec<(&str, &str)> =
+        v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    with_fault.push(("BATCHINFER_TEST_FAULT", "writer"));
+    let failed = env.run_with(&args, None, &with_fault);
+    assert_ne!(failed.code(), 0, "{}", failed.context());
+    assert!(get(&b, "out/_SUCCESS").is_none());
+    run_s3(&env, &["status", "s3://resume/out/"]).expect_code(1);
+    run_s3(&env, &args)
+        .expect_code(2)
+        .expect_stderr("pass --resume");
+    let mut resume = args.clone();
+    resume.push("--resume");
+    run_s3(&env, &resume).expect_code(0);
+    assert_eq!(parts_under(&env, &b, "out/part-", &whole.schema()), whole);
+    run_s3(&env, &["status", "s3://resume/out/"]).expect_code(0);
+}
+
+#[test]
+fn the_sharded_s3_example_runs_as_four_kubernetes_pods_would() {
+    let env = Env::new();
+    for b in ["example-models", "example-lake", "example-scores"] {
+        bucket(b);
+    }
+    put_testdata("example-models", "rf_binary.onnx", "models/rf_binary.onnx");
+    put_testdata("example-lake", "numeric/a.parquet", "data/numeric.parquet");
+    for entry in std::fs::read_dir(testdata().join("data/numeric_parts")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        put(
+            "example-lake",
+            &format!("numeric/parts/{name}"),
+            std::fs::read(entry.path()).unwrap(),
+        );
+    }
+    let job = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/sharded_s3.toml")
+        .display()
+        .to_string();
+    let v = vars(server().proxy);
+    for index in ["0", "1", "2", "3"] {
+        let mut with_index: Vec<(&str, &str)> =
+            v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        with_index.push(("JOB_COMPLETION_INDEX", index));
+        env.run_with(
+            &[
+                "run",
+                &job,
+                "--shard",
+                "auto/4",
+                "--date",
+                "2026-01-01",
+                "--quiet",
+            ],
+            None,
+            &with_index,
+        )
+        .expect_code(0);
+    }
+    run_s3(&env, &["status", "s3://example-scores/sharded/2026-01-01/"]).expect_code(0);
+    // The union of the shards is the unsharded run over the same objects, in key order.
+    let mut args = vec![
+        "score",
+        "--model",
+        "TD/models/rf_binary.onnx",
+        "--input",
+        "TD/data/numeric.parquet",
+    ];
+    let mut parts: Vec<String> = std::fs::read_dir(testdata().join("data/numeric_parts"))
+        .unwrap()
+        .map(|e| {
+            format!(
+                "TD/data/numeric_parts/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
+        .collect();
+    parts.sort();
+    args.extend(parts.iter().map(String::as_str));
+    args.extend([
+        "-o",
+        "whole.parquet",
+        "--keep",
+        "id",
+        "--features",
+        "f0,f1,f2,f3,f4,f5,f6,f7",
+        "--quiet",
+    ]);
+    env.run(&args).expect_code(0);
+    let whole = read_parquet(&env.path("whole.parquet"));
+    let union = parts_under(
+        &env,
+        "example-scores",
+        "sharded/2026-01-01/part-",
+        &whole.schema(),
+    );
+    assert_eq!(union, whole);
 }

@@ -15,6 +15,7 @@ Needs `pip install "moto[server]"` (.ci/run installs it).
 
 import http.client
 import http.server
+import logging
 import os
 import socket
 import sys
@@ -28,6 +29,9 @@ def free_port():
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+
+# No line per request (werkzeug's log): nothing reads it.
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 moto_port = free_port()
 moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)

@@ -1,0 +1,215 @@
+//! The directory of a directory output: a local directory, or a prefix in a
+//! bucket (`s3://bucket/scores/`). Parts, manifests, markers and error parts are
+//! named relative to it; this is the one place that knows which it is.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::storage::errors::{self, Failure};
+use crate::storage::read::path as key_path;
+use crate::storage::store::{block_on, bucket};
+use crate::storage::ObjectUrl;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutDir {
+    Local(PathBuf),
+    /// A prefix: its key is empty or ends in `/`.
+    Object(ObjectUrl),
+}
+
+impl OutDir {
+    /// The directory a path or URL names (`s3://b/scores` is the prefix `scores/`).
+    pub fn parse(s: &str) -> Result<OutDir> {
+        Ok(match crate::storage::Location::parse(s)? {
+            crate::storage::Location::Local(p) => OutDir::Local(p),
+            crate::storage::Location::Object(url) => {
+                let key = match url.key.trim_end_matches('/') {
+                    "" => String::new(),
+                    k => format!("{k}/"),
+                };
+                OutDir::Object(url.with_key(key))
+            }
+        })
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            OutDir::Local(p) => p.display().to_string(),
+            OutDir::Object(url) => url.to_string(),
+        }
+    }
+
+    /// `name` (which may hold `/`) in this directory, as a path or URL.
+    pub fn join(&self, name: &str) -> String {
+        match self {
+            OutDir::Local(p) => p.join(name).display().to_string(),
+            OutDir::Object(url) => url.with_key(format!("{}{name}", url.key)).to_string(),
+        }
+    }
+
+    fn object(&self, name: &str) -> Option<ObjectUrl> {
+        match self {
+            OutDir::Local(_) => None,
+            OutDir::Object(url) => Some(url.with_key(format!("{}{name}", url.key))),
+        }
+    }
+
+    fn local(&self, name: &str) -> PathBuf {
+        match self {
+            OutDir::Local(p) => p.join(name),
+            OutDir::Object(_) => PathBuf::from(name),
+        }
+    }
+
+    /// Creates the directory (and its parents); a prefix needs nothing.
+    pub fn create(&self) -> Result<()> {
+        match self {
+            OutDir::Local(p) => std::fs::create_dir_all(p).with_context(|| {
+                format!(
+                    "cannot create the output directory {}; check the path and its permissions",
+                    p.display()
+                )
+            }),
+            OutDir::Object(_) => Ok(()),
+        }
+    }
+
+    /// The size of `name`, or None when there is none.
+    pub fn size(&self, name: &str) -> Result<Option<u64>> {
+        let Some(url) = self.object(name) else {
+            return Ok(std::fs::metadata(self.local(name)).ok().map(|m| m.len()));
+        };
+        use object_store::ObjectStoreExt;
+        match block_on(bucket(&url)?.store.head(&key_path(&url))) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(e) if errors::failure(&e) == Failure::NotFound => Ok(None),
+            Err(e) => Err(errors::explain("checking", &url, &e)),
+        }
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.size(name).ok().flatten().is_some()
+    }
+
+    /// The bytes of `name`, or None when there is none.
+    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let Some(url) = self.object(name) else {
+            let path = self.local(name);
+            return match std::fs::read(&path) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+            };
+        };
+        match crate::storage::read::read_all(&url) {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(e)
+                if e.downcast_ref::<errors::StoreError>()
+                    .is_some_and(|s| s.failure == Failure::NotFound) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `name` whole: a local file atomically (temporary name, rename), an
+    /// object in one request (an object appears whole or not at all).
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        match self.object(name) {
+            None => crate::sink::atomic::write(&self.local(name), bytes),
+            Some(url) => {
+                if crate::storage::lease::lost() {
+                    anyhow::bail!(
+                        "another run took over the lock on {} (this run's lease was not renewed in time); stopping before writing {name}",
+                        self.display()
+                    );
+                }
+                crate::storage::upload::put(&url, bytes.to_vec(), true)
+            }
+        }
+    }
+
+    /// Removes `name` if it is there.
+    pub fn remove(&self, name: &str) {
+        match self.object(name) {
+            None => {
+                let _ = std::fs::remove_file(self.local(name));
+            }
+            Some(url) => {
+                use object_store::ObjectStoreExt;
+                if let Ok(b) = bucket(&url) {
+                    let _ = block_on(b.store.delete(&key_path(&url)));
+                }
+            }
+        }
+    }
+
+    /// The names directly in the directory (files and subdirectories), sorted.
+    pub fn names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = match self {
+            OutDir::Local(p) => {
+                let mut names = vec![];
+                for entry in
+                    std::fs::read_dir(p).with_context(|| format!("listing {}", p.display()))?
+                {
+                    let entry = entry.with_context(|| format!("listing {}", p.display()))?;
+                    names.push(entry.file_name().to_string_lossy().into_owned());
+                }
+                names
+            }
+            OutDir::Object(url) => {
+                let listed = crate::storage::list::list(url, &url.key)?;
+                let mut names: Vec<String> = listed
+                    .iter()
+                    .filter_map(|r| {
+                        r.url.key[url.key.len()..]
+                            .split('/')
+                            .next()
+                            .map(String::from)
+                    })
+                    .collect();
+                names.dedup();
+                names
+            }
+        };
+        names.sort();
+        Ok(names)
+    }
+
+    /// Cleans what a killed run left while writing `name`: a local temporary
+    /// file, or an object's pending upload.
+    pub fn remove_leftovers(&self, name: &str) {
+        match self.object(name) {
+            None => crate::sink::lock::remove_leftovers(&self.local(name)),
+            Some(url) => {
+                if let Err(e) = crate::storage::upload::abort_leftovers(&url) {
+                    crate::sys::log::warn(&format!("{e:#}"));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_join_onto_a_directory_or_a_prefix() {
+        let local = OutDir::parse("out/scores").unwrap();
+        assert_eq!(
+            local.join("_errors/part-0.parquet"),
+            "out/scores/_errors/part-0.parquet"
+        );
+        let prefix = OutDir::parse("s3://b/scores").unwrap();
+        assert_eq!(prefix, OutDir::parse("s3://b/scores/").unwrap());
+        assert_eq!(prefix.join("_SUCCESS"), "s3://b/scores/_SUCCESS");
+        assert_eq!(prefix.display(), "s3://b/scores/");
+        assert_eq!(
+            OutDir::parse("gs://b").unwrap().join("p.parquet"),
+            "gs://b/p.parquet"
+        );
+    }
+}

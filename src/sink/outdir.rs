@@ -178,16 +178,81 @@ impl OutDir {
         Ok(names)
     }
 
-    /// Cleans what a killed run left while writing `name`: a local temporary
-    /// file, or an object's pending upload.
-    pub fn remove_leftovers(&self, name: &str) {
-        match self.object(name) {
-            None => crate::sink::lock::remove_leftovers(&self.local(name)),
-            Some(url) => {
-                if let Err(e) = crate::storage::upload::abort_leftovers(&url) {
-                    crate::sys::log::warn(&format!("{e:#}"));
+    /// Whether this is a prefix in a bucket.
+    pub fn is_object(&self) -> bool {
+        matches!(self, OutDir::Object(_))
+    }
+
+    /// The names under `prefix` (recursively), relative to it, sorted.
+    pub fn names_under(&self, prefix: &str) -> Result<Vec<String>> {
+        match self {
+            OutDir::Local(p) => {
+                let dir = p.join(prefix);
+                let mut names = vec![];
+                for entry in walkdir::WalkDir::new(&dir).min_depth(1) {
+                    let Ok(entry) = entry else { continue };
+                    if entry.file_type().is_file() {
+                        if let Ok(rel) = entry.path().strip_prefix(&dir) {
+                            names.push(rel.display().to_string());
+                        }
+                    }
+                }
+                names.sort();
+                Ok(names)
+            }
+            OutDir::Object(url) => {
+                let under = format!("{}{prefix}", url.key);
+                let listed = crate::storage::list::list(url, &under)?;
+                Ok(listed
+                    .iter()
+                    .map(|r| r.url.key[under.len()..].to_string())
+                    .collect())
+            }
+        }
+    }
+
+    /// Removes everything under `prefix` (a bulk delete in a bucket).
+    pub fn remove_under(&self, prefix: &str) -> Result<()> {
+        match self {
+            OutDir::Local(p) => {
+                let dir = p.join(prefix);
+                match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(e).with_context(|| format!("removing {}", dir.display()))
+                    }
+                    _ => Ok(()),
                 }
             }
+            OutDir::Object(url) => {
+                use futures::{StreamExt, TryStreamExt};
+                use object_store::ObjectStore;
+                let under = url.with_key(format!("{}{prefix}", url.key));
+                let store = bucket(url)?.store;
+                let locations = futures::stream::iter(
+                    crate::storage::list::list(url, &under.key)?
+                        .into_iter()
+                        .map(|r| Ok(key_path(&r.url))),
+                )
+                .boxed();
+                block_on(store.delete_stream(locations).try_collect::<Vec<_>>())
+                    .map_err(|e| errors::explain("deleting under", &under, &e))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Cleans what killed runs left while writing `names`: local temporary
+    /// files, or objects' pending uploads (one listing per prefix).
+    pub fn remove_leftovers(&self, names: &[String]) {
+        if !self.is_object() {
+            for name in names {
+                crate::sink::lock::remove_leftovers(&self.local(name));
+            }
+            return;
+        }
+        let urls: Vec<ObjectUrl> = names.iter().filter_map(|n| self.object(n)).collect();
+        if let Err(e) = crate::storage::upload::abort_leftovers_of(&urls) {
+            crate::sys::log::warn(&format!("{e:#}"));
         }
     }
 }

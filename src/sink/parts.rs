@@ -209,6 +209,47 @@ pub fn looks_complete(dir: &OutDir, shard: Shard) -> bool {
             .is_ok_and(|m| m.complete && m.damage(dir).is_none())
 }
 
+/// Where a directory output in a bucket records each committed part of `shard`:
+/// one empty object per part, named `<part>@<rows>-<rejected>-<bytes>`, so
+/// that committing a part is one small request (not a rewrite of the whole
+/// manifest: with thousands of parts that would be quadratic in requests and
+/// bytes) and reading them all is one listing. The manifest written when the
+/// shard completes lists every part; the records are then removed.
+fn records_prefix(shard: Shard) -> String {
+    format!("_batchinfer/parts{}/", shard.suffix())
+}
+
+/// A part record's name: see [`records_prefix`].
+fn record_name(part: &PartRecord) -> String {
+    format!(
+        "{}@{}-{}-{}",
+        part.plan.name,
+        part.rows_written,
+        part.rows_rejected,
+        part.bytes.unwrap_or(0)
+    )
+}
+
+/// Marks the parts the records under `dir` name as done, with their counts.
+fn apply_records(dir: &OutDir, manifest: &mut Manifest) -> Result<()> {
+    for record in dir.names_under(&records_prefix(manifest.job.shard))? {
+        let Some((name, counts)) = record.rsplit_once('@') else {
+            continue;
+        };
+        let counts: Vec<u64> = counts.split('-').filter_map(|n| n.parse().ok()).collect();
+        let [rows, rejected, bytes] = counts[..] else {
+            continue;
+        };
+        if let Some(p) = manifest.parts.iter_mut().find(|p| p.plan.name == name) {
+            p.done = true;
+            p.rows_written = rows;
+            p.rows_rejected = rejected;
+            p.bytes = Some(bytes);
+        }
+    }
+    Ok(())
+}
+
 /// Reads a manifest and checks that it makes sense.
 pub fn read_manifest(dir: &OutDir, name: &str) -> Result<Manifest> {
     let shown = dir.join(name);
@@ -222,6 +263,10 @@ pub fn read_manifest(dir: &OutDir, name: &str) -> Result<Manifest> {
     manifest
         .validate()
         .map_err(|what| anyhow::anyhow!("{shown} is damaged: {what}; {advice}"))?;
+    let mut manifest = manifest;
+    if dir.is_object() && !manifest.complete {
+        apply_records(dir, &mut manifest)?;
+    }
     Ok(manifest)
 }
 
@@ -429,6 +474,9 @@ pub fn open(
             })
             .collect(),
     };
+    if dir.is_object() {
+        dir.remove_under(&records_prefix(shard))?;
+    }
     save(dir, &manifest)?;
     let pending = (0..manifest.parts.len()).collect();
     Ok(Opened::ToDo {
@@ -471,10 +519,24 @@ impl PartWriter {
     ) -> PartWriter {
         // Temporary files a killed run of this shard left (other shards' parts
         // have other names, and may be being written right now).
-        for &i in &pending {
-            let name = &manifest.parts[i].plan.name;
-            dir.remove_leftovers(name);
-            dir.remove_leftovers(&format!("_errors/{name}"));
+        let names: Vec<String> = pending
+            .iter()
+            .flat_map(|&i| {
+                let name = &manifest.parts[i].plan.name;
+                [name.clone(), format!("_errors/{name}")]
+            })
+            .collect();
+        dir.remove_leftovers(&names);
+        // Records of parts to be written again (damaged ones, on --resume).
+        if dir.is_object() {
+            let prefix = records_prefix(manifest.job.shard);
+            let stale: Vec<String> = dir.names_under(&prefix).unwrap_or_default();
+            for record in stale {
+                let part = record.rsplit_once('@').map_or(record.as_str(), |(n, _)| n);
+                if pending.iter().any(|&i| manifest.parts[i].plan.name == part) {
+                    dir.remove(&format!("{prefix}{record}"));
+                }
+            }
         }
         PartWriter {
             dir: dir.clone(),
@@ -546,6 +608,14 @@ impl PartWriter {
         record.bytes = Some(bytes);
         record.rows_written = c.rows;
         record.rows_rejected = c.rejected;
+        if self.dir.is_object() {
+            let name = format!(
+                "{}{}",
+                records_prefix(self.manifest.job.shard),
+                record_name(record)
+            );
+            return self.dir.write(&name, b"");
+        }
         save(&self.dir, &self.manifest)
     }
 
@@ -590,7 +660,18 @@ impl Destination for PartWriter {
         self.manifest.complete = true;
         self.manifest.finished = Some(now());
         save(&self.dir, &self.manifest)?;
-        self.dir.write(&success_name(self.manifest.job.shard), b"")
+        self.dir
+            .write(&success_name(self.manifest.job.shard), b"")?;
+        if self.dir.is_object() {
+            // The complete manifest lists every part now.
+            if let Err(e) = self
+                .dir
+                .remove_under(&records_prefix(self.manifest.job.shard))
+            {
+                crate::sys::log::warn(&format!("{e:#}"));
+            }
+        }
+        Ok(())
     }
 
     fn left_behind(&self, _rows_written: u64) -> String {

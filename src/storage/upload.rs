@@ -86,26 +86,45 @@ struct Marker {
 }
 
 /// Aborts the uploads to `url` that killed runs left (their markers say which).
-/// Returns how many; failures are reported as warnings only.
+/// Returns how many.
 pub fn abort_leftovers(url: &ObjectUrl) -> Result<usize> {
-    let b = bucket(url)?;
-    let marker_prefix = bookkeeping(url, ".upload-");
-    let dir = Path::from(url.parent_prefix().to_string() + "_batchinfer");
-    let listed: Vec<object_store::ObjectMeta> = block_on(b.store.list(Some(&dir)).try_collect())
-        .map_err(|e| errors::explain("listing", &marker_prefix, &e))?;
+    abort_leftovers_of(std::slice::from_ref(url))
+}
+
+/// [`abort_leftovers`] for several objects: one listing per prefix they are in.
+pub fn abort_leftovers_of(urls: &[ObjectUrl]) -> Result<usize> {
+    let mut by_prefix: std::collections::BTreeMap<String, Vec<&ObjectUrl>> = Default::default();
+    for url in urls {
+        by_prefix
+            .entry(url.parent_prefix().to_string())
+            .or_default()
+            .push(url);
+    }
     let mut aborted = 0;
-    for meta in listed {
-        if !meta.location.as_ref().starts_with(&marker_prefix.key) {
-            continue;
+    for (prefix, urls) in by_prefix {
+        let first = urls[0];
+        let b = bucket(first)?;
+        let dir = Path::from(prefix.clone() + "_batchinfer");
+        let listed: Vec<object_store::ObjectMeta> =
+            block_on(b.store.list(Some(&dir)).try_collect())
+                .map_err(|e| errors::explain("listing", &first.with_key(dir.to_string()), &e))?;
+        for meta in listed {
+            let Some(url) = urls.iter().find(|u| {
+                meta.location
+                    .as_ref()
+                    .starts_with(&bookkeeping(u, ".upload-").key)
+            }) else {
+                continue;
+            };
+            let read = block_on(async { b.store.get(&meta.location).await?.bytes().await });
+            if let Ok(Ok(marker)) = read.map(|bytes| serde_json::from_slice::<Marker>(&bytes)) {
+                let id: MultipartId = marker.upload_id.clone();
+                // An upload that is gone already (completed, aborted, expired) is fine.
+                let _ = block_on(b.multipart.abort_multipart(&path(url), &id));
+                aborted += 1;
+            }
+            let _ = block_on(b.store.delete(&meta.location));
         }
-        let read = block_on(async { b.store.get(&meta.location).await?.bytes().await });
-        if let Ok(Ok(marker)) = read.map(|bytes| serde_json::from_slice::<Marker>(&bytes)) {
-            let id: MultipartId = marker.upload_id.clone();
-            // An upload that is gone already (completed, aborted, expired) is fine.
-            let _ = block_on(b.multipart.abort_multipart(&path(url), &id));
-            aborted += 1;
-        }
-        let _ = block_on(b.store.delete(&meta.location));
     }
     Ok(aborted)
 }

@@ -299,6 +299,11 @@ fn a_prefix_a_glob_and_one_object_are_read_as_the_same_local_files_are() {
 
 /// 200,000 rows sorted by id in 20 row groups of 10,000.
 fn sorted_rows(path: &Path) {
+    sorted_rows_in(path, 10_000);
+}
+
+/// 200,000 rows sorted by id in row groups of `group` rows.
+fn sorted_rows_in(path: &Path, group: usize) {
     let n = 200_000i64;
     let mut columns: Vec<(&str, ArrayRef)> = vec![(
         "id",
@@ -313,7 +318,7 @@ fn sorted_rows(path: &Path) {
         ));
     }
     let batch = RecordBatch::try_from_iter(columns).expect("batch");
-    write_parquet(path, [batch], Some(10_000));
+    write_parquet(path, [batch], Some(group));
 }
 
 #[test]
@@ -1131,4 +1136,85 @@ fn the_sharded_s3_example_runs_as_four_kubernetes_pods_would() {
         &whole.schema(),
     );
     assert_eq!(union, whole);
+}
+
+#[test]
+fn a_run_killed_midway_into_a_prefix_records_its_parts_and_resume_finishes_it() {
+    let b = bucket("midway");
+    let env = Env::new();
+    sorted_rows_in(&env.path("small.parquet"), 5_000);
+    put(
+        &b,
+        "in/small.parquet",
+        std::fs::read(env.path("small.parquet")).unwrap(),
+    );
+    env.run(&score_args("small.parquet", "whole.parquet", &[]))
+        .expect_code(0);
+    let whole = read_parquet(&env.path("whole.parquet"));
+    // 40 parts, each its own upload: a few seconds of requests.
+    let args = score_args(
+        "s3://midway/in/small.parquet",
+        "s3://midway/out/",
+        &[
+            "--rows-per-file",
+            "5000",
+            "--threads",
+            "1",
+            "--lock-lease",
+            "3",
+        ],
+    );
+    let v = vars(server().proxy);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_batchinfer"));
+    let model = testdata()
+        .join("models/logreg_multiclass.onnx")
+        .display()
+        .to_string();
+    let args_with_model: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == LOGREG { model.as_str() } else { a })
+        .collect();
+    cmd.args(&args_with_model)
+        .current_dir(env.dir.path())
+        .envs(v)
+        .stderr(Stdio::null());
+    let mut run = cmd.spawn().expect("spawn");
+    let records = || {
+        keys(&b)
+            .iter()
+            .filter(|k| k.starts_with("out/_batchinfer/parts/"))
+            .count()
+    };
+    wait_for("five committed parts", || records() >= 5);
+    run.kill().unwrap(); // SIGKILL
+    run.wait().unwrap();
+    assert!(get(&b, "out/_SUCCESS").is_none());
+    // status merges the part records into the manifest it reads.
+    let status = run_s3(&env, &["status", "s3://midway/out/", "--json"]);
+    status.expect_code(1);
+    let s: serde_json::Value = serde_json::from_str(&status.stdout()).unwrap();
+    let done = s["found"][0]["parts_done"].as_u64().unwrap();
+    assert!((5..40).contains(&done), "{done} parts done");
+    // The killed run's lease (3 s) runs out; then the lock is taken over.
+    std::thread::sleep(Duration::from_millis(3_500));
+    let mut resume = args.clone();
+    resume.extend(["--resume", "--summary-json", "s.json"]);
+    run_s3(&env, &resume).expect_code(0);
+    let summary = read_json(&env.path("s.json"));
+    assert_eq!(summary["parts"]["already_done"].as_u64().unwrap(), done);
+    assert_eq!(parts_under(&env, &b, "out/part-", &whole.schema()), whole);
+    // Complete: the manifest lists every part, and the records are gone.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&get(&b, "out/_manifest.json").unwrap()).unwrap();
+    assert_eq!(manifest["complete"], true);
+    assert!(manifest["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["done"] == true));
+    assert!(
+        keys(&b).iter().all(|k| !k.contains("_batchinfer")),
+        "{:?}",
+        keys(&b)
+    );
 }

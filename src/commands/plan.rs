@@ -188,13 +188,14 @@ pub fn directory_plan(
         OpenError::Changed(m) => CliError::new(ExitCode::Validation, anyhow::anyhow!(m)),
         OpenError::Io(e) => CliError::new(ExitCode::Failure, e),
     })?;
-    let (manifest, pending, resumed) = match opened {
+    let (manifest, pending, resumed, version) = match opened {
         Opened::Complete(m) => return Ok(DirectoryPlan::Complete(m)),
         Opened::ToDo {
             manifest,
             pending,
             resumed,
-        } => (manifest, pending, resumed),
+            version,
+        } => (manifest, pending, resumed, version),
     };
     let segments: Vec<Segment> = pending
         .iter()
@@ -223,6 +224,7 @@ pub fn directory_plan(
     let destination = PartWriter::new(
         &cfg.output.dir(),
         manifest,
+        version,
         pending,
         out_schema.clone(),
         error_schema,

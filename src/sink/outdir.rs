@@ -11,6 +11,18 @@ use crate::storage::read::path as key_path;
 use crate::storage::store::{block_on, bucket};
 use crate::storage::ObjectUrl;
 
+/// The version of an object as read or written (None: a local file).
+pub type Version = Option<object_store::UpdateVersion>;
+
+/// What a conditional write expects to find.
+#[derive(Debug, Clone)]
+pub enum Expect {
+    /// Nothing there.
+    Absent,
+    /// This version (None: anything).
+    Version(Version),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutDir {
     Local(PathBuf),
@@ -111,6 +123,69 @@ impl OutDir {
                 Ok(None)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// The bytes of `name` and the version read (None for a local file), or None
+    /// when there is none.
+    pub fn read_versioned(&self, name: &str) -> Result<Option<(Vec<u8>, Version)>> {
+        let Some(url) = self.object(name) else {
+            return Ok(self.read(name)?.map(|b| (b, None)));
+        };
+        use object_store::ObjectStoreExt;
+        let store = bucket(&url)?.store;
+        let got = block_on(async {
+            let got = store.get(&key_path(&url)).await?;
+            let meta = got.meta.clone();
+            Ok::<_, object_store::Error>((got.bytes().await?, meta))
+        });
+        match got {
+            Ok((bytes, meta)) => Ok(Some((
+                bytes.to_vec(),
+                Some(object_store::UpdateVersion {
+                    e_tag: meta.e_tag,
+                    version: meta.version,
+                }),
+            ))),
+            Err(e) if errors::failure(&e) == Failure::NotFound => Ok(None),
+            Err(e) => Err(errors::explain("reading", &url, &e)),
+        }
+    }
+
+    /// Writes `name` whole if it is as `expected` (an object: a conditional
+    /// write, If-None-Match or If-Match; a local file: unconditionally, the
+    /// shard's lock keeps other runs out). Returns the version written.
+    pub fn write_if(&self, name: &str, bytes: &[u8], expected: Expect) -> Result<Version> {
+        let Some(url) = self.object(name) else {
+            self.write(name, bytes)?;
+            return Ok(None);
+        };
+        if crate::storage::lease::lost() {
+            anyhow::bail!(
+                "another run took over the lock on {} (this run's lease was not renewed in time); stopping before writing {name}",
+                self.display()
+            );
+        }
+        let mode = match expected {
+            Expect::Absent => object_store::PutMode::Create,
+            Expect::Version(Some(v)) => object_store::PutMode::Update(v),
+            Expect::Version(None) => object_store::PutMode::Overwrite,
+        };
+        let opts = object_store::PutOptions {
+            mode,
+            ..Default::default()
+        };
+        let store = bucket(&url)?.store;
+        use object_store::ObjectStore;
+        match block_on(store.put_opts(&key_path(&url), bytes.to_vec().into(), opts)) {
+            Ok(r) => Ok(Some(object_store::UpdateVersion {
+                e_tag: r.e_tag,
+                version: r.version,
+            })),
+            Err(e) if errors::failure(&e) == Failure::Conflict => anyhow::bail!(
+                "{url} was changed by another writer since this run read or wrote it; nothing more is written (run again with --resume when the other run is done)"
+            ),
+            Err(e) => Err(errors::explain("writing", &url, &e)),
         }
     }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::pipeline::Destination;
-use crate::sink::outdir::OutDir;
+use crate::sink::outdir::{Expect, OutDir, Version};
 use crate::sink::shard::{PartPlan, Shard};
 use crate::sink::{OutputKind, OutputTarget, Sink};
 use crate::source::InputFile;
@@ -252,9 +252,14 @@ fn apply_records(dir: &OutDir, manifest: &mut Manifest) -> Result<()> {
 
 /// Reads a manifest and checks that it makes sense.
 pub fn read_manifest(dir: &OutDir, name: &str) -> Result<Manifest> {
+    Ok(read_manifest_versioned(dir, name)?.0)
+}
+
+/// [`read_manifest`], with the version read (for a conditional write after it).
+fn read_manifest_versioned(dir: &OutDir, name: &str) -> Result<(Manifest, Version)> {
     let shown = dir.join(name);
-    let text = dir
-        .read(name)?
+    let (text, version) = dir
+        .read_versioned(name)?
         .with_context(|| format!("cannot read manifest {shown}: it is not there"))?;
     let advice = "the directory output cannot be resumed or checked; remove the directory (or this manifest and the parts it names) and score again";
     let manifest: Manifest = serde_json::from_slice(&text).with_context(|| {
@@ -267,12 +272,14 @@ pub fn read_manifest(dir: &OutDir, name: &str) -> Result<Manifest> {
     if dir.is_object() && !manifest.complete {
         apply_records(dir, &mut manifest)?;
     }
-    Ok(manifest)
+    Ok((manifest, version))
 }
 
-fn save(dir: &OutDir, manifest: &Manifest) -> Result<()> {
+/// Writes the manifest if it is still as `expected` (in a bucket: the version
+/// this run read or wrote last, so that two writers cannot both win).
+fn save(dir: &OutDir, manifest: &Manifest, expected: Expect) -> Result<Version> {
     let body = serde_json::to_vec_pretty(manifest).context("serialising the manifest")?;
-    dir.write(&manifest_name(manifest.job.shard), &body)
+    dir.write_if(&manifest_name(manifest.job.shard), &body, expected)
 }
 
 /// What a directory output holds for this shard before the run.
@@ -285,6 +292,8 @@ pub enum Opened {
         manifest: Manifest,
         pending: Vec<usize>,
         resumed: usize,
+        /// The manifest's version in the store, for the next conditional write.
+        version: Version,
     },
 }
 
@@ -391,8 +400,10 @@ pub fn open(
     } else {
         dir.display()
     };
+    let mut expected = Expect::Absent;
     if dir.exists(&manifest_name(shard)) {
-        let old = read_manifest(dir, &manifest_name(shard))?;
+        let (old, old_version) = read_manifest_versioned(dir, &manifest_name(shard))?;
+        expected = Expect::Version(old_version.clone());
         let changed = difference(&old.job, &job);
         let damage = old.damage(dir);
         if old.complete && dir.exists(&success) && !overwrite {
@@ -449,6 +460,7 @@ pub fn open(
                 manifest,
                 pending,
                 resumed,
+                version: old_version,
             });
         }
         // --overwrite: remove what the earlier run of this shard wrote.
@@ -477,12 +489,13 @@ pub fn open(
     if dir.is_object() {
         dir.remove_under(&records_prefix(shard))?;
     }
-    save(dir, &manifest)?;
+    let version = save(dir, &manifest, expected)?;
     let pending = (0..manifest.parts.len()).collect();
     Ok(Opened::ToDo {
         manifest,
         pending,
         resumed: 0,
+        version,
     })
 }
 
@@ -499,6 +512,8 @@ struct Current {
 pub struct PartWriter {
     dir: OutDir,
     manifest: Manifest,
+    /// The manifest's version in the store as this run last read or wrote it.
+    version: Version,
     /// Parts still to write, ascending; `next` is the first not yet opened.
     pending: Vec<usize>,
     next: usize,
@@ -512,6 +527,7 @@ impl PartWriter {
     pub fn new(
         dir: &OutDir,
         manifest: Manifest,
+        version: Version,
         pending: Vec<usize>,
         schema: SchemaRef,
         error_schema: Option<SchemaRef>,
@@ -541,6 +557,7 @@ impl PartWriter {
         PartWriter {
             dir: dir.clone(),
             manifest,
+            version,
             pending,
             next: 0,
             current: None,
@@ -616,7 +633,12 @@ impl PartWriter {
             );
             return self.dir.write(&name, b"");
         }
-        save(&self.dir, &self.manifest)
+        self.version = save(
+            &self.dir,
+            &self.manifest,
+            Expect::Version(self.version.take()),
+        )?;
+        Ok(())
     }
 
     /// Opens and commits parts until `part` is the current one.
@@ -659,7 +681,11 @@ impl Destination for PartWriter {
         }
         self.manifest.complete = true;
         self.manifest.finished = Some(now());
-        save(&self.dir, &self.manifest)?;
+        save(
+            &self.dir,
+            &self.manifest,
+            Expect::Version(self.version.take()),
+        )?;
         self.dir
             .write(&success_name(self.manifest.job.shard), b"")?;
         if self.dir.is_object() {

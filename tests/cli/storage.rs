@@ -1218,3 +1218,54 @@ fn a_run_killed_midway_into_a_prefix_records_its_parts_and_resume_finishes_it() 
         keys(&b)
     );
 }
+
+#[test]
+fn a_manifest_changed_by_another_writer_mid_run_stops_the_run_before_success() {
+    let b = bucket("cas");
+    let env = Env::new();
+    sorted_rows_in(&env.path("small.parquet"), 5_000);
+    put(
+        &b,
+        "in/small.parquet",
+        std::fs::read(env.path("small.parquet")).unwrap(),
+    );
+    let model = testdata()
+        .join("models/logreg_multiclass.onnx")
+        .display()
+        .to_string();
+    let args = score_args(
+        "s3://cas/in/small.parquet",
+        "s3://cas/out/",
+        &["--rows-per-file", "5000", "--threads", "1"],
+    );
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == LOGREG { model.as_str() } else { a })
+        .collect();
+    let run = Command::new(env!("CARGO_BIN_EXE_batchinfer"))
+        .args(&args)
+        .current_dir(env.dir.path())
+        .envs(vars(server().proxy))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for("two committed parts", || {
+        keys(&b)
+            .iter()
+            .filter(|k| k.starts_with("out/_batchinfer/parts/"))
+            .count()
+            >= 2
+    });
+    // Another writer replaces the manifest (its ETag, the content's hash, changes).
+    let mut manifest = get(&b, "out/_manifest.json").unwrap();
+    manifest.push(b'\n');
+    put(&b, "out/_manifest.json", manifest);
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("s3://cas/out/_manifest.json was changed by another writer"),
+        "{stderr}"
+    );
+    assert!(get(&b, "out/_SUCCESS").is_none());
+}

@@ -129,13 +129,39 @@ pub fn abort_leftovers_of(urls: &[ObjectUrl]) -> Result<usize> {
     Ok(aborted)
 }
 
+/// Outputs up to this size are sent in one conditional PUT at commit: without
+/// `--overwrite` it is If-None-Match, so another writer that created the object
+/// meanwhile makes the commit fail instead of being replaced. Larger outputs
+/// become a multipart upload, whose completion object_store cannot make
+/// conditional: the key is checked again just before completing.
+const SINGLE_PUT_BYTES: usize = 32 << 20;
+
+/// [`SINGLE_PUT_BYTES`], or in test builds `BATCHINFER_TEST_SINGLE_PUT_BYTES`
+/// (0: every output is a multipart upload, so tests can catch one midway).
+fn single_put_bytes() -> usize {
+    #[cfg(debug_assertions)]
+    if let Some(n) = std::env::var("BATCHINFER_TEST_SINGLE_PUT_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    SINGLE_PUT_BYTES
+}
+
+/// A multipart upload under way, and the marker that names it.
+struct Multipart {
+    id: MultipartId,
+    marker: Path,
+}
+
 /// An object being written. Invisible at its key until [`Upload::commit`];
 /// dropped without committing, it aborts the upload.
 pub struct Upload {
     url: ObjectUrl,
     bucket: Bucket,
-    id: MultipartId,
-    marker: Path,
+    /// None until the output outgrows one PUT.
+    multipart: Option<Multipart>,
     overwrite: bool,
     buffer: Vec<u8>,
     running: VecDeque<JoinHandle<object_store::Result<PartId>>>,
@@ -144,35 +170,43 @@ pub struct Upload {
 }
 
 impl Upload {
-    /// Starts an upload to `url`, refusing an existing object unless `overwrite`.
+    /// Starts writing `url`, refusing an existing object unless `overwrite`.
     pub fn create(url: &ObjectUrl, overwrite: bool) -> Result<Upload> {
         check_free(url, overwrite)?;
-        let bucket = bucket(url)?;
-        let location = path(url);
-        let id = block_on(bucket.multipart.create_multipart(&location))
-            .map_err(|e| errors::explain("writing", url, &e))?;
-        let marker_url = bookkeeping(url, &format!(".upload-{}.json", random_suffix()));
-        let marker = Marker {
-            key: url.key.clone(),
-            upload_id: id.clone(),
-            host: crate::sink::lock::hostname(),
-            pid: std::process::id(),
-            started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        };
-        let upload = Upload {
+        let mut upload = Upload {
             url: url.clone(),
-            bucket,
-            id,
-            marker: path(&marker_url),
+            bucket: bucket(url)?,
+            multipart: None,
             overwrite,
             buffer: Vec::with_capacity(PART_BYTES),
             running: VecDeque::new(),
             parts: vec![],
             committed: false,
         };
-        put(&marker_url, serde_json::to_vec(&marker)?, true)
-            .context("recording the upload, so that a later run can clean it up")?;
+        if single_put_bytes() == 0 {
+            upload.start_multipart()?;
+        }
         Ok(upload)
+    }
+
+    /// Starts the multipart upload and records it in a marker.
+    fn start_multipart(&mut self) -> Result<()> {
+        let id = block_on(self.bucket.multipart.create_multipart(&path(&self.url)))
+            .map_err(|e| errors::explain("writing", &self.url, &e))?;
+        let marker_url = bookkeeping(&self.url, &format!(".upload-{}.json", random_suffix()));
+        let marker = Marker {
+            key: self.url.key.clone(),
+            upload_id: id.clone(),
+            host: crate::sink::lock::hostname(),
+            pid: std::process::id(),
+            started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        };
+        self.multipart = Some(Multipart {
+            id,
+            marker: path(&marker_url),
+        });
+        put(&marker_url, serde_json::to_vec(&marker)?, true)
+            .context("recording the upload, so that a later run can clean it up")
     }
 
     fn send_part(&mut self) -> std::io::Result<()> {
@@ -183,7 +217,7 @@ impl Upload {
         let index = self.parts.len() + self.running.len();
         let store = self.bucket.multipart.clone();
         let location = path(&self.url);
-        let id = self.id.clone();
+        let id = self.multipart.as_ref().expect("started").id.clone();
         self.running.push_back(
             runtime().spawn(async move { store.put_part(&location, &id, index, data).await }),
         );
@@ -206,43 +240,74 @@ impl Upload {
         Ok(())
     }
 
-    /// Uploads what is left and completes the upload: the object appears at its
-    /// key now. Without `--overwrite`, an object that appeared at the key since
-    /// the start is refused (checked again just before completing).
+    /// Makes the object appear at its key, complete: one PUT, or the rest of the
+    /// parts and the upload's completion.
     pub fn commit(mut self) -> Result<()> {
-        if !self.buffer.is_empty() || self.parts.len() + self.running.len() == 0 {
-            self.send_part()?;
-        }
-        while !self.running.is_empty() {
-            self.wait_one()?;
-        }
         if super::lease::lost() {
             bail!(
                 "another run took over the lock on {} (this run's lease was not renewed in time); nothing was committed",
                 self.url
             );
         }
+        let url = self.url.clone();
+        let appeared = move || {
+            anyhow::anyhow!(
+                "output {url} appeared while this run wrote it (another writer?); nothing was replaced"
+            )
+        };
+        if self.multipart.is_none() {
+            let body = std::mem::take(&mut self.buffer);
+            return match put(&self.url, body, self.overwrite) {
+                Ok(()) => {
+                    self.committed = true;
+                    Ok(())
+                }
+                Err(e) if !self.overwrite && exists(&self.url).unwrap_or(false) => {
+                    Err(appeared().context(format!("{e:#}")))
+                }
+                Err(e) => Err(e),
+            };
+        }
+        if !self.buffer.is_empty() || self.parts.len() + self.running.len() == 0 {
+            self.send_part()?;
+        }
+        while !self.running.is_empty() {
+            self.wait_one()?;
+        }
         if !self.overwrite && exists(&self.url)? {
-            bail!(
-                "output {} appeared while this run wrote it (another writer?); nothing was replaced",
-                self.url
-            );
+            return Err(appeared());
         }
         let parts = std::mem::take(&mut self.parts);
+        let Multipart { id, marker } = self.multipart.as_ref().expect("started");
         block_on(
             self.bucket
                 .multipart
-                .complete_multipart(&path(&self.url), &self.id, parts),
+                .complete_multipart(&path(&self.url), id, parts),
         )
         .map_err(|e| errors::explain("completing the upload of", &self.url, &e))?;
         self.committed = true;
-        let _ = block_on(self.bucket.store.delete(&self.marker));
+        let _ = block_on(self.bucket.store.delete(marker));
         Ok(())
     }
 }
 
 impl Write for Upload {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.multipart.is_none() {
+            self.buffer.extend_from_slice(buf);
+            if self.buffer.len() >= single_put_bytes() {
+                self.start_multipart()
+                    .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+                let held = std::mem::take(&mut self.buffer);
+                for chunk in held.chunks(PART_BYTES) {
+                    self.buffer.extend_from_slice(chunk);
+                    if self.buffer.len() == PART_BYTES {
+                        self.send_part()?;
+                    }
+                }
+            }
+            return Ok(buf.len());
+        }
         let room = PART_BYTES - self.buffer.len();
         let n = room.min(buf.len());
         self.buffer.extend_from_slice(&buf[..n]);
@@ -265,12 +330,10 @@ impl Drop for Upload {
         for task in &self.running {
             task.abort();
         }
-        let _ = block_on(
-            self.bucket
-                .multipart
-                .abort_multipart(&path(&self.url), &self.id),
-        );
-        let _ = block_on(self.bucket.store.delete(&self.marker));
+        if let Some(Multipart { id, marker }) = &self.multipart {
+            let _ = block_on(self.bucket.multipart.abort_multipart(&path(&self.url), id));
+            let _ = block_on(self.bucket.store.delete(marker));
+        }
     }
 }
 

@@ -487,7 +487,18 @@ fn throttled_and_failed_requests_are_retried_and_the_output_is_exact() {
 /// A run reading CSV from a pipe it is fed slowly, writing to `output`: it holds
 /// its lock and has started its upload until its input ends.
 fn slow_run(env: &Env, output: &str, extra: &[&str]) -> Child {
-    let v = vars(server().proxy);
+    // A multipart upload from the start (test builds only), so there is one to catch.
+    slow_run_env(
+        env,
+        output,
+        extra,
+        &[("BATCHINFER_TEST_SINGLE_PUT_BYTES", "0")],
+    )
+}
+
+fn slow_run_env(env: &Env, output: &str, extra: &[&str], more: &[(&str, &str)]) -> Child {
+    let mut v = vars(server().proxy);
+    v.extend(more.iter().map(|(a, b)| (a.to_string(), b.to_string())));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_batchinfer"));
     cmd.args([
         "score",
@@ -1268,4 +1279,45 @@ fn a_manifest_changed_by_another_writer_mid_run_stops_the_run_before_success() {
         "{stderr}"
     );
     assert!(get(&b, "out/_SUCCESS").is_none());
+}
+
+#[test]
+fn an_object_another_writer_creates_while_a_run_writes_that_key_is_not_replaced() {
+    let b = bucket("race");
+    let env = Env::new();
+    for (key, single) in [("small.parquet", None), ("big.parquet", Some("0"))] {
+        let url = format!("s3://race/{key}");
+        let more: Vec<(&str, &str)> = single
+            .map(|s| ("BATCHINFER_TEST_SINGLE_PUT_BYTES", s))
+            .into_iter()
+            .collect();
+        let mut run = slow_run_env(&env, &url, &[], &more);
+        // Until the run has opened its output (its last check that the key is
+        // free before the commit): the upload's marker, or a moment after the lock.
+        match single {
+            Some(_) => wait_for("the upload marker", || {
+                keys(&b)
+                    .iter()
+                    .any(|k| k.contains(&format!("{key}.upload-")))
+            }),
+            None => {
+                wait_for("the lock object", || {
+                    keys(&b).iter().any(|k| k.ends_with(&format!("{key}.lock")))
+                });
+                std::thread::sleep(Duration::from_millis(1_500));
+            }
+        }
+        // The other writer, after this run checked that the key was free.
+        put(&b, key, b"the other writer's object".to_vec());
+        drop(run.stdin.take());
+        let out = run.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{stderr}");
+        assert!(
+            stderr.contains(&format!("output {url} appeared while this run wrote it")),
+            "{stderr}"
+        );
+        assert_eq!(get(&b, key).unwrap(), b"the other writer's object");
+    }
+    assert_eq!(pending_uploads(&b), 0);
 }

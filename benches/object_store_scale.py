@@ -4,6 +4,10 @@
 1. Listing: an input prefix of --objects small CSV objects; batchinfer lists it (one
    paginated listing) and scores every object. Reported: wall time, and the listing
    requests the server saw against the objects (from the proxy's request log).
+   With --latency-ms N, a third measurement: the same --check through the
+   server's proxy, which delays every request N ms as a real store's round trip
+   does, with headers fetched 1 at a time against 16 (BATCHINFER_TEST_AHEAD, a
+   knob of debug builds: run it with target/debug/batchinfer).
 2. A directory output of --parts part objects (one row group each) on a prefix:
    wall time and the final manifest's size, against a run of the same rows into a
    local directory (which rewrites its manifest after each part; a prefix records
@@ -36,13 +40,15 @@ def main():
     ap.add_argument("--objects", type=int, default=100_000)
     ap.add_argument("--parts", type=int, default=1_000)
     ap.add_argument("--batchinfer", default=None)
+    ap.add_argument("--latency-ms", type=float, default=0)
     args = ap.parse_args()
     binary = Path(args.batchinfer).resolve() if args.batchinfer else next(
         p for p in [ROOT / "target/release/batchinfer", ROOT / "target/debug/batchinfer"] if p.exists())
     OUT.mkdir(parents=True, exist_ok=True)
     server = subprocess.Popen([sys.executable, str(ROOT / "tests/servers/s3.py")],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    port = int(server.stdout.readline().split()[0])
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, S3_LATENCY_MS=str(args.latency_ms)))
+    port, proxy = (int(p) for p in server.stdout.readline().split())
     endpoint = f"http://127.0.0.1:{port}"
     os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                       AWS_REGION="us-east-1")
@@ -62,6 +68,16 @@ def main():
     listed = time.time() - started
     print(f"--check over s3://scale/many/ ({args.objects:,} objects; lists them and reads every CSV header): "
           f"{listed:.1f} s, rc {run.returncode}")
+
+    if args.latency_ms:
+        for ahead in ("1", "16", "1", "16"):
+            started = time.time()
+            env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy}", BATCHINFER_TEST_AHEAD=ahead)
+            run = subprocess.run([str(binary), "score", "-m", str(MODEL), "-i", "s3://scale/many/", "-o",
+                                  str(OUT / "many.parquet"), "--overwrite", "--keep", "id", "--features", FEATURES,
+                                  "-q", "--check"], capture_output=True, text=True, env=env)
+            print(f"--check, {args.latency_ms:.0f} ms per request, headers {ahead} at a time: "
+                  f"{time.time() - started:.1f} s, rc {run.returncode}")
 
     n = args.parts * 100
     rng = np.random.default_rng(1)

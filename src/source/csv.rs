@@ -219,9 +219,21 @@ fn open(
     opts: &CsvOptions,
     rejected: Option<&Rejected>,
 ) -> Result<QuoteChecked<Box<dyn Read + Send>>> {
-    let bytes: Box<dyn Read + Send> = match &file.remote {
-        Some(remote) => Box::new(crate::storage::read::ObjectReader::open(remote)?),
-        None => Box::new(
+    open_with_head(file, opts, rejected, None)
+}
+
+/// [`open`], starting from `head` (an object's first bytes, fetched already).
+fn open_with_head(
+    file: &InputFile,
+    opts: &CsvOptions,
+    rejected: Option<&Rejected>,
+    head: Option<bytes::Bytes>,
+) -> Result<QuoteChecked<Box<dyn Read + Send>>> {
+    use crate::storage::read::ObjectReader;
+    let bytes: Box<dyn Read + Send> = match (&file.remote, head) {
+        (Some(remote), Some(head)) => Box::new(ObjectReader::with_head(remote, head)),
+        (Some(remote), None) => Box::new(ObjectReader::open(remote)?),
+        (None, _) => Box::new(
             File::open(&file.path).with_context(|| format!("cannot open {}", file.display()))?,
         ),
     };
@@ -257,9 +269,14 @@ pub fn infer_schema(file: &InputFile, opts: &CsvOptions) -> Result<SchemaRef> {
 }
 
 /// Checks that a further CSV file's header names the same columns as the first file.
-pub fn check_header(file: &InputFile, first: &SchemaRef, opts: &CsvOptions) -> Result<SchemaRef> {
+pub fn check_header(
+    file: &InputFile,
+    first: &SchemaRef,
+    opts: &CsvOptions,
+    head: Option<bytes::Bytes>,
+) -> Result<SchemaRef> {
     let mut line = String::new();
-    BufReader::new(open(file, opts, None)?)
+    BufReader::new(open_with_head(file, opts, None, head)?)
         .read_line(&mut line)
         .with_context(|| format!("reading the header of {}", file.display()))?;
     let (header, _) = opts

@@ -449,9 +449,12 @@ impl Dataset {
         let mut row_groups = vec![];
         let mut skipped = vec![];
         let mut stream = None;
+        let mut ahead = headers_ahead(&files);
         for (ix, file) in files.iter().enumerate() {
             let first = schema.as_ref().map(|(s, _)| s.clone());
-            let read_footer = || read_header(file, first.as_ref(), &wanted, &csv, &mut stream);
+            let fetched = ahead.take(ix);
+            let read_footer =
+                || read_header(file, first.as_ref(), &wanted, &csv, &mut stream, fetched);
             // A library panic on a damaged file is an error naming the file.
             let (file_schema, rows, bounds) = panics::catch(read_footer).map_err(|p| {
                 anyhow::anyhow!(
@@ -638,6 +641,26 @@ impl Dataset {
     }
 }
 
+/// Objects' footers and headers, fetched several at a time ahead of the loop
+/// that reads them (the first CSV file is read further, for its types).
+fn headers_ahead(files: &[InputFile]) -> crate::storage::read::Ahead {
+    use crate::storage::read::{Ahead, End};
+    Ahead::new(
+        files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let end = match f.format {
+                    Format::Parquet => End::Tail,
+                    Format::Csv if i > 0 => End::Head,
+                    Format::Csv => return None,
+                };
+                f.remote.clone().map(|r| (r, end))
+            })
+            .collect(),
+    )
+}
+
 /// The files' schema with the partition columns after it; a column that is also
 /// a partition directory is refused.
 fn with_partitions(
@@ -707,10 +730,11 @@ fn read_header(
     wanted: &[String],
     csv: &CsvOptions,
     stream: &mut Option<csv::Stream>,
+    fetched: Option<bytes::Bytes>,
 ) -> Result<Footer> {
     Ok(match file.format {
         Format::Parquet => {
-            let (s, rows, bounds) = parquet::footer(file, wanted)?;
+            let (s, rows, bounds) = parquet::footer(file, wanted, fetched)?;
             (s, Some(rows), bounds)
         }
         Format::Csv if file.is_stream() => {
@@ -727,7 +751,7 @@ fn read_header(
             (s, None, vec![])
         }
         Format::Csv => match first {
-            Some(first) => (csv::check_header(file, first, csv)?, None, vec![]),
+            Some(first) => (csv::check_header(file, first, csv, fetched)?, None, vec![]),
             None => (csv::infer_schema(file, csv)?, None, vec![]),
         },
     })

@@ -89,10 +89,11 @@ fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<GuardedFile>> 
 }
 
 /// The file's or object's footer.
-fn metadata(file: &InputFile) -> Result<ArrowReaderMetadata> {
+/// (From `tail`, an object's last bytes, when they were fetched already.)
+fn metadata(file: &InputFile, tail: Option<bytes::Bytes>) -> Result<ArrowReaderMetadata> {
     let loaded = match &file.remote {
         Some(remote) => {
-            ArrowReaderMetadata::load(&Footer::open(remote)?, ArrowReaderOptions::new())
+            ArrowReaderMetadata::load(&Footer::with_tail(remote, tail)?, ArrowReaderOptions::new())
         }
         None => ArrowReaderMetadata::load(&open_file(&file.path)?, ArrowReaderOptions::new()),
     };
@@ -102,8 +103,8 @@ fn metadata(file: &InputFile) -> Result<ArrowReaderMetadata> {
 /// The file's Arrow schema, the row count of each row group, and for each of the
 /// `wanted` columns the file has, the lower and upper bounds of its values in each
 /// row group (null where the statistics do not say), all from its footer.
-pub fn footer(file: &InputFile, wanted: &[String]) -> Result<Bounded> {
-    let meta = metadata(file)?;
+pub fn footer(file: &InputFile, wanted: &[String], tail: Option<bytes::Bytes>) -> Result<Bounded> {
+    let meta = metadata(file, tail)?;
     let groups = meta.metadata().row_groups();
     let rows = groups
         .iter()

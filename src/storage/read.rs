@@ -37,33 +37,60 @@ pub fn path(url: &ObjectUrl) -> object_store::path::Path {
 /// An object read front to back, one response chunk at a time: memory is one
 /// chunk, whatever the object's size.
 pub struct ObjectReader {
-    url: ObjectUrl,
-    stream: BoxStream<'static, object_store::Result<Bytes>>,
+    remote: Remote,
+    /// None until the first byte past a prefetched head is needed.
+    stream: Option<BoxStream<'static, object_store::Result<Bytes>>>,
+    /// Where the stream starts, when it is opened.
+    offset: u64,
     chunk: Bytes,
 }
 
 impl ObjectReader {
     /// Starts a GET of the object (of this version, when the listing gave one).
     pub fn open(remote: &Remote) -> Result<ObjectReader> {
-        let b = bucket(&remote.url)?;
+        let mut reader = ObjectReader::with_head(remote, Bytes::new());
+        reader.stream = Some(reader.get_from(0)?);
+        Ok(reader)
+    }
+
+    /// Reads `head` (the object's first bytes, fetched already), then the rest
+    /// with a ranged GET only if it is read that far.
+    pub fn with_head(remote: &Remote, head: Bytes) -> ObjectReader {
+        ObjectReader {
+            remote: remote.clone(),
+            stream: None,
+            offset: head.len() as u64,
+            chunk: head,
+        }
+    }
+
+    fn get_from(&self, offset: u64) -> Result<BoxStream<'static, object_store::Result<Bytes>>> {
+        let b = bucket(&self.remote.url)?;
         let opts = object_store::GetOptions {
-            if_match: remote.e_tag.clone(),
+            if_match: self.remote.e_tag.clone(),
+            range: (offset > 0).then_some(object_store::GetRange::Offset(offset)),
             ..Default::default()
         };
-        let got = block_on(b.store.get_opts(&path(&remote.url), opts))
-            .map_err(|e| errors::explain("reading", &remote.url, &e))?;
-        Ok(ObjectReader {
-            url: remote.url.clone(),
-            stream: got.into_stream(),
-            chunk: Bytes::new(),
-        })
+        let got = block_on(b.store.get_opts(&path(&self.remote.url), opts))
+            .map_err(|e| errors::explain("reading", &self.remote.url, &e))?;
+        Ok(got.into_stream())
     }
 }
 
 impl Read for ObjectReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.chunk.is_empty() {
-            match block_on(self.stream.next()) {
+            if self.stream.is_none() {
+                if self.offset >= self.remote.size {
+                    return Ok(0);
+                }
+                let stream = self
+                    .get_from(self.offset)
+                    .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+                self.stream = Some(stream);
+            }
+            let stream = self.stream.as_mut().expect("opened");
+            match block_on(stream.next()) {
                 None => return Ok(0),
                 Some(Ok(b)) => {
                     count(&b);
@@ -71,7 +98,9 @@ impl Read for ObjectReader {
                 }
                 Some(Err(e)) => {
                     return Err(std::io::Error::other(errors::store_error(
-                        "reading", &self.url, &e,
+                        "reading",
+                        &self.remote.url,
+                        &e,
                     )));
                 }
             }
@@ -107,11 +136,24 @@ pub struct Footer {
 
 impl Footer {
     pub fn open(remote: &Remote) -> Result<Footer> {
+        Footer::with_tail(remote, None)
+    }
+
+    /// The footer from `tail`, the object's last bytes fetched already (see
+    /// [`Ahead`]), or from a request now.
+    pub fn with_tail(remote: &Remote, tail: Option<Bytes>) -> Result<Footer> {
         let store = bucket(&remote.url)?.store;
-        let tail_start = remote.size.saturating_sub(TAIL_BYTES);
-        let tail = block_on(store.get_range(&path(&remote.url), tail_start..remote.size))
-            .map_err(|e| errors::explain("reading", &remote.url, &e))?;
-        count(&tail);
+        let tail = match tail {
+            Some(t) => t,
+            None => {
+                let start = remote.size.saturating_sub(TAIL_BYTES);
+                let t = block_on(store.get_range(&path(&remote.url), start..remote.size))
+                    .map_err(|e| errors::explain("reading", &remote.url, &e))?;
+                count(&t);
+                t
+            }
+        };
+        let tail_start = remote.size - tail.len() as u64;
         Ok(Footer {
             remote: remote.clone(),
             store,
@@ -276,4 +318,91 @@ pub fn prefetch(
         })
         .context("starting a fetching thread")?;
     Ok(rx)
+}
+
+/// Which end of an object [`Ahead`] fetches.
+#[derive(Debug, Clone, Copy)]
+pub enum End {
+    /// The first 64 KiB (a CSV header).
+    Head,
+    /// The last 64 KiB (a Parquet footer).
+    Tail,
+}
+
+/// Objects fetched this many at a time by [`Ahead`].
+const AHEAD: usize = 16;
+
+/// [`AHEAD`], or in test builds `BATCHINFER_TEST_AHEAD` (to measure it).
+fn ahead() -> usize {
+    #[cfg(debug_assertions)]
+    if let Some(n) = std::env::var("BATCHINFER_TEST_AHEAD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    AHEAD
+}
+
+/// The ends of many objects, fetched [`AHEAD`] at a time ahead of the one asked
+/// for: opening a dataset of thousands of objects reads every header or footer,
+/// and one at a time that is thousands of round trips. Memory: `AHEAD` × 64 KiB.
+pub struct Ahead {
+    wanted: Vec<Option<(Remote, End)>>,
+    tasks: std::collections::HashMap<usize, JoinHandle<object_store::Result<Bytes>>>,
+    next: usize,
+}
+
+use tokio::task::JoinHandle;
+
+impl Ahead {
+    /// `wanted[i]`: what to fetch of file `i` (None: nothing, a local file).
+    pub fn new(wanted: Vec<Option<(Remote, End)>>) -> Ahead {
+        let mut ahead = Ahead {
+            wanted,
+            tasks: Default::default(),
+            next: 0,
+        };
+        ahead.fill(0);
+        ahead
+    }
+
+    fn fill(&mut self, from: usize) {
+        self.next = self.next.max(from);
+        while self.next < self.wanted.len() && self.tasks.len() < ahead().max(1) {
+            let i = self.next;
+            self.next += 1;
+            let Some((remote, end)) = self.wanted[i].clone() else {
+                continue;
+            };
+            let Ok(store) = bucket(&remote.url).map(|b| b.store) else {
+                continue;
+            };
+            let range = match end {
+                End::Head => 0..remote.size.min(TAIL_BYTES),
+                End::Tail => remote.size.saturating_sub(TAIL_BYTES)..remote.size,
+            };
+            let location = path(&remote.url);
+            let task = runtime().spawn(async move { store.get_range(&location, range).await });
+            self.tasks.insert(i, task);
+        }
+    }
+
+    /// File `i`'s end, if it was fetched (an error: None, and the reader asks again
+    /// and reports it).
+    pub fn take(&mut self, i: usize) -> Option<Bytes> {
+        let task = self.tasks.remove(&i);
+        self.fill(i + 1);
+        let got = block_on(task?).ok()?.ok()?;
+        count(&got);
+        Some(got)
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        for task in self.tasks.values() {
+            task.abort();
+        }
+    }
 }

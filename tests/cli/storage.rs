@@ -1321,3 +1321,34 @@ fn an_object_another_writer_creates_while_a_run_writes_that_key_is_not_replaced(
     }
     assert_eq!(pending_uploads(&b), 0);
 }
+
+#[test]
+fn csv_objects_of_a_prefix_with_a_header_longer_than_the_prefetched_bytes() {
+    let b = bucket("longheader");
+    let env = Env::new();
+    // Three extra columns with 30,000-character names: the header is ~90 KB, more
+    // than the first 64 KiB fetched ahead of each later file.
+    let long: Vec<String> = (0..3)
+        .map(|i| format!("{}{i}", "x".repeat(30_000)))
+        .collect();
+    let csv = std::fs::read_to_string(testdata().join("data/numeric.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header = format!("{},{}", lines.next().unwrap(), long.join(","));
+    let rows: Vec<String> = lines.map(|l| format!("{l},a,b,c")).collect();
+    std::fs::create_dir(env.path("in")).unwrap();
+    for (name, part) in [
+        ("a.csv", &rows[..700]),
+        ("b.csv", &rows[700..]),
+        ("c.csv", &rows[..10]),
+    ] {
+        let text = format!("{header}\n{}\n", part.join("\n"));
+        std::fs::write(env.path(&format!("in/{name}")), &text).unwrap();
+        put(&b, &format!("in/{name}"), text.into_bytes());
+    }
+    run_s3(
+        &env,
+        &score_args("s3://longheader/in/", "s3://longheader/out.parquet", &[]),
+    )
+    .expect_code(0);
+    assert_like_local(&env, &b, "out.parquet", "in", &[]);
+}

@@ -8,7 +8,9 @@ The proxy forwards every request unchanged, except:
 - while the file named by the environment variable S3_FAULTS holds a number N,
   every Nth request for the bucket `flaky` is answered 503 SlowDown (a
   throttling answer S3 gives);
-- a request for the bucket `forbidden` is answered 403 AccessDenied.
+- a request for the bucket `forbidden` is answered 403 AccessDenied;
+- with the environment variable S3_LATENCY_MS=N, every request waits N ms first,
+  as requests to a real store do (for benchmarks: benches/object_store_scale.py).
 
 Needs `pip install "moto[server]"` (.ci/run installs it).
 """
@@ -40,6 +42,7 @@ moto.start()
 counter = 0
 lock = threading.Lock()
 faults_file = os.environ.get("S3_FAULTS")
+latency = float(os.environ.get("S3_LATENCY_MS", "0")) / 1000
 
 
 def fault_every():
@@ -68,6 +71,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
 
     def handle_any(self):
         global counter
+        if latency:
+            threading.Event().wait(latency)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         bucket = self.path.lstrip("/").split("/", 1)[0].split("?", 1)[0]

@@ -484,6 +484,23 @@ fn throttled_and_failed_requests_are_retried_and_the_output_is_exact() {
     assert!(get(&b, "none.parquet").is_none());
 }
 
+/// Starts `batchinfer ARGS` in the background against the server (`TD/…`
+/// arguments resolved), its stderr piped.
+fn spawn_s3(env: &Env, args: &[&str]) -> Child {
+    let td = testdata().display().to_string();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.replace("TD/", &format!("{td}/")))
+        .collect();
+    Command::new(env!("CARGO_BIN_EXE_batchinfer"))
+        .args(&args)
+        .current_dir(env.dir.path())
+        .envs(vars(server().proxy))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn batchinfer")
+}
+
 /// A run reading CSV from a pipe it is fed slowly, writing to `output`: it holds
 /// its lock and has started its upload until its input ends.
 fn slow_run(env: &Env, output: &str, extra: &[&str]) -> Child {
@@ -979,27 +996,15 @@ fn a_directory_output_on_a_prefix_from_shards_at_once_equals_the_unsharded_outpu
     let env = Env::new();
     let whole = sorted_input(&env, &b);
     // Three shards as three processes at the same time, into one prefix.
-    let v = vars(server().proxy);
     let children: Vec<Child> = (0..3)
         .map(|i| {
             let shard = format!("{i}/3");
-            let mut args = score_args(
+            let args = score_args(
                 "s3://dirs/in/sorted.parquet",
                 "s3://dirs/out/",
                 &["--shard", &shard],
             );
-            args.retain(|a| *a != "TD/models/logreg_multiclass.onnx");
-            let model = testdata()
-                .join("models/logreg_multiclass.onnx")
-                .display()
-                .to_string();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_batchinfer"));
-            cmd.args(&args[..2]).arg(&model).args(&args[2..]);
-            cmd.current_dir(env.dir.path())
-                .envs(v.clone())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn")
+            spawn_s3(&env, &args)
         })
         .collect();
     for child in children {
@@ -1175,21 +1180,7 @@ fn a_run_killed_midway_into_a_prefix_records_its_parts_and_resume_finishes_it() 
             "3",
         ],
     );
-    let v = vars(server().proxy);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_batchinfer"));
-    let model = testdata()
-        .join("models/logreg_multiclass.onnx")
-        .display()
-        .to_string();
-    let args_with_model: Vec<&str> = args
-        .iter()
-        .map(|a| if *a == LOGREG { model.as_str() } else { a })
-        .collect();
-    cmd.args(&args_with_model)
-        .current_dir(env.dir.path())
-        .envs(v)
-        .stderr(Stdio::null());
-    let mut run = cmd.spawn().expect("spawn");
+    let mut run = spawn_s3(&env, &args);
     let records = || {
         keys(&b)
             .iter()
@@ -1240,26 +1231,12 @@ fn a_manifest_changed_by_another_writer_mid_run_stops_the_run_before_success() {
         "in/small.parquet",
         std::fs::read(env.path("small.parquet")).unwrap(),
     );
-    let model = testdata()
-        .join("models/logreg_multiclass.onnx")
-        .display()
-        .to_string();
     let args = score_args(
         "s3://cas/in/small.parquet",
         "s3://cas/out/",
         &["--rows-per-file", "5000", "--threads", "1"],
     );
-    let args: Vec<&str> = args
-        .iter()
-        .map(|a| if *a == LOGREG { model.as_str() } else { a })
-        .collect();
-    let run = Command::new(env!("CARGO_BIN_EXE_batchinfer"))
-        .args(&args)
-        .current_dir(env.dir.path())
-        .envs(vars(server().proxy))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let run = spawn_s3(&env, &args);
     wait_for("two committed parts", || {
         keys(&b)
             .iter()

@@ -75,12 +75,20 @@ pub fn status(dir: &str) -> Result<Status, CliError> {
             ),
         ));
     }
+    let mut marked = vec![];
+    for m in &manifests {
+        marked.push(
+            dir.exists(&success_name(m.job.shard))
+                .exit(ExitCode::Failure)?,
+        );
+    }
     let found: Vec<ShardStatus> = manifests
         .iter()
-        .map(|m| (m, m.damage(&dir)))
-        .map(|(m, damaged)| ShardStatus {
+        .zip(marked)
+        .map(|(m, marked)| (m, marked, m.damage(&dir)))
+        .map(|(m, marked, damaged)| ShardStatus {
             shard: m.job.shard.to_string(),
-            complete: m.complete && dir.exists(&success_name(m.job.shard)) && damaged.is_none(),
+            complete: m.complete && marked && damaged.is_none(),
             damaged,
             parts_done: m.parts.iter().filter(|p| p.done).count(),
             parts: m.parts.len(),

@@ -339,6 +339,7 @@ impl Pipeline {
 
         let end = End {
             failure,
+            interrupt,
             allow_empty,
             file_names,
             limit,
@@ -352,6 +353,9 @@ impl Pipeline {
 /// What decides how a run ends once every stage has stopped.
 struct End {
     failure: Failure,
+    /// A signal that came after the reader's last check (while it waited for
+    /// the end of a stream, say) still stops the run before the commit.
+    interrupt: Interrupt,
     allow_empty: bool,
     file_names: Vec<String>,
     limit: Option<MaxErrors>,
@@ -369,6 +373,9 @@ impl End {
     ) -> (PipelineStats, Result<(), PipelineError>) {
         if let Some(e) = self.failure.take() {
             return (stats, Err(e));
+        }
+        if let Some(sig) = self.interrupt.signal() {
+            return (stats, Err(PipelineError::Interrupted(sig)));
         }
         if stats.rows_read == 0 && !self.allow_empty {
             let text = crate::source::describe_files(&self.file_names);

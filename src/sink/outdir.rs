@@ -89,40 +89,27 @@ impl OutDir {
 
     /// The size of `name`, or None when there is none.
     pub fn size(&self, name: &str) -> Result<Option<u64>> {
-        let Some(url) = self.object(name) else {
-            return Ok(std::fs::metadata(self.local(name)).ok().map(|m| m.len()));
-        };
-        use object_store::ObjectStoreExt;
-        match block_on(bucket(&url)?.store.head(&key_path(&url))) {
-            Ok(meta) => Ok(Some(meta.size)),
-            Err(e) if errors::failure(&e) == Failure::NotFound => Ok(None),
-            Err(e) => Err(errors::explain("checking", &url, &e)),
+        match self.object(name) {
+            None => Ok(std::fs::metadata(self.local(name)).ok().map(|m| m.len())),
+            Some(url) => crate::storage::upload::size(&url),
         }
     }
 
-    pub fn exists(&self, name: &str) -> bool {
-        self.size(name).ok().flatten().is_some()
+    /// Whether `name` is there (an error when a store cannot say).
+    pub fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.size(name)?.is_some())
     }
 
     /// The bytes of `name`, or None when there is none.
     pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let Some(url) = self.object(name) else {
-            let path = self.local(name);
-            return match std::fs::read(&path) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-            };
-        };
-        match crate::storage::read::read_all(&url) {
-            Ok(b) => Ok(Some(b.to_vec())),
-            Err(e)
-                if e.downcast_ref::<errors::StoreError>()
-                    .is_some_and(|s| s.failure == Failure::NotFound) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
+        if self.is_object() {
+            return Ok(self.read_versioned(name)?.map(|(b, _)| b));
+        }
+        let path = self.local(name);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
     }
 
@@ -192,17 +179,11 @@ impl OutDir {
     /// Writes `name` whole: a local file atomically (temporary name, rename), an
     /// object in one request (an object appears whole or not at all).
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        match self.object(name) {
-            None => crate::sink::atomic::write(&self.local(name), bytes),
-            Some(url) => {
-                if crate::storage::lease::lost() {
-                    anyhow::bail!(
-                        "another run took over the lock on {} (this run's lease was not renewed in time); stopping before writing {name}",
-                        self.display()
-                    );
-                }
-                crate::storage::upload::put(&url, bytes.to_vec(), true)
-            }
+        match self {
+            OutDir::Local(_) => crate::sink::atomic::write(&self.local(name), bytes),
+            OutDir::Object(_) => self
+                .write_if(name, bytes, Expect::Version(None))
+                .map(|_| ()),
         }
     }
 

@@ -204,7 +204,7 @@ pub fn success_name(shard: Shard) -> String {
 /// Whether this shard's manifest says complete and its marker is there: a rerun
 /// that will most likely do nothing (the job is compared later, in `open`).
 pub fn looks_complete(dir: &OutDir, shard: Shard) -> bool {
-    dir.exists(&success_name(shard))
+    dir.exists(&success_name(shard)).unwrap_or(false)
         && read_manifest(dir, &manifest_name(shard))
             .is_ok_and(|m| m.complete && m.damage(dir).is_none())
 }
@@ -252,15 +252,17 @@ fn apply_records(dir: &OutDir, manifest: &mut Manifest) -> Result<()> {
 
 /// Reads a manifest and checks that it makes sense.
 pub fn read_manifest(dir: &OutDir, name: &str) -> Result<Manifest> {
-    Ok(read_manifest_versioned(dir, name)?.0)
+    let missing = || anyhow::anyhow!("cannot read manifest {}: it is not there", dir.join(name));
+    Ok(read_manifest_versioned(dir, name)?.ok_or_else(missing)?.0)
 }
 
-/// [`read_manifest`], with the version read (for a conditional write after it).
-fn read_manifest_versioned(dir: &OutDir, name: &str) -> Result<(Manifest, Version)> {
+/// [`read_manifest`], with the version read (for a conditional write after it);
+/// None when there is no manifest.
+fn read_manifest_versioned(dir: &OutDir, name: &str) -> Result<Option<(Manifest, Version)>> {
     let shown = dir.join(name);
-    let (text, version) = dir
-        .read_versioned(name)?
-        .with_context(|| format!("cannot read manifest {shown}: it is not there"))?;
+    let Some((text, version)) = dir.read_versioned(name)? else {
+        return Ok(None);
+    };
     let advice = "the directory output cannot be resumed or checked; remove the directory (or this manifest and the parts it names) and score again";
     let manifest: Manifest = serde_json::from_slice(&text).with_context(|| {
         format!("{shown} is not a batchinfer manifest (damaged, or from another tool); {advice}")
@@ -272,7 +274,7 @@ fn read_manifest_versioned(dir: &OutDir, name: &str) -> Result<(Manifest, Versio
     if dir.is_object() && !manifest.complete {
         apply_records(dir, &mut manifest)?;
     }
-    Ok((manifest, version))
+    Ok(Some((manifest, version)))
 }
 
 /// Writes the manifest if it is still as `expected` (in a bucket: the version
@@ -401,12 +403,11 @@ pub fn open(
         dir.display()
     };
     let mut expected = Expect::Absent;
-    if dir.exists(&manifest_name(shard)) {
-        let (old, old_version) = read_manifest_versioned(dir, &manifest_name(shard))?;
+    if let Some((old, old_version)) = read_manifest_versioned(dir, &manifest_name(shard))? {
         expected = Expect::Version(old_version.clone());
         let changed = difference(&old.job, &job);
         let damage = old.damage(dir);
-        if old.complete && dir.exists(&success) && !overwrite {
+        if old.complete && dir.exists(&success)? && !overwrite {
             match (changed.as_ref(), damage.as_ref()) {
                 (None, None) => return Ok(Opened::Complete(old)),
                 (Some(why), _) => {

@@ -46,15 +46,14 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// A held lock object; released (deleted) when dropped. `lost` turns true if a
-/// renewal found the lock taken by another run.
+/// A held lock object; released (deleted) when dropped. A renewal that finds the
+/// lock taken by another run sets [`lost`].
 pub struct Lease {
     url: ObjectUrl,
     bucket: Bucket,
     version: Arc<Mutex<UpdateVersion>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     renewer: Option<std::thread::JoinHandle<()>>,
-    pub lost: Arc<AtomicBool>,
 }
 
 /// The lock object of output `url`.
@@ -76,13 +75,11 @@ pub fn acquire(url: &ObjectUrl, lease: Duration) -> Result<Lease, LockError> {
     };
     let version = Arc::new(Mutex::new(claim(url, &lock, &bucket, &record)?));
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
-    let lost = Arc::new(AtomicBool::new(false));
     let renewer = Renewal {
         bucket: bucket.clone(),
-        location: path(&lock),
+        lock: lock.clone(),
         version: version.clone(),
         stop: stop.clone(),
-        lost: lost.clone(),
         record,
         every: lease / 3,
     }
@@ -93,7 +90,6 @@ pub fn acquire(url: &ObjectUrl, lease: Duration) -> Result<Lease, LockError> {
         version,
         stop,
         renewer: Some(renewer),
-        lost,
     })
 }
 
@@ -166,10 +162,9 @@ fn claim(
 /// The thread that renews a held lease every third of its length.
 struct Renewal {
     bucket: Bucket,
-    location: object_store::path::Path,
+    lock: ObjectUrl,
     version: Arc<Mutex<UpdateVersion>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
-    lost: Arc<AtomicBool>,
     record: Record,
     every: Duration,
 }
@@ -200,25 +195,17 @@ impl Renewal {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let body = serde_json::to_vec(&self.record).expect("a record serializes");
-        let opts = PutOptions {
-            mode: PutMode::Update(current),
-            ..Default::default()
-        };
-        match block_on(
-            self.bucket
-                .store
-                .put_opts(&self.location, PutPayload::from(body), opts),
+        match put(
+            &self.bucket,
+            &self.lock,
+            PutMode::Update(current),
+            &self.record,
         ) {
-            Ok(r) => {
-                *self.version.lock().unwrap_or_else(|p| p.into_inner()) = UpdateVersion {
-                    e_tag: r.e_tag,
-                    version: r.version,
-                };
+            Ok(written) => {
+                *self.version.lock().unwrap_or_else(|p| p.into_inner()) = written;
                 true
             }
             Err(e) if errors::failure(&e) == Failure::Conflict => {
-                self.lost.store(true, Ordering::SeqCst);
                 LOST.store(true, Ordering::SeqCst);
                 false
             }
@@ -260,7 +247,7 @@ impl Drop for Lease {
         if let Some(t) = self.renewer.take() {
             let _ = t.join();
         }
-        if self.lost.load(Ordering::SeqCst) {
+        if lost() {
             return;
         }
         // Deleted only while it is still this run's lock.

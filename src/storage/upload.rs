@@ -35,14 +35,19 @@ pub fn bookkeeping(url: &ObjectUrl, suffix: &str) -> ObjectUrl {
     ))
 }
 
-/// Whether an object exists at `url`.
-pub fn exists(url: &ObjectUrl) -> Result<bool> {
+/// The size of the object at `url`, or None when there is none.
+pub fn size(url: &ObjectUrl) -> Result<Option<u64>> {
     let b = bucket(url)?;
     match block_on(b.store.head(&path(url))) {
-        Ok(_) => Ok(true),
-        Err(e) if errors::failure(&e) == Failure::NotFound => Ok(false),
+        Ok(meta) => Ok(Some(meta.size)),
+        Err(e) if errors::failure(&e) == Failure::NotFound => Ok(None),
         Err(e) => Err(errors::explain("checking", url, &e)),
     }
+}
+
+/// Whether an object exists at `url`.
+pub fn exists(url: &ObjectUrl) -> Result<bool> {
+    Ok(size(url)?.is_some())
 }
 
 /// Refuses an existing object unless `overwrite`.

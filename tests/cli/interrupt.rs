@@ -214,3 +214,56 @@ fn a_second_run_on_the_same_output_exits_5_naming_the_holder() {
     ])
     .expect_code(0);
 }
+
+#[test]
+fn a_signal_while_a_stream_is_read_stops_the_run_even_when_the_stream_then_ends() {
+    let env = Env::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_batchinfer"))
+        .args(["score", "--model"])
+        .arg(testdata().join("models/logreg_multiclass.onnx"))
+        .args([
+            "--input",
+            "-",
+            "-o",
+            "out.parquet",
+            "--keep",
+            "id",
+            "--quiet",
+            "--infer-rows",
+            "100",
+            "--batch-size",
+            "10",
+        ])
+        .current_dir(env.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let csv = std::fs::read_to_string(testdata().join("data/numeric.csv")).unwrap();
+    let head: String = csv.lines().take(201).map(|l| format!("{l}\n")).collect();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(head.as_bytes()).unwrap();
+    // 200 rows, 20 whole batches: the run has yielded every batch and is blocked
+    // reading the rest of standard input when the signal comes.
+    let lock = env.path(".out.parquet.batchinfer-lock");
+    let start = std::time::Instant::now();
+    while !lock.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the run did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(200));
+    // Then the stream ends: the reader sees its end, not the signal.
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert!(
+        !env.path("out.parquet").exists(),
+        "an interrupted run commits nothing"
+    );
+}

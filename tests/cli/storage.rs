@@ -618,7 +618,9 @@ fn two_runs_on_one_output_object_the_second_exits_5_and_a_dead_holder_is_taken_o
     let args = score_args("TD/data/numeric.csv", "s3://locks/scores.parquet", &[]);
     // Longer than the lease: the holder renews it.
     std::thread::sleep(Duration::from_secs(4));
-    run_s3(&env, &args).expect_code(5).expect_stderr("pid ");
+    run_s3(&env, &args)
+        .expect_code(5)
+        .expect_stderr("another batchinfer run is writing s3://locks/scores.parquet: pid ");
     // The first run finishes normally once its input ends, and releases the lock.
     drop(first.stdin.take());
     let status = first.wait().unwrap();
@@ -801,7 +803,7 @@ fn sigint_and_sigterm_abort_the_upload_and_leave_no_object() {
         // SAFETY: kill only sends a signal to the child we spawned.
         assert_eq!(unsafe { libc::kill(run.id() as i32, sig) }, 0);
         let status = run.wait().unwrap();
-        assert_eq!(status.code(), Some(code));
+        assert_eq!(status.code(), Some(code), "signal {sig}");
         assert!(get(&b, &key).is_none());
         assert_eq!(pending_uploads(&b), 0, "the upload was aborted");
         assert!(keys(&b).is_empty(), "{:?}", keys(&b));
@@ -961,9 +963,10 @@ fn azure_blobs_in_and_out_through_azurite() {
     env.run_with(&abfss, None, &vars).expect_code(0);
 }
 
-/// Sorted rows uploaded as `in/sorted.parquet`; what a local run makes of them.
-fn sorted_input(env: &Env, b: &str) -> RecordBatch {
-    sorted_rows(&env.path("sorted.parquet"));
+/// Sorted rows in row groups of `group` rows, uploaded as `in/sorted.parquet`;
+/// what a local run makes of them.
+fn sorted_input(env: &Env, b: &str, group: usize) -> RecordBatch {
+    sorted_rows_in(&env.path("sorted.parquet"), group);
     put(
         b,
         "in/sorted.parquet",
@@ -994,7 +997,7 @@ fn parts_under(
 fn a_directory_output_on_a_prefix_from_shards_at_once_equals_the_unsharded_output() {
     let b = bucket("dirs");
     let env = Env::new();
-    let whole = sorted_input(&env, &b);
+    let whole = sorted_input(&env, &b, 10_000);
     // Three shards as three processes at the same time, into one prefix.
     let children: Vec<Child> = (0..3)
         .map(|i| {
@@ -1048,7 +1051,7 @@ fn a_directory_output_on_a_prefix_from_shards_at_once_equals_the_unsharded_outpu
 fn a_killed_run_into_a_prefix_finishes_with_resume() {
     let b = bucket("resume");
     let env = Env::new();
-    let whole = sorted_input(&env, &b);
+    let whole = sorted_input(&env, &b, 10_000);
     // A run that stops after its first parts: its writer fails on purpose.
     let args = score_args(
         "s3://resume/in/sorted.parquet",
@@ -1158,18 +1161,10 @@ fn the_sharded_s3_example_runs_as_four_kubernetes_pods_would() {
 fn a_run_killed_midway_into_a_prefix_records_its_parts_and_resume_finishes_it() {
     let b = bucket("midway");
     let env = Env::new();
-    sorted_rows_in(&env.path("small.parquet"), 5_000);
-    put(
-        &b,
-        "in/small.parquet",
-        std::fs::read(env.path("small.parquet")).unwrap(),
-    );
-    env.run(&score_args("small.parquet", "whole.parquet", &[]))
-        .expect_code(0);
-    let whole = read_parquet(&env.path("whole.parquet"));
+    let whole = sorted_input(&env, &b, 5_000);
     // 40 parts, each its own upload: a few seconds of requests.
     let args = score_args(
-        "s3://midway/in/small.parquet",
+        "s3://midway/in/sorted.parquet",
         "s3://midway/out/",
         &[
             "--rows-per-file",
@@ -1225,14 +1220,9 @@ fn a_run_killed_midway_into_a_prefix_records_its_parts_and_resume_finishes_it() 
 fn a_manifest_changed_by_another_writer_mid_run_stops_the_run_before_success() {
     let b = bucket("cas");
     let env = Env::new();
-    sorted_rows_in(&env.path("small.parquet"), 5_000);
-    put(
-        &b,
-        "in/small.parquet",
-        std::fs::read(env.path("small.parquet")).unwrap(),
-    );
+    sorted_input(&env, &b, 5_000);
     let args = score_args(
-        "s3://cas/in/small.parquet",
+        "s3://cas/in/sorted.parquet",
         "s3://cas/out/",
         &["--rows-per-file", "5000", "--threads", "1"],
     );

@@ -4,6 +4,7 @@ with the same thread count: Parquet (and CSV) in, id + predictions as Parquet ou
 
 Contestants, run alternately, --repeat times each, medians reported:
   batchinfer   batchinfer score --threads T
+  B            --batchinfer-b BINARY: a second build (static, dist profile), same command
   python       benches/peer_python.py (pyarrow + numpy + onnxruntime, T threads)
   spark        benches/peer_spark.py (Spark local[T], mapInPandas + onnxruntime), with
                --spark-models; whole command timed, JVM start included, Parquet only
@@ -135,9 +136,13 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--csv", action="store_true", help="also compare on CSV input")
     ap.add_argument("--batchinfer", default=None)
+    ap.add_argument("--batchinfer-b", default=None,
+                    help="a second batchinfer binary (another build: static, dist profile) run alternately with the first")
+    ap.add_argument("--no-python", action="store_true", help="leave the Python script out (to compare two builds)")
     ap.add_argument("--models", default="io_floor,io_floor_4class,logistic_regression,random_forest_100,gradient_boosting_200,mlp_2x256")
     ap.add_argument("--spark-models", default="", help="models to also run with Spark local (needs pyspark, Java 17)")
     args = ap.parse_args()
+    binary_b = Path(args.batchinfer_b).resolve() if args.batchinfer_b else None
     binary = Path(args.batchinfer).resolve() if args.batchinfer else next(
         (p for p in [ROOT / "target/release/batchinfer", ROOT / "target/debug/batchinfer"] if p.exists()), None)
     if binary is None:
@@ -151,23 +156,41 @@ def main():
     formats = ["parquet"] + (["csv"] if args.csv else [])
     t = str(args.threads)
     print(f"{args.rows:,} rows x {N_FEATURES} float32 + id; {args.threads} threads each; {os.cpu_count()} cores; "
-          f"median of {args.repeat}; batchinfer binary {binary.relative_to(ROOT)}")
-    print("| model | input | batchinfer rows/s | python rows/s | ratio | batchinfer peak MiB | python peak MiB |")
-    print("|---|---|---|---|---|---|---|")
+          f"median of {args.repeat}; batchinfer binary {binary}" + (f"; B: {binary_b}" if binary_b else ""))
+    header = ["model", "input", "batchinfer rows/s"]
+    if not args.no_python:
+        header += ["python rows/s", "ratio"]
+    if binary_b:
+        header += ["B rows/s", "B / batchinfer"]
+    header += ["batchinfer peak MiB"] + (["B peak MiB"] if binary_b else []) + ([] if args.no_python else ["python peak MiB"])
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
     ours_by_model = {}
     for model in args.models.split(","):
         m = str(OUT / f"{model}.onnx")
         for fmt in formats:
             data = str(OUT / f"data_{args.rows}.{fmt}")
-            ours, theirs = [], []
+            ours, theirs, b_runs = [], [], []
+            out = str(OUT / "out.parquet")
+            score = ["score", "-m", m, "-i", data, "-o", out, "--overwrite", "--keep", "id",
+                     "--features", ",".join(FEATURES), "--threads", t, "-q", "--summary", "none"]
             for _ in range(args.repeat):
-                out = str(OUT / "out.parquet")
-                ours.append(timed([str(binary), "score", "-m", m, "-i", data, "-o", out, "--overwrite", "--keep", "id",
-                                   "--features", ",".join(FEATURES), "--threads", t, "-q", "--summary", "none"]))
-                theirs.append(timed([sys.executable, str(ROOT / "benches/peer_python.py"), m, data, out, "--threads", t]))
+                ours.append(timed([str(binary)] + score))
+                if binary_b:
+                    b_runs.append(timed([str(binary_b)] + score))
+                if not args.no_python:
+                    theirs.append(timed([sys.executable, str(ROOT / "benches/peer_python.py"), m, data, out, "--threads", t]))
             ow, orss = statistics.median(w for w, _ in ours), max(r for _, r in ours)
-            tw, trss = statistics.median(w for w, _ in theirs), max(r for _, r in theirs)
-            print(f"| {model} | {fmt} | {args.rows / ow:,.0f} | {args.rows / tw:,.0f} | {tw / ow:.2f} | {orss:.0f} | {trss:.0f} |", flush=True)
+            row = [model, fmt, f"{args.rows / ow:,.0f}"]
+            if not args.no_python:
+                tw = statistics.median(w for w, _ in theirs)
+                row += [f"{args.rows / tw:,.0f}", f"{tw / ow:.2f}"]
+            if binary_b:
+                bw = statistics.median(w for w, _ in b_runs)
+                row += [f"{args.rows / bw:,.0f}", f"{ow / bw:.3f}"]
+            row += [f"{orss:.0f}"] + ([f"{max(r for _, r in b_runs):.0f}"] if binary_b else [])
+            row += [] if args.no_python else [f"{max(r for _, r in theirs):.0f}"]
+            print("| " + " | ".join(row) + " |", flush=True)
             if fmt == "parquet":
                 ours_by_model[model] = ow
     lr = ours_by_model.get("logistic_regression")

@@ -31,7 +31,7 @@ use std::ffi::OsString;
 use anyhow::Context;
 use clap::Parser;
 use cli::{job, Cli, Command};
-use commands::{bench, inspect, score, status};
+use commands::{bench, inspect, manual, score, status};
 use exit::{CliError, ExitCode, WithExit};
 
 /// Parses a command line, with `score` and `run` taking options from the
@@ -149,6 +149,23 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let text = inspect::run(&args)?;
             print_out(&text)
         }
+        Command::Completions(args) => {
+            let mut script = vec![];
+            manual::completions(args.shell, &mut script);
+            print_out(&String::from_utf8_lossy(&script))
+        }
+        Command::Man(args) => match args.dir {
+            Some(dir) => {
+                let written = manual::write_pages(&dir).exit(ExitCode::Usage)?;
+                let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+                eprintln!("batchinfer: wrote {}", names.join(", "));
+                Ok(())
+            }
+            None => {
+                let page = manual::page(args.command.as_deref()).exit(ExitCode::Usage)?;
+                print_out(&String::from_utf8_lossy(&page))
+            }
+        },
     }
 }
 

@@ -2,6 +2,10 @@ use std::process::ExitCode;
 
 use batchinfer::ParseError;
 
+#[cfg(all(target_env = "musl", not(feature = "system-allocator")))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     batchinfer::sys::malloc::tune();
     batchinfer::sys::panics::install_hook();

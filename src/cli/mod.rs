@@ -5,6 +5,8 @@
 //! `BATCHINFER_PRICE_PER_HOUR`, through the `env` attribute below.
 
 pub mod config;
+#[cfg(test)]
+mod doc_lines;
 pub mod job;
 
 use std::ffi::OsString;
@@ -49,6 +51,26 @@ pub enum Command {
     /// Measure rows/s, rows per CPU-second and cost per million rows across batch sizes and thread counts.
     #[command(after_help = exit::help(), allow_negative_numbers = true)]
     Bench(BenchArgs),
+    /// Print a shell completion script on stdout (bash: `batchinfer completions bash > ~/.local/share/bash-completion/completions/batchinfer`).
+    Completions(CompletionsArgs),
+    /// Print the manual page of batchinfer or one of its commands on stdout, or write every page into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page is printed (score, run, inspect, status, bench, …). Default: the page of batchinfer itself.
+    pub command: Option<String>,
+
+    /// Write every page (batchinfer.1, batchinfer-score.1, …) into this directory instead, e.g. ~/.local/share/man/man1.
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -374,58 +396,34 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    /// Every `batchinfer …` command line in a fenced block of README.md and
-    /// docs/*.md (`$ ` prompts and `\` continuations allowed), split as a shell would.
-    fn documented_command_lines() -> Vec<(String, String)> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = vec![root.join("README.md")];
-        if let Ok(docs) = std::fs::read_dir(root.join("docs")) {
-            files.extend(
-                docs.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "md")),
-            );
-        }
-        let mut found = vec![];
-        for file in files {
-            let text = std::fs::read_to_string(&file).unwrap();
-            let mut fenced = false;
-            let mut lines = text.lines();
-            while let Some(line) = lines.next() {
-                if line.trim_start().starts_with("```") {
-                    fenced = !fenced;
-                    continue;
-                }
-                let line = line.trim().trim_start_matches("$ ");
-                // A command, not output such as `batchinfer 0.1.0 summary (ok)`.
-                let sub = line.split_whitespace().nth(1).unwrap_or_default();
-                let is_command = Cli::command()
-                    .get_subcommands()
-                    .any(|c| c.get_name() == sub);
-                if !fenced || !line.starts_with("batchinfer ") || !is_command {
-                    continue;
-                }
-                let mut command = line.to_string();
-                while command.ends_with('\\') {
-                    command.pop();
-                    command.push(' ');
-                    command.push_str(lines.next().unwrap_or_default().trim());
-                }
-                found.push((file.display().to_string(), command));
-            }
-        }
-        found
-    }
-
     #[test]
     fn every_documented_command_line_parses() {
-        let lines = documented_command_lines();
-        assert!(lines.len() >= 4, "found only {lines:?}");
-        for (file, line) in lines {
+        let commands: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let lines = super::doc_lines::documented(root, &commands);
+        assert!(lines.len() >= 20, "found only {} lines", lines.len());
+        for super::doc_lines::DocLine { file, line } in lines {
             let args =
                 shlex::split(&line).unwrap_or_else(|| panic!("{file}: cannot split {line:?}"));
             if let Err(e) = Cli::try_parse_from(&args) {
                 panic!("{file}: `{line}` does not parse with the current CLI: {e}");
+            }
+            // A job file in the repository: its keys and the flags after it must
+            // parse as `score` options too.
+            if args[1] == "run" && root.join(&args[2]).is_file() {
+                let mut args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+                args[2] = root.join(&args[2]).into_os_string();
+                if let Err(e) = crate::parse(args, std::iter::empty()) {
+                    let e = match e {
+                        crate::ParseError::Clap(e) => e.to_string(),
+                        crate::ParseError::Cli(e) => e.to_string(),
+                    };
+                    panic!("{file}: `{line}` does not parse with the current CLI: {e}");
+                }
             }
         }
     }

@@ -6,6 +6,7 @@
 
 mod damaged;
 pub mod directory;
+mod docs;
 pub mod golden;
 mod hardening;
 mod harness;

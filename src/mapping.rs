@@ -106,7 +106,7 @@ fn input_plan(
 }
 
 /// Decides which columns feed which inputs.
-#[allow(clippy::too_many_lines)] // the three mapping rules of the README in order, each a few lines
+#[allow(clippy::too_many_lines)] // the three mapping rules of docs/guide.md in order, each a few lines
 pub fn plan(
     schema: &Schema,
     sig: &Signature,

@@ -161,7 +161,7 @@ where
 }
 
 /// Builds the tensor for one input: `[N, F]` (or `[N]` when the input is rank 1).
-#[allow(clippy::too_many_lines)] // one match over the cast table (README: Columns → model inputs), a row each
+#[allow(clippy::too_many_lines)] // one match over the cast table (docs/reference.md, "Columns and model inputs"), a row each
 pub fn input_tensor(
     batch: &RecordBatch,
     feed: &Feed,

@@ -1,6 +1,6 @@
 //! `--with`, `--filter` and `--sql` applied by polars SQL to each batch, on the
-//! scoring workers, after the arrow-rs reader (README, "Filters and derived
-//! columns", says why not polars' own scan).
+//! scoring workers, after the arrow-rs reader (docs/design.md, "Choices, and
+//! why", says why not polars' own scan).
 //!
 //! Each option is a stage over the table `input`: `--with NAME=EXPR` is
 //! `SELECT *, EXPR AS NAME FROM input`, `--filter EXPR` is

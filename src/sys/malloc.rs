@@ -8,7 +8,7 @@
 //! page faults and scored 300k rows/s; alone, 15k faults and 494k rows/s. Fixed
 //! thresholds make every size up to 32 MiB come from the heap, whatever came first,
 //! and keep up to 8 MiB of freed heap for the next batches instead of handing it
-//! back (README, "Speed").
+//! back (docs/benchmarks.md, "Memory and thread scaling").
 
 /// Largest request served from the heap; larger ones are mapped.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -101,7 +101,7 @@ impl PostTransform {
 
     /// Applies the transform to every row of `k` scores in place. SOFTMAX runs the
     /// exponentials over the whole buffer with tract's vectorised kernel: per-row
-    /// `expf` calls were a tenth of the logistic regression's CPU (README, "Speed").
+    /// `expf` calls were a tenth of the logistic regression's CPU in a perf profile.
     pub fn apply_rows(self, scores: &mut [f32], k: usize) -> TractResult<()> {
         if self != PostTransform::Softmax || k == 0 {
             scores.chunks_mut(k.max(1)).for_each(|row| self.apply(row));

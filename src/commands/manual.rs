@@ -17,7 +17,7 @@ const WIDTH: usize = 100;
 
 /// The command tree as the documents show it: no `help` subcommand (every command
 /// has `--help`), wrapped at `WIDTH`, names and usage lines resolved.
-fn command() -> clap::Command {
+fn command_tree() -> clap::Command {
     let mut cmd = Cli::command()
         .term_width(WIDTH)
         .disable_help_subcommand(true);
@@ -28,7 +28,7 @@ fn command() -> clap::Command {
 /// Every manual page: (file name, roff), batchinfer.1 first, then one page per
 /// command (`batchinfer-score.1`, …) in the order `--help` lists them.
 pub fn pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let cmd = command();
+    let cmd = command_tree();
     let mut pages = vec![render(&cmd)?];
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         pages.push(render(sub)?);
@@ -46,28 +46,20 @@ fn render(cmd: &clap::Command) -> anyhow::Result<(String, Vec<u8>)> {
 
 /// The page of one command (`None`: batchinfer's own page).
 pub fn page(command: Option<&str>) -> anyhow::Result<Vec<u8>> {
-    let pages = pages()?;
-    let wanted = match command {
-        None => "batchinfer.1".to_string(),
-        Some(c) => format!("batchinfer-{c}.1"),
+    let cmd = command_tree();
+    let Some(name) = command else {
+        return Ok(render(&cmd)?.1);
     };
-    let names: Vec<&str> = pages
-        .iter()
-        .skip(1)
-        .filter_map(|(n, _)| n.strip_prefix("batchinfer-")?.strip_suffix(".1"))
-        .collect();
-    let unknown = || {
-        anyhow!(
-            "no command {:?}; the commands are {}",
-            command.unwrap_or_default(),
-            names.join(", ")
-        )
-    };
-    pages
-        .iter()
-        .find(|(name, _)| *name == wanted)
-        .map(|(_, roff)| roff.clone())
-        .ok_or_else(unknown)
+    match cmd.find_subcommand(name) {
+        Some(sub) => Ok(render(sub)?.1),
+        None => {
+            let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+            Err(anyhow!(
+                "no command {name:?}; the commands are {}",
+                names.join(", ")
+            ))
+        }
+    }
 }
 
 /// Writes every page into `dir` (created if missing); returns the paths written.
@@ -96,8 +88,8 @@ mod reference {
 
     /// The help text of `batchinfer` (empty path) or one of its commands, as
     /// `batchinfer [COMMAND] --help` prints it on a 100-column terminal.
-    pub fn help(path: &[&str]) -> Option<String> {
-        let mut cmd = command();
+    pub fn help(path: &[String]) -> Option<String> {
+        let mut cmd = command_tree();
         let mut at = &mut cmd;
         for name in path {
             at = at.find_subcommand_mut(name)?;
@@ -105,22 +97,22 @@ mod reference {
         Some(at.render_long_help().to_string())
     }
 
-    /// The commands whose help docs/reference.md embeds, in its order.
-    pub const REFERENCE_COMMANDS: &[&[&str]] = &[
-        &[],
-        &["score"],
-        &["run"],
-        &["inspect"],
-        &["status"],
-        &["bench"],
-        &["completions"],
-        &["man"],
-    ];
+    /// The commands whose help docs/reference.md embeds: batchinfer itself, then
+    /// every command (so a new command needs its block).
+    pub fn reference_commands() -> Vec<Vec<String>> {
+        let cmd = command_tree();
+        std::iter::once(vec![])
+            .chain(
+                cmd.get_subcommands()
+                    .map(|c| vec![c.get_name().to_string()]),
+            )
+            .collect()
+    }
 
     /// The marker line that opens the generated help block of `path` in a document.
-    pub fn block_start(path: &[&str]) -> String {
+    pub fn block_start(path: &[String]) -> String {
         let command = std::iter::once("batchinfer")
-            .chain(path.iter().copied())
+            .chain(path.iter().map(String::as_str))
             .collect::<Vec<_>>()
             .join(" ");
         format!("<!-- generated from the CLI: {command} --help -->")
@@ -133,8 +125,8 @@ mod reference {
     /// names a block that is missing or not closed.
     pub fn refresh_reference(doc: &str) -> anyhow::Result<String> {
         let mut out = doc.to_string();
-        for path in REFERENCE_COMMANDS {
-            let start = block_start(path);
+        for path in reference_commands() {
+            let start = block_start(&path);
             let begin = out
                 .find(&start)
                 .ok_or_else(|| anyhow!("docs/reference.md has no line {start:?}"))?;
@@ -143,7 +135,7 @@ mod reference {
                 .find(BLOCK_END)
                 .map(|e| body + e)
                 .ok_or_else(|| anyhow!("the block {start:?} is not closed by {BLOCK_END:?}"))?;
-            let text = help(path).ok_or_else(|| anyhow!("no command {path:?}"))?;
+            let text = help(&path).ok_or_else(|| anyhow!("no command {path:?}"))?;
             let text: String = text
                 .lines()
                 .map(|l| l.trim_end().to_string() + "\n")
@@ -211,30 +203,34 @@ mod tests {
 
     #[test]
     fn a_page_names_every_option_of_its_command() {
-        let score = String::from_utf8(page(Some("score")).unwrap()).unwrap();
-        for flag in [
-            "model",
-            "input",
-            "output",
-            "on\\-error",
-            "shard",
-            "read\\-ahead",
-        ] {
-            assert!(score.contains(&format!("\\-\\-{flag}")), "--{flag} missing");
+        let cmd = command_tree();
+        for sub in cmd.get_subcommands() {
+            let name = sub.get_name();
+            let roff = String::from_utf8(page(Some(name)).unwrap()).unwrap();
+            for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+                if let Some(long) = arg.get_long() {
+                    let flag = format!("\\-\\-{}", long.replace('-', "\\-"));
+                    assert!(roff.contains(&flag), "batchinfer-{name}.1 lacks --{long}");
+                }
+            }
         }
+        let score = String::from_utf8(page(Some("score")).unwrap()).unwrap();
         assert!(
-            score.contains(".SH \"BAD ROWS\"") || score.contains(".SH BAD"),
-            "headings"
+            score.contains(".SH \"BAD ROWS\""),
+            "help headings are sections"
         );
+        assert!(String::from_utf8(page(None).unwrap())
+            .unwrap()
+            .contains(".TH batchinfer 1"));
         let err = page(Some("nosuch")).unwrap_err().to_string();
-        assert!(err.contains("score") && err.contains("bench"), "{err}");
+        assert!(err.contains("score, run, inspect, status, bench"), "{err}");
     }
 
     #[test]
     fn a_stale_block_is_replaced_and_a_missing_one_named() {
         let mut doc = String::new();
-        for path in REFERENCE_COMMANDS {
-            doc += &format!("{}\nold text\n{BLOCK_END}\n", block_start(path));
+        for path in reference_commands() {
+            doc += &format!("{}\nold text\n{BLOCK_END}\n", block_start(&path));
         }
         let fresh = refresh_reference(&doc).unwrap();
         assert!(!fresh.contains("old text"));

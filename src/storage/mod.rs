@@ -65,6 +65,18 @@ pub fn settings() -> Settings {
     SETTINGS.get().copied().unwrap_or_default()
 }
 
+/// `default`, or in test builds (debug assertions) the number in the environment
+/// variable `var`: knobs for tests and benchmarks (`BATCHINFER_TEST_AHEAD`,
+/// `BATCHINFER_TEST_SINGLE_PUT_BYTES`), absent from release builds.
+pub(crate) fn test_knob(var: &str, default: usize) -> usize {
+    #[cfg(debug_assertions)]
+    if let Some(n) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+        return n;
+    }
+    let _ = var;
+    default
+}
+
 /// See [`Settings::read_ahead`].
 pub fn read_ahead() -> u64 {
     settings().read_ahead

@@ -334,14 +334,7 @@ const AHEAD: usize = 16;
 
 /// [`AHEAD`], or in test builds `BATCHINFER_TEST_AHEAD` (to measure it).
 fn ahead() -> usize {
-    #[cfg(debug_assertions)]
-    if let Some(n) = std::env::var("BATCHINFER_TEST_AHEAD")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return n;
-    }
-    AHEAD
+    super::test_knob("BATCHINFER_TEST_AHEAD", AHEAD)
 }
 
 /// The ends of many objects, fetched [`AHEAD`] at a time ahead of the one asked

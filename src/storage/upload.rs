@@ -144,14 +144,7 @@ const SINGLE_PUT_BYTES: usize = 32 << 20;
 /// [`SINGLE_PUT_BYTES`], or in test builds `BATCHINFER_TEST_SINGLE_PUT_BYTES`
 /// (0: every output is a multipart upload, so tests can catch one midway).
 fn single_put_bytes() -> usize {
-    #[cfg(debug_assertions)]
-    if let Some(n) = std::env::var("BATCHINFER_TEST_SINGLE_PUT_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return n;
-    }
-    SINGLE_PUT_BYTES
+    super::test_knob("BATCHINFER_TEST_SINGLE_PUT_BYTES", SINGLE_PUT_BYTES)
 }
 
 /// A multipart upload under way, and the marker that names it.

@@ -68,10 +68,10 @@ cp README.md LICENSE CHANGELOG.md "$stage/$name/"
 "$binary" completions fish > "$stage/$name/completions/batchinfer.fish"
 tar -C "$stage" -czf "$dist/$name.tar.gz" "$name"
 
+rm -f "$dist"/batchinfer-"$version"-*.whl   # an earlier run's, not in this run's SHA256SUMS
 if [ "$wheel" = yes ]; then
   # maturin builds the same target and profile, so cargo finds the binary built above.
   # The static binary needs no particular libc: the wheel says so with both Linux tags.
-  rm -f "$dist"/batchinfer-"$version"-*.whl
   (cd scripts/wheel && maturin build --locked --target "$target" --compatibility musllinux_1_2 --out "$stage/wheel")
   built=$(ls "$stage"/wheel/*.whl)
   python3 -m wheel tags --remove --platform-tag manylinux_2_17_x86_64.musllinux_1_2_x86_64 "$built" >/dev/null

@@ -16,6 +16,8 @@ pub enum ExitCode {
     TooManyBadRows,
     /// Another run holds the lock on this output.
     Locked,
+    /// The rows drifted from the baseline past a threshold; nothing was committed.
+    Drift,
     /// Stopped by this signal (SIGINT, SIGTERM): 128 + its number, as shells report it.
     Signal(i32),
 }
@@ -29,6 +31,7 @@ impl ExitCode {
             ExitCode::Validation => 3,
             ExitCode::TooManyBadRows => 4,
             ExitCode::Locked => 5,
+            ExitCode::Drift => 6,
             ExitCode::Signal(sig) => (128 + sig).clamp(0, 255) as u8,
         }
     }
@@ -46,6 +49,10 @@ impl ExitCode {
         ),
         ("4", "too many bad rows, or bad input (nothing committed)"),
         ("5", "another run holds the lock on this output"),
+        (
+            "6",
+            "the data drifted from --baseline past a threshold (nothing committed)",
+        ),
         ("130, 143", "stopped by SIGINT, SIGTERM (nothing committed)"),
     ];
 }
@@ -105,6 +112,7 @@ mod tests {
             ExitCode::Validation,
             ExitCode::TooManyBadRows,
             ExitCode::Locked,
+            ExitCode::Drift,
         ];
         for code in codes {
             let n = code.code().to_string();

@@ -19,6 +19,7 @@ mod exit;
 pub mod mapping;
 pub mod model;
 mod pipeline;
+pub mod profile;
 pub mod select;
 pub mod sink;
 pub mod source;
@@ -96,6 +97,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Score(args) => {
             sys::log::set_format(args.log_format);
             let config = cli::config::score_config(&args).exit(ExitCode::Usage)?;
+            score::run(config).map(|_| ())
+        }
+        Command::Profile(args) => {
+            sys::log::set_format(args.log_format);
+            let config = cli::config::profile_config(&args).exit(ExitCode::Usage)?;
             score::run(config).map(|_| ())
         }
         Command::Run(_) => Err(CliError::new(

@@ -55,6 +55,37 @@ pub struct ScoreConfig {
     pub select: SelectSpec,
     /// The job file of `batchinfer run`, read by this run.
     pub job_file: Option<PathBuf>,
+    /// `--baseline`, `--max-drift`, `--on-drift`.
+    pub drift: DriftOptions,
+}
+
+/// What a run is held to.
+#[derive(Debug, Clone)]
+pub struct DriftOptions {
+    pub baseline: Option<PathBuf>,
+    pub thresholds: crate::profile::drift::Thresholds,
+    pub on_drift: crate::profile::drift::OnDrift,
+}
+
+/// `--max-drift` and `--on-drift` take effect with a baseline only.
+fn drift_options(args: &ScoreArgs, dated: &dyn Fn(&str) -> String) -> Result<DriftOptions> {
+    use crate::profile::drift::{OnDrift, Thresholds};
+    let thresholds = Thresholds::parse(&args.max_drift)?;
+    let on_drift = match &args.on_drift {
+        Some(s) => OnDrift::parse(s)?,
+        None => OnDrift::Fail,
+    };
+    if args.baseline.is_none() && (!args.max_drift.is_empty() || args.on_drift.is_some()) {
+        bail!("--max-drift and --on-drift compare a run with a baseline: pass --baseline PATH (a file `batchinfer profile` wrote, or an earlier run's --summary-json)");
+    }
+    Ok(DriftOptions {
+        baseline: args
+            .baseline
+            .as_ref()
+            .map(|p| PathBuf::from(dated(&p.display().to_string()))),
+        thresholds,
+        on_drift,
+    })
 }
 
 /// The selection options, with `{date}` templates expanded in the SQL.
@@ -494,7 +525,40 @@ pub fn score_config(args: &ScoreArgs) -> Result<ScoreConfig> {
         },
         check: args.check,
         job_file: args.job_file.clone(),
+        drift: drift_options(args, &dated)?,
     })
+}
+
+/// `batchinfer profile`: a `score` run with no output whose summary JSON is the
+/// profile file.
+pub fn profile_config(args: &crate::cli::ProfileArgs) -> Result<ScoreConfig> {
+    use clap::Parser;
+    let blank = ["batchinfer", "score", "-m", "-", "-i", "-", "-o", "-"];
+    let crate::cli::Command::Score(mut score) = crate::cli::Cli::try_parse_from(blank)?.command
+    else {
+        unreachable!("parsed as score")
+    };
+    score.model = args.model.clone();
+    score.input = crate::cli::InputArgs {
+        input: args.input.input.clone(),
+        csv: args.input.csv.clone(),
+    };
+    score.mapping = args.mapping.clone();
+    score.select = args.select.clone();
+    score.on_error = args.on_error.clone();
+    score.batch_size = args.batch_size;
+    score.threads = args.threads;
+    score.quiet = args.quiet;
+    score.summary_json = Some(args.output.clone());
+    // Standard output is not the output here: the summary may go there.
+    score.output = "profile.parquet".into();
+    let mut cfg = score_config(&score)?;
+    if cfg.select.limit.is_some() {
+        bail!("--limit profiles the first rows only; a baseline should describe the whole reference data (use --sample for a smaller one)");
+    }
+    cfg.output = OutputTarget::discard();
+    cfg.errors = None;
+    Ok(cfg)
 }
 
 #[cfg(test)]

@@ -22,7 +22,14 @@ pub const ENV_PREFIX: &str = "BATCHINFER_";
 
 /// Options of `score` that take a path: relative ones in a job file are resolved
 /// against the job file's directory.
-const PATH_KEYS: &[&str] = &["model", "input", "output", "errors", "summary-json"];
+const PATH_KEYS: &[&str] = &[
+    "model",
+    "input",
+    "output",
+    "errors",
+    "summary-json",
+    "baseline",
+];
 
 /// The long options of `score`: name → takes a value.
 fn score_options() -> BTreeMap<String, bool> {

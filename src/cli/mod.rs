@@ -43,6 +43,9 @@ pub enum Command {
     /// Run the job a TOML file describes (keys: the long options of score); flags after the file override it.
     #[command(after_help = score_help())]
     Run(RunArgs),
+    /// Score inputs for their profile only: write what the models were fed and predicted, column by column, as a baseline for --baseline.
+    #[command(after_help = exit::help(), allow_negative_numbers = true)]
+    Profile(Box<ProfileArgs>),
     /// Show a model's inputs, outputs and operators; with --input, the mapping plan.
     #[command(after_help = exit::help(), allow_negative_numbers = true)]
     Inspect(InspectArgs),
@@ -230,6 +233,23 @@ pub struct ScoreArgs {
     #[arg(help_heading = "Bad rows", long, value_name = "N|P%")]
     pub max_errors: Option<String>,
 
+    /// A profile to hold this run to: a file `batchinfer profile` wrote, or the --summary-json of an earlier run. Each input and prediction column is compared with it (see --max-drift) before the output is committed.
+    #[arg(help_heading = "Drift", long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
+
+    /// Drift thresholds, comma-separated or repeated: MEASURE=LIMIT for every column, COLUMN:MEASURE=LIMIT for one; LIMIT a number or `off`. Measures: psi (0.25), null-rate (0.05), nan-rate (0.05), range (0.01), unseen (0.01).
+    #[arg(
+        help_heading = "Drift",
+        long,
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub max_drift: Vec<String>,
+
+    /// What a breach of --max-drift does: `fail` commits nothing and exits 6; `warn` commits, and records the breach in the summary, the log and the Parquet metadata. Default: fail.
+    #[arg(help_heading = "Drift", long, value_name = "fail|warn")]
+    pub on_drift: Option<String>,
+
     /// Retries of a request that failed with throttling (429, 503), a server error (5xx), a timeout or a dropped connection, with exponential backoff. Default: 10.
     #[arg(help_heading = "Object storage", long, value_name = "N")]
     pub store_retries: Option<usize>,
@@ -270,6 +290,46 @@ pub struct ScoreArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// ONNX model file; several as NAME=PATH, as the runs held to this baseline name them.
+    #[arg(long, short = 'm', required = true, value_name = "[NAME=]PATH")]
+    pub model: Vec<String>,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// The profile file (JSON) to write: the summary of a run that wrote no output, with its `profile`.
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: PathBuf,
+
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// What a bad row does: `fail` stops naming file, row and column; `skip` leaves it out of the predictions' profile and goes on. Default: fail.
+    #[arg(hide_default_value = true, long, default_value = "fail", value_parser = ["fail", "skip"])]
+    pub on_error: String,
+
+    /// Rows per batch. Default: 8192.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+
+    /// Scoring threads. Default: the available cores.
+    #[arg(long)]
+    pub threads: Option<usize>,
+
+    /// No progress bar or progress lines.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// `json`: every stderr line is one JSON object. Default: text.
+    #[arg(hide_default_value = true, long, value_enum, default_value = "text")]
+    pub log_format: crate::sys::log::LogFormat,
+}
+
+#[derive(Debug, Args)]
 pub struct InspectArgs {
     /// ONNX model file; several as NAME=PATH.
     #[arg(required = true, num_args = 1.., value_name = "[NAME=]MODEL")]
@@ -287,6 +347,10 @@ pub struct InspectArgs {
 
     #[command(flatten)]
     pub select: SelectArgs,
+
+    /// A profile (batchinfer profile, or a run's --summary-json): lists its columns and plans the mapping onto them (without --input); exit 3 when the model's inputs or outputs are not all in it.
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -299,7 +363,7 @@ pub struct InputArgs {
     pub csv: CsvArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CsvArgs {
     /// Input format when the file name does not say (`.parquet`, `.pq`, `.csv`, `.tsv`).
     #[arg(long, value_enum)]
@@ -332,7 +396,7 @@ pub struct CsvArgs {
 }
 
 /// Which rows are scored, and derived columns (polars SQL).
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct SelectArgs {
     /// Score only the rows where this SQL expression is true, e.g. "event_date >= '2024-01-01' AND country = 'FR'". Partitions and Parquet row groups it rules out are not read.
     #[arg(long, value_name = "EXPR")]
@@ -359,7 +423,7 @@ pub struct SelectArgs {
     pub limit: Option<u64>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct MappingArgs {
     /// Columns feeding a model with one [N, F] input, in order (comma-separated). With several models, `MODEL:a,b,c` is for that model only; without a prefix, for every model not given its own.
     #[arg(long, value_name = "[MODEL:]COLS")]

@@ -24,8 +24,15 @@ pub fn run(args: &InspectArgs) -> Result<String, CliError> {
         ));
     }
     let mut out = String::new();
+    let baseline = match &args.baseline {
+        Some(path) => Some(crate::profile::baseline::read(path).exit(ExitCode::Usage)?),
+        None => None,
+    };
+    if let (Some(b), Some(path)) = (&baseline, &args.baseline) {
+        out.push_str(&describe_baseline(b, path));
+    }
     let schema = if args.input.is_empty() {
-        None
+        baseline.as_ref().map(baseline_schema)
     } else {
         let files = expand_inputs(&args.input, args.csv.input_format).exit(ExitCode::Usage)?;
         let csv = csv_options(&args.csv).exit(ExitCode::Usage)?;
@@ -39,13 +46,73 @@ pub fn run(args: &InspectArgs) -> Result<String, CliError> {
         }
         Some(schema)
     };
+    let mut predicted = vec![];
     for (i, spec) in specs.iter().enumerate() {
         if i > 0 || !out.is_empty() {
             out.push('\n');
         }
-        out.push_str(&inspect_one(spec, schema.as_ref())?);
+        let (text, columns) = inspect_one(spec, schema.as_ref())?;
+        out.push_str(&text);
+        predicted.extend(columns);
+    }
+    if let (Some(b), Some(path)) = (&baseline, &args.baseline) {
+        let missing: Vec<String> = predicted
+            .into_iter()
+            .filter(|c| !b.predictions.contains_key(c))
+            .collect();
+        if !missing.is_empty() {
+            return Err(CliError::new(
+                ExitCode::Validation,
+                anyhow::anyhow!(
+                    "baseline {} has no prediction column {}: make it with the same models (and NAME= prefixes)",
+                    path.display(),
+                    missing.join(", ")
+                ),
+            ));
+        }
     }
     Ok(out)
+}
+
+/// The columns of a baseline, one line each.
+fn describe_baseline(b: &crate::profile::Profile, path: &std::path::Path) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "baseline {} ({} rows)", path.display(), b.rows);
+    for (title, columns) in [("inputs", &b.inputs), ("predictions", &b.predictions)] {
+        let _ = writeln!(out, "  {title}:");
+        for (name, c) in columns {
+            let _ = writeln!(
+                out,
+                "    {name} {}: {}",
+                c.kind(),
+                crate::profile::describe(c)
+            );
+        }
+    }
+    out
+}
+
+/// A schema of the baseline's input columns (numbers as float64, the rest as
+/// strings), to plan the mapping onto.
+fn baseline_schema(b: &crate::profile::Profile) -> SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let fields: Vec<Field> = b
+        .inputs
+        .iter()
+        .map(|(name, c)| {
+            let t = match c {
+                crate::profile::ColumnProfile::Numeric(n)
+                    if n.data_type.starts_with("Int") || n.data_type.starts_with("UInt") =>
+                {
+                    DataType::Int64
+                }
+                crate::profile::ColumnProfile::Numeric(_) => DataType::Float64,
+                crate::profile::ColumnProfile::Categorical(_) => DataType::Utf8,
+            };
+            Field::new(name, t, true)
+        })
+        .collect();
+    std::sync::Arc::new(Schema::new(fields))
 }
 
 /// What a selection reads and the columns it gives the models.
@@ -72,7 +139,11 @@ fn describe_selection(dataset: &Dataset, schema: &SchemaRef) -> String {
 }
 
 /// One model: signature, output columns, operators, and the mapping plan.
-fn inspect_one(spec: &ModelSpec, schema: Option<&SchemaRef>) -> Result<String, CliError> {
+/// Also the output column names, prefixed.
+fn inspect_one(
+    spec: &ModelSpec,
+    schema: Option<&SchemaRef>,
+) -> Result<(String, Vec<String>), CliError> {
     let model = ModelFile::open(&spec.path).exit(ExitCode::Validation)?;
     let mut out = String::new();
     match &spec.name {
@@ -100,44 +171,8 @@ fn inspect_one(spec: &ModelSpec, schema: Option<&SchemaRef>) -> Result<String, C
         widths = plan.widths(widths.len());
         plan_text = Some(plan.render(&model.signature, schema, false));
     }
-    let prefix = spec
-        .name
-        .as_ref()
-        .map(|n| format!("{n}."))
-        .unwrap_or_default();
     let _ = writeln!(out, "outputs:");
-    match model.compile(&widths) {
-        Ok(mut compiled) => {
-            compiled
-                .select_outputs(spec.outputs.as_deref(), &spec.as_list)
-                .map_err(|e| anyhow::anyhow!(e))
-                .exit(ExitCode::Validation)?;
-            for spec in &model.signature.outputs {
-                let cols: Vec<String> = compiled
-                    .outputs
-                    .iter()
-                    .filter(|c| model.signature.outputs[c.output].name == spec.name)
-                    .map(|c| format!("{prefix}{} ({})", c.name, c.data_type))
-                    .collect();
-                let _ = writeln!(out, "  {} → columns: {}", spec.name, cols.join(", "));
-            }
-            let _ = writeln!(out, "compile time {:.1} ms", compiled.compile_s * 1000.0);
-            let _ = writeln!(
-                out,
-                "runs on chunks of at most {} rows (its widest intermediate values within 1 MiB)",
-                compiled.chunk_rows
-            );
-        }
-        Err(e) => {
-            for spec in &model.signature.outputs {
-                let _ = writeln!(out, "  {}", spec.name);
-            }
-            let _ = writeln!(
-                out,
-                "(output columns are known once the mapping fixes the input widths: {e})"
-            );
-        }
-    }
+    let names = describe_outputs(&mut out, &model, spec, &widths)?;
     let _ = writeln!(out, "operators:");
     let _ = writeln!(out, "  batchinfer's own: {}", list(&model.ops.own));
     let _ = writeln!(out, "  tract:            {}", list(&model.ops.tract));
@@ -147,7 +182,60 @@ fn inspect_one(spec: &ModelSpec, schema: Option<&SchemaRef>) -> Result<String, C
             let _ = writeln!(out, "  {line}");
         }
     }
-    Ok(out)
+    Ok((out, names))
+}
+
+/// The output columns of each model output, and their names for a profile
+/// (lists are not profiled).
+fn describe_outputs(
+    out: &mut String,
+    model: &ModelFile,
+    spec: &ModelSpec,
+    widths: &[Option<usize>],
+) -> Result<Vec<String>, CliError> {
+    let prefix = spec
+        .name
+        .as_ref()
+        .map(|n| format!("{n}."))
+        .unwrap_or_default();
+    let mut compiled = match model.compile(widths) {
+        Ok(c) => c,
+        Err(e) => {
+            for spec in &model.signature.outputs {
+                let _ = writeln!(out, "  {}", spec.name);
+            }
+            let _ = writeln!(
+                out,
+                "(output columns are known once the mapping fixes the input widths: {e})"
+            );
+            return Ok(vec![]);
+        }
+    };
+    compiled
+        .select_outputs(spec.outputs.as_deref(), &spec.as_list)
+        .map_err(|e| anyhow::anyhow!(e))
+        .exit(ExitCode::Validation)?;
+    for spec in &model.signature.outputs {
+        let cols: Vec<String> = compiled
+            .outputs
+            .iter()
+            .filter(|c| model.signature.outputs[c.output].name == spec.name)
+            .map(|c| format!("{prefix}{} ({})", c.name, c.data_type))
+            .collect();
+        let _ = writeln!(out, "  {} → columns: {}", spec.name, cols.join(", "));
+    }
+    let _ = writeln!(out, "compile time {:.1} ms", compiled.compile_s * 1000.0);
+    let _ = writeln!(
+        out,
+        "runs on chunks of at most {} rows (its widest intermediate values within 1 MiB)",
+        compiled.chunk_rows
+    );
+    Ok(compiled
+        .outputs
+        .iter()
+        .filter(|c| !matches!(c.data_type, arrow::datatypes::DataType::FixedSizeList(..)))
+        .map(|c| format!("{prefix}{}", c.name))
+        .collect())
 }
 
 fn list(v: &[String]) -> String {

@@ -223,7 +223,10 @@ mod tests {
             .unwrap()
             .contains(".TH batchinfer 1"));
         let err = page(Some("nosuch")).unwrap_err().to_string();
-        assert!(err.contains("score, run, inspect, status, bench"), "{err}");
+        assert!(
+            err.contains("score, run, profile, inspect, status, bench"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@ use crate::model::set::ModelSet;
 use crate::pipeline::progress::Progress;
 use crate::pipeline::rejects::{self, OnError};
 use crate::pipeline::{Pipeline, PipelineError, PipelineStats};
+use crate::profile::drift::DriftGuard;
+use crate::profile::ProfilePlan;
 use crate::sink::atomic::AtomicFile;
 use crate::sink::clash::{self, Use};
 use crate::sink::lock;
@@ -81,6 +83,7 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     if matches!(cfg.output.kind, OutputKind::Csv | OutputKind::Stdout) {
         sink::check_csv_writable(&out_schema).exit(ExitCode::Usage)?;
     }
+    let (profile, drift) = profile_plan(&cfg, &prepared)?;
     if cfg.check {
         return check_passed(&cfg, &prepared).map(|()| None);
     }
@@ -108,8 +111,10 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         )?
     };
     let parts_summary = plan.parts.clone();
-    let (pipeline, models, pruned) =
+    let (mut pipeline, models, pruned) =
         pipeline(&cfg, prepared, plan, out_schema, error_schema, interrupt);
+    pipeline.profile = profile;
+    pipeline.drift = drift;
     let (stats, result) = pipeline.run();
     let summary = summarize(
         &cfg,
@@ -147,6 +152,51 @@ fn finish(
     }
 }
 
+/// What the run profiles and, with `--baseline`, what it is held to: a baseline
+/// without a column the run profiles is refused before scoring (exit 3).
+fn profile_plan(
+    cfg: &ScoreConfig,
+    prepared: &Prepared,
+) -> Result<(Arc<ProfilePlan>, Option<Arc<DriftGuard>>), CliError> {
+    let plan = ProfilePlan::new(
+        &prepared.models,
+        &prepared.projected,
+        &prepared.models.output_fields(),
+    );
+    let Some(path) = &cfg.drift.baseline else {
+        return Ok((Arc::new(plan), None));
+    };
+    let guard = DriftGuard {
+        baseline: crate::profile::baseline::read(path).exit(ExitCode::Usage)?,
+        path: path.display().to_string(),
+        thresholds: cfg.drift.thresholds.clone(),
+        on_drift: cfg.drift.on_drift,
+    };
+    let unmatched = guard.unmatched(&plan);
+    if !unmatched.is_empty() {
+        return Err(CliError::new(
+            ExitCode::Validation,
+            anyhow::anyhow!(
+                "baseline {} does not match this run's columns: {}. Make the baseline with the same models and mapping (batchinfer profile), or check the mapping with `batchinfer inspect --baseline`",
+                path.display(),
+                unmatched.join(", ")
+            ),
+        ));
+    }
+    let unknown = guard.thresholds.unknown_columns(&plan);
+    if !unknown.is_empty() {
+        return Err(CliError::new(
+            ExitCode::Usage,
+            anyhow::anyhow!(
+                "--max-drift names columns this run does not profile: {}",
+                unknown.join(", ")
+            ),
+        ));
+    }
+    let plan = plan.with_baseline(&guard.baseline);
+    Ok((Arc::new(plan), Some(Arc::new(guard))))
+}
+
 /// Takes the lock that makes this run the only one on its output (a directory
 /// output: on this shard), creating the output's directory first.
 fn take_lock(cfg: &ScoreConfig) -> Result<Option<Held>, CliError> {
@@ -169,7 +219,7 @@ fn take_lock(cfg: &ScoreConfig) -> Result<Option<Held>, CliError> {
         return Ok(Some(Held::Lease(lease)));
     }
     let lock_on = match cfg.output.kind {
-        OutputKind::Stdout => return Ok(None),
+        OutputKind::Stdout | OutputKind::Discard => return Ok(None),
         OutputKind::Directory => {
             create_dir(&cfg.output.path)?;
             cfg.output.path.join(parts::manifest_name(cfg.shard))
@@ -295,6 +345,8 @@ fn pipeline(
         threads: cfg.threads,
         batch_size: cfg.batch_size,
         interrupt,
+        profile: Arc::default(),
+        drift: None,
     };
     (pipeline, models, pruned)
 }
@@ -324,6 +376,7 @@ fn summarize(
         status: match result {
             Ok(()) => "ok",
             Err(PipelineError::Interrupted(_)) => "interrupted",
+            Err(PipelineError::Drift(_)) => "drift",
             Err(_) => "failed",
         }
         .into(),
@@ -374,6 +427,19 @@ fn summarize(
         cost: cfg
             .price_per_hour
             .map(|p| summary::cost(p, wall_s, rows_scored)),
+        profile: stats.profile.clone(),
+        drift: stats.drift.clone().map(|checked| summary::DriftSummary {
+            baseline: cfg
+                .drift
+                .baseline
+                .as_ref()
+                .map(|b| b.display().to_string())
+                .unwrap_or_default(),
+            on_drift: cfg.drift.on_drift.name().into(),
+            thresholds: cfg.drift.thresholds.shown(),
+            breached: !checked.findings.is_empty(),
+            checked,
+        }),
         ..identity(cfg, models, wall_s)
     }
 }
@@ -402,6 +468,7 @@ fn failed(e: PipelineError, left: &str) -> CliError {
         | PipelineError::TooManyBadRows { .. }
         | PipelineError::BadInput(_) => ExitCode::TooManyBadRows,
         PipelineError::Empty(_) => ExitCode::Validation,
+        PipelineError::Drift(_) => ExitCode::Drift,
         PipelineError::Interrupted(sig) => ExitCode::Signal(*sig),
         PipelineError::Failed(_) => ExitCode::Failure,
     };
@@ -475,9 +542,15 @@ fn check_paths(cfg: &ScoreConfig) -> anyhow::Result<()> {
         .collect();
     reads.extend(cfg.models.iter().map(|m| Use::file("--model", &m.path)));
     reads.extend(cfg.job_file.iter().map(|j| Use::file("job file", j)));
+    reads.extend(
+        cfg.drift
+            .baseline
+            .iter()
+            .map(|b| Use::file("--baseline", b)),
+    );
     let mut writes = vec![];
     match cfg.output.kind {
-        OutputKind::Stdout => {}
+        OutputKind::Stdout | OutputKind::Discard => {}
         OutputKind::Directory => {
             writes.push(Use::directory("--output", cfg.output.dir().display()))
         }

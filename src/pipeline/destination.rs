@@ -21,6 +21,14 @@ pub trait Destination: Send {
         output: &RecordBatch,
         rejected: Option<&RecordBatch>,
     ) -> Result<()>;
+    /// Adds a key-value pair to the metadata of `part`'s file (the part being
+    /// written; Parquet outputs only), before it is committed.
+    fn annotate(&mut self, _part: usize, _key: &str, _value: &str) {}
+    /// How messages name `part`: a directory output's part file; None for a
+    /// single output.
+    fn part_name(&self, _part: usize) -> Option<String> {
+        None
+    }
     /// Everything is written: makes the output visible.
     fn commit(self: Box<Self>) -> Result<()>;
     /// Too many bad rows: keeps the rejected rows for the user to see, commits

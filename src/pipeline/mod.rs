@@ -12,6 +12,7 @@
 //! committing, which removes their temporary files.
 
 pub mod destination;
+pub mod drift;
 pub mod progress;
 pub mod rejects;
 pub mod stats;
@@ -36,6 +37,9 @@ use self::progress::Progress;
 use self::rejects::{MaxErrors, OnError};
 use crate::model::set::ModelSet;
 use crate::model::{ScoreError, Session};
+use crate::profile::drift::DriftGuard;
+use crate::profile::sample::Sampled;
+use crate::profile::{Profile, ProfilePlan, RunProfile};
 use crate::select::{RowNumbers, Selection};
 use crate::source::{bad_quoting, BadValue, Source};
 use crate::sys::interrupt::Interrupt;
@@ -68,6 +72,10 @@ pub struct Pipeline {
     pub batch_size: usize,
     pub progress: Progress,
     pub interrupt: Interrupt,
+    /// The columns profiled (every run profiles what its models take and give).
+    pub profile: Arc<ProfilePlan>,
+    /// With `--baseline`: what each part and the run are held to.
+    pub drift: Option<Arc<DriftGuard>>,
 }
 
 /// Why a run stopped.
@@ -96,6 +104,9 @@ pub enum PipelineError {
     Interrupted(i32),
     #[error("the input ({0}) has no rows. Check that the right files were given")]
     Empty(String),
+    /// The rows drifted from the baseline past a threshold (`--on-drift fail`).
+    #[error("{0}")]
+    Drift(String),
 }
 
 /// What the pipeline measured, also after a failure.
@@ -110,6 +121,10 @@ pub struct PipelineStats {
     /// After a failure: what the output holds, in words ("nothing was written",
     /// "1,200 rows were already written to standard output").
     pub left_behind: Option<String>,
+    /// The profile of the rows written (of those scored, after a failure).
+    pub profile: Option<Profile>,
+    /// With a baseline: what the comparisons found.
+    pub drift: Option<drift::Checked>,
 }
 
 /// A piece of input: one file, or some of its row groups, bound for one part.
@@ -128,6 +143,8 @@ struct ReadBatch {
     part: usize,
     file: usize,
     first_row: u64,
+    /// Rows the run read before this batch: where its first row is in input order.
+    run_row: u64,
     batch: RecordBatch,
     /// Rows of the batch the source set aside (values that do not parse).
     bad: Vec<BadValue>,
@@ -141,6 +158,7 @@ struct Scored {
     read_rows: u64,
     output: RecordBatch,
     rejected: Option<RecordBatch>,
+    profile: Option<RunProfile>,
 }
 
 /// The first failure in input order, shared by all stages; and where `--limit`
@@ -212,6 +230,7 @@ struct Scorer<'a> {
     error_schema: Option<&'a SchemaRef>,
     on_error: OnError,
     file_names: &'a [String],
+    profile: &'a ProfilePlan,
 }
 
 /// What the writer hands back; no destination after a failure.
@@ -223,6 +242,8 @@ struct Written {
     busy_s: f64,
     /// After a failure: what the output holds.
     left_behind: Option<String>,
+    /// The profile of the run's rows, and of the part being written.
+    profiles: drift::Profiles,
 }
 
 impl Pipeline {
@@ -247,6 +268,8 @@ impl Pipeline {
             batch_size,
             mut progress,
             interrupt,
+            profile,
+            drift,
         } = self;
         let failure = Failure::default();
         let file_names: Vec<String> = (0..source.files()).map(|f| source.file_name(f)).collect();
@@ -275,6 +298,7 @@ impl Pipeline {
             error_schema: error_schema.as_ref(),
             on_error,
             file_names: &file_names,
+            profile: &profile,
         };
         let (read_tx, read_rx) = sync_channel::<ReadBatch>(threads * 2);
         let (out_tx, out_rx) = sync_channel::<Scored>(threads * 2);
@@ -301,9 +325,12 @@ impl Pipeline {
                     out_rx,
                     window_tx,
                     &mut progress,
-                    limit.map(|l| (l, prior_rejected)),
-                    selection.limit,
+                    Limits {
+                        rejected: limit.map(|l| (l, prior_rejected)),
+                        rows: selection.limit,
+                    },
                     failure,
+                    drift::Profiles::new(profile.clone(), drift.clone()),
                 )
             });
             let workers = pool.install(|| {
@@ -336,6 +363,7 @@ impl Pipeline {
         stats.write_s = written.busy_s;
         stats.left_behind = written.left_behind.take();
         progress.finish();
+        let profiles = std::mem::take(&mut written.profiles);
 
         let end = End {
             failure,
@@ -346,7 +374,7 @@ impl Pipeline {
             prior_read,
             prior_rejected,
         };
-        end.conclude(stats, written)
+        end.conclude(stats, written, profiles)
     }
 }
 
@@ -369,8 +397,15 @@ impl End {
     fn conclude(
         self,
         mut stats: PipelineStats,
-        written: Written,
+        mut written: Written,
+        mut profiles: drift::Profiles,
     ) -> (PipelineStats, Result<(), PipelineError>) {
+        let breach = match (self.failure.cancelled(), written.destination.as_mut()) {
+            (false, Some(d)) => profiles.end_part(d.as_mut()),
+            _ => None,
+        };
+        stats.profile = Some(profiles.run_profile());
+        stats.drift = profiles.checked();
         if let Some(e) = self.failure.take() {
             return (stats, Err(e));
         }
@@ -407,6 +442,10 @@ impl End {
             }
         }
         let left = destination.left_behind(stats.rows_written);
+        if let Some(e) = breach {
+            stats.left_behind = Some(left);
+            return (stats, Err(e));
+        }
         let committed = destination.commit().map_err(PipelineError::Failed);
         if committed.is_err() {
             stats.left_behind = Some(left);
@@ -492,6 +531,7 @@ impl Scorer<'_> {
             part,
             file: file_ix,
             first_row,
+            run_row: rb_run_row,
             batch,
             bad,
         } = rb;
@@ -561,6 +601,13 @@ impl Scorer<'_> {
                 return WorkerStats::default();
             }
         };
+        let sampled = Sampled::of(n, |i| rb_run_row + (rows.at(i) - first_row));
+        let profile = self.profile.profile(
+            &batch,
+            &outcome.predictions,
+            outcome.kept_rows.as_deref(),
+            &sampled,
+        );
         let elapsed = started.elapsed().as_secs_f64();
         let nan_predictions = rejects::count_nan(&outcome.predictions);
         let model_s = std::mem::take(&mut outcome.model_s);
@@ -572,7 +619,7 @@ impl Scorer<'_> {
             rows,
             unreadable,
         };
-        match self.assemble(&selected, file, outcome) {
+        match self.assemble(&selected, file, outcome, profile) {
             // A closed channel means the writer failed (and recorded why) or
             // reached the limit.
             Ok(scored) => drop(out.send(scored)),
@@ -622,7 +669,13 @@ impl Scorer<'_> {
     }
 
     /// Kept columns (of the scored rows) then predictions; and the error rows.
-    fn assemble(&self, sb: &Selected, file: &str, outcome: rejects::Outcome) -> Result<Scored> {
+    fn assemble(
+        &self,
+        sb: &Selected,
+        file: &str,
+        outcome: rejects::Outcome,
+        profile: RunProfile,
+    ) -> Result<Scored> {
         let kept: Vec<_> = match &outcome.kept_rows {
             None => self
                 .keep
@@ -662,6 +715,7 @@ impl Scorer<'_> {
             read_rows: sb.read_rows,
             output,
             rejected,
+            profile: Some(profile),
         })
     }
 }
@@ -783,6 +837,7 @@ fn read_all(
                     part: segment.part,
                     file,
                     first_row,
+                    run_row: rows,
                     batch,
                     bad,
                 })
@@ -806,6 +861,33 @@ fn read_all(
     (rows, busy)
 }
 
+/// Where the writer stops: past a row-count limit on rejections (counting
+/// earlier runs' rejections), and at `--limit` rows.
+struct Limits {
+    rejected: Option<(MaxErrors, u64)>,
+    rows: Option<u64>,
+}
+
+impl Written {
+    /// What a writer that stopped early hands back: no destination.
+    fn stopped(
+        destination: Box<dyn Destination>,
+        rows: u64,
+        rejected: u64,
+        busy_s: f64,
+        profiles: drift::Profiles,
+    ) -> Written {
+        Written {
+            rows,
+            rejected,
+            busy_s,
+            left_behind: Some(destination.left_behind(rows)),
+            destination: None,
+            profiles,
+        }
+    }
+}
+
 /// Writes batches in input order, with the rows rejected from them; stops when
 /// a row-count limit on rejections (counting `prior` rejections) is passed.
 fn write_in_order(
@@ -813,43 +895,48 @@ fn write_in_order(
     rx: Receiver<Scored>,
     window: SyncSender<()>,
     progress: &mut Progress,
-    limit: Option<(MaxErrors, u64)>,
-    row_limit: Option<u64>,
+    limits: Limits,
     failure: &Failure,
+    mut profiles: drift::Profiles,
 ) -> Written {
     let mut pending = BTreeMap::new();
     let mut next = 0u64;
     let mut rows = 0u64;
     let mut rejected = 0u64;
     let mut busy = 0.0;
-    let stopped = |destination: Box<dyn Destination>, rows, rejected, busy_s| Written {
-        rows,
-        rejected,
-        busy_s,
-        left_behind: Some(destination.left_behind(rows)),
-        destination: None,
-    };
+    let stopped = Written::stopped;
     'receive: for scored in rx {
         pending.insert(scored.seq, scored);
         while let Some(mut scored) = pending.remove(&next) {
             injected_fault("writer", next);
             if failure.cancelled() {
-                return stopped(destination, rows, rejected, busy);
+                return stopped(destination, rows, rejected, busy, profiles);
             }
             // --limit: the batch that reaches it is cut, and nothing after it is needed.
-            let reached = row_limit.filter(|&max| rows + scored.output.num_rows() as u64 >= max);
+            let reached = limits
+                .rows
+                .filter(|&max| rows + scored.output.num_rows() as u64 >= max);
             if let Some(max) = reached {
                 scored.output = scored.output.slice(0, (max - rows) as usize);
             }
             let started = Instant::now();
+            // A part ends when the next one begins: its rows are held to the baseline
+            // before the destination commits it.
+            if let Some(e) = profiles.begin_part(scored.part, destination.as_mut()) {
+                failure.record(next, e);
+                return stopped(destination, rows, rejected, busy, profiles);
+            }
+            if let Some(p) = scored.profile.take() {
+                profiles.add(&p);
+            }
             if let Err(e) = destination.write(scored.part, &scored.output, scored.rejected.as_ref())
             {
                 failure.record(next, PipelineError::Failed(e));
-                return stopped(destination, rows, rejected, busy);
+                return stopped(destination, rows, rejected, busy, profiles);
             }
             if let Some(bad) = &scored.rejected {
                 rejected += bad.num_rows() as u64;
-                if let Some((MaxErrors::Rows(n), prior)) = limit {
+                if let Some((MaxErrors::Rows(n), prior)) = limits.rejected {
                     if prior + rejected > n {
                         let left = destination.left_behind(rows);
                         let errors = destination.keep_errors();
@@ -867,6 +954,7 @@ fn write_in_order(
                             busy_s: busy,
                             left_behind: Some(left),
                             destination: None,
+                            profiles,
                         };
                     }
                 }
@@ -883,7 +971,7 @@ fn write_in_order(
         }
     }
     if failure.cancelled() {
-        return stopped(destination, rows, rejected, busy);
+        return stopped(destination, rows, rejected, busy, profiles);
     }
     Written {
         destination: Some(destination),
@@ -891,6 +979,7 @@ fn write_in_order(
         rejected,
         busy_s: busy,
         left_behind: None,
+        profiles,
     }
 }
 

@@ -38,6 +38,8 @@ pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Receives the scored batches of one run, in input order.
 pub trait Sink: Send {
     fn write(&mut self, batch: &RecordBatch) -> Result<()>;
+    /// Adds a key-value pair to the file's metadata (Parquet); others ignore it.
+    fn annotate(&mut self, _key: &str, _value: &str) {}
     /// Finishes the output and makes it visible at its path.
     fn commit(self: Box<Self>) -> Result<()>;
 }
@@ -49,6 +51,8 @@ pub enum OutputKind {
     Stdout,
     /// Part files, a manifest and a `_SUCCESS` marker (see `parts`).
     Directory,
+    /// Nothing is written (`batchinfer profile` scores for the profile only).
+    Discard,
 }
 
 /// A single output file and, with `--on-error skip`, its error file.
@@ -77,6 +81,10 @@ impl Destination for FileDestination {
             errors.commit().context("committing the error file")?;
         }
         self.sink.commit()
+    }
+
+    fn annotate(&mut self, _part: usize, key: &str, value: &str) {
+        self.sink.annotate(key, value);
     }
 
     fn keep_errors(self: Box<Self>) -> String {
@@ -193,6 +201,9 @@ impl OutputTarget {
                 crate::sys::out::Stdout,
             ))));
         }
+        if self.kind == OutputKind::Discard {
+            return Ok(Box::new(Discard));
+        }
         self.check_free()?;
         let staged = Staged::create(self)?;
         Ok(match self.kind {
@@ -203,7 +214,7 @@ impl OutputTarget {
                 inner: CsvSink::new(BufWriter::new(staged)),
                 target: self.clone(),
             }),
-            OutputKind::Stdout | OutputKind::Directory => {
+            OutputKind::Stdout | OutputKind::Directory | OutputKind::Discard => {
                 bail!(
                     "{} is a directory output: it is written part by part",
                     self.path.display()
@@ -288,6 +299,11 @@ impl Sink for ParquetSink {
             .map_err(|e| write_context("writing", &self.target, e.into()))
     }
 
+    fn annotate(&mut self, key: &str, value: &str) {
+        self.writer
+            .append_key_value_metadata(KeyValue::new(key.to_string(), value.to_string()));
+    }
+
     fn commit(self: Box<Self>) -> Result<()> {
         let ParquetSink { writer, target } = *self;
         let staged = writer
@@ -296,6 +312,31 @@ impl Sink for ParquetSink {
         staged
             .commit()
             .map_err(|e| write_context("finishing", &target, e))
+    }
+}
+
+/// The output of a run that only profiles.
+struct Discard;
+
+impl Sink for Discard {
+    fn write(&mut self, _batch: &RecordBatch) -> Result<()> {
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl OutputTarget {
+    /// No output: `batchinfer profile`.
+    pub fn discard() -> OutputTarget {
+        OutputTarget {
+            path: "(none: profile only)".into(),
+            kind: OutputKind::Discard,
+            overwrite: false,
+            remote: None,
+        }
     }
 }
 

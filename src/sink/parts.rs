@@ -673,6 +673,16 @@ impl Destination for PartWriter {
         Ok(())
     }
 
+    fn annotate(&mut self, part: usize, key: &str, value: &str) {
+        if let Some(c) = self.current.as_mut().filter(|c| c.part == part) {
+            c.sink.annotate(key, value);
+        }
+    }
+
+    fn part_name(&self, part: usize) -> Option<String> {
+        self.manifest.parts.get(part).map(|p| p.plan.name.clone())
+    }
+
     fn commit(mut self: Box<Self>) -> Result<()> {
         // Parts no batch came for (no rows) are committed empty.
         self.commit_current()?;

@@ -151,6 +151,25 @@ pub struct Summary {
     pub threads: usize,
     pub batch_size: usize,
     pub cost: Option<Cost>,
+    /// What the models were fed and predicted, column by column (docs/reference.md,
+    /// "Profiles and drift"); a later run's `--baseline`.
+    pub profile: Option<crate::profile::Profile>,
+    /// With `--baseline`: the comparison.
+    pub drift: Option<DriftSummary>,
+}
+
+/// The comparison of a run with its baseline.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftSummary {
+    pub baseline: String,
+    pub on_drift: String,
+    /// The thresholds for every column (null: that check is off); per-column
+    /// overrides are in the job's options.
+    pub thresholds: std::collections::BTreeMap<String, Option<f64>>,
+    /// Whether any figure was over its threshold.
+    pub breached: bool,
+    #[serde(flatten)]
+    pub checked: crate::pipeline::drift::Checked,
 }
 
 fn thousands(n: u64) -> String {
@@ -267,6 +286,32 @@ pub fn render_text(s: &Summary) -> String {
         "  settings         {} threads, batch size {}",
         s.threads, s.batch_size
     );
+    if let Some(p) = &s.profile {
+        for (i, line) in p.text_lines().iter().enumerate() {
+            let label = if i == 0 { "profile" } else { "" };
+            let _ = writeln!(o, "  {label:<16} {line}");
+        }
+    }
+    if let Some(d) = &s.drift {
+        let verdict = match (d.breached, d.on_drift.as_str()) {
+            (false, _) => "no column past its threshold".to_string(),
+            (true, "warn") => format!(
+                "{} breach(es), committed (--on-drift warn)",
+                d.checked.findings.len()
+            ),
+            (true, _) => format!(
+                "{} breach(es), nothing committed (--on-drift fail)",
+                d.checked.findings.len()
+            ),
+        };
+        let _ = writeln!(o, "  drift            against {}: {verdict}", d.baseline);
+        for f in &d.checked.findings {
+            let _ = writeln!(o, "                   {}", f.line());
+        }
+        for n in &d.checked.notes {
+            let _ = writeln!(o, "                   note: {n}");
+        }
+    }
     match &s.cost {
         Some(c) => {
             let per_m = c

@@ -16,7 +16,7 @@ fn root() -> PathBuf {
 }
 
 /// Options whose values are paths the run reads.
-const READS: &[&str] = &["-m", "--model", "-i", "--input"];
+const READS: &[&str] = &["-m", "--model", "-i", "--input", "--baseline"];
 
 /// `args` with every path the run reads made absolute, or None when one of them is
 /// not a file of the repository (a URL, a file the reader would have).
@@ -140,7 +140,7 @@ fn the_manual_pages_the_binary_writes_are_the_committed_ones() {
     page.expect_code(0).expect_stdout(".TH batchinfer-score 1");
     env.run(&["man", "nosuch"])
         .expect_code(2)
-        .expect_stderr("the commands are score, run, inspect");
+        .expect_stderr("the commands are score, run, profile, inspect");
 }
 
 #[test]

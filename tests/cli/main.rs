@@ -7,6 +7,7 @@
 mod damaged;
 pub mod directory;
 mod docs;
+mod drift;
 pub mod golden;
 mod hardening;
 mod harness;

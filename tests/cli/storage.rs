@@ -1319,3 +1319,66 @@ fn csv_objects_of_a_prefix_with_a_header_longer_than_the_prefetched_bytes() {
     .expect_code(0);
     assert_like_local(&env, &b, "out.parquet", "in", &[]);
 }
+
+#[test]
+fn a_profile_written_to_a_bucket_is_a_baseline_read_from_it() {
+    let b = bucket("baselines");
+    let env = Env::new();
+    let model = "TD/models/pipeline_mixed.onnx";
+    run_s3(
+        &env,
+        &[
+            "profile",
+            "-m",
+            model,
+            "-i",
+            "TD/data/mixed.parquet",
+            "-o",
+            "s3://baselines/mixed.json",
+            "-q",
+        ],
+    )
+    .expect_code(0);
+    let profile: serde_json::Value =
+        serde_json::from_slice(&get(&b, "mixed.json").expect("the profile object")).unwrap();
+    assert_eq!(profile["profile"]["rows"], 600);
+    run_s3(
+        &env,
+        &[
+            "score",
+            "-m",
+            model,
+            "-i",
+            "TD/data/mixed.parquet",
+            "-o",
+            "out.parquet",
+            "-q",
+            "--baseline",
+            "s3://baselines/mixed.json",
+            "--summary-json",
+            "summary.json",
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(
+        read_json(&env.path("summary.json"))["drift"]["breached"],
+        false
+    );
+    run_s3(
+        &env,
+        &[
+            "score",
+            "-m",
+            model,
+            "-i",
+            "TD/data/mixed.parquet",
+            "-o",
+            "out2.parquet",
+            "-q",
+            "--baseline",
+            "s3://baselines/missing.json",
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr("cannot read baseline s3://baselines/missing.json");
+}

@@ -60,17 +60,18 @@ impl Profiles {
 
     /// Adds the profile of a batch written to the current part.
     pub fn add(&mut self, batch: &RunProfile) {
-        if let Some(run) = &mut self.run {
-            run.merge(batch, &self.plan);
-        }
         if let Some((_, p)) = &mut self.part {
             p.merge(batch, &self.plan);
         }
     }
 
-    /// The current part is complete: compares it with the baseline.
+    /// The current part is complete: adds it to the run's profile, and compares
+    /// it with the baseline.
     pub fn end_part(&mut self, destination: &mut dyn Destination) -> Option<PipelineError> {
         let (part, profile) = self.part.take()?;
+        if let Some(run) = &mut self.run {
+            run.merge(&profile, &self.plan);
+        }
         let guard = self.guard.as_ref()?;
         let name = destination.part_name(part);
         let found = guard.compare(&self.plan, &profile, name.as_deref());
@@ -114,11 +115,18 @@ impl Profiles {
         }
     }
 
-    /// The profile of every row written.
+    /// The profile of every row written (the current part's too, if it did not end).
     pub fn run_profile(&self) -> Profile {
-        match &self.run {
-            Some(r) => r.named(&self.plan),
-            None => Profile::default(),
+        let Some(run) = &self.run else {
+            return Profile::default();
+        };
+        match &self.part {
+            Some((_, part)) => {
+                let mut run = run.clone();
+                run.merge(part, &self.plan);
+                run.named(&self.plan)
+            }
+            None => run.named(&self.plan),
         }
     }
 

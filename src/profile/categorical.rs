@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 /// Distinct values counted one by one; past this, new values count as untracked.
 pub const TRACKED: usize = 1024;
+/// Integer columns whose values all lie in 0..SMALL are counted in an array.
+const SMALL: usize = 64;
 /// Most frequent values the summary shows.
 pub const TOP: usize = 10;
 
@@ -72,12 +74,14 @@ impl CategoricalProfile {
         };
         if let Some(ints) = integers {
             let ints = ints.as_primitive::<Int64Type>();
-            p.count(
-                ints.iter(),
-                |k| Cow::Owned(k.to_string()),
-                vocabulary,
-                &mut hll,
-            );
+            let small = arrow::compute::min(ints).is_some_and(|m| m >= 0)
+                && arrow::compute::max(ints).is_some_and(|m| m < SMALL as i64);
+            if small {
+                p.count_small(ints, &mut hll);
+            } else {
+                let name = |k: i64| Cow::Owned(k.to_string());
+                p.count(ints.iter(), name, vocabulary, &mut hll);
+            }
         } else {
             let strings = match column.data_type() {
                 DataType::Utf8 => column.clone(),
@@ -96,6 +100,19 @@ impl CategoricalProfile {
         p.complete = p.untracked == 0;
         p.hll = Some(hll);
         p
+    }
+
+    /// Integers in 0..SMALL (class labels, mostly): counted in an array.
+    fn count_small(&mut self, ints: &arrow::array::Int64Array, hll: &mut Hll) {
+        let mut counts = [0u64; SMALL];
+        for v in ints.iter().flatten() {
+            counts[v as usize] += 1;
+        }
+        for (k, &c) in counts.iter().enumerate().filter(|(_, &c)| c > 0) {
+            let k = k.to_string();
+            hll.insert(&k);
+            self.values.insert(k, c);
+        }
     }
 
     /// Counts the values of a batch: each distinct value once in the HyperLogLog
@@ -213,6 +230,38 @@ mod tests {
         assert_eq!((p.rows, p.nulls, p.distinct, p.complete), (10, 2, 3, true));
         assert_eq!(p.top[0], ("b".to_string(), 0.5));
         assert_eq!(p.values["a"], 2);
+    }
+
+    #[test]
+    fn small_integer_labels_are_counted_as_other_integers_are() {
+        let small: ArrayRef = Arc::new(Int64Array::from(vec![
+            Some(0),
+            Some(1),
+            Some(1),
+            None,
+            Some(63),
+        ]));
+        let large: ArrayRef = Arc::new(Int64Array::from(vec![
+            Some(0),
+            Some(1),
+            Some(1),
+            None,
+            Some(64),
+        ]));
+        let (mut a, mut b) = (
+            CategoricalProfile::of(&small, None),
+            CategoricalProfile::of(&large, None),
+        );
+        a.finish();
+        b.finish();
+        assert_eq!(
+            (a.nulls, a.distinct, a.values["1"], a.values["63"]),
+            (1, 3, 2, 1)
+        );
+        assert_eq!(
+            (b.nulls, b.distinct, b.values["1"], b.values["64"]),
+            (1, 3, 2, 1)
+        );
     }
 
     #[test]

@@ -71,22 +71,12 @@ impl Metric {
 }
 
 /// PSI is judged when the two samples together weigh at least this many values,
-/// 1 / (1/n_baseline + 1/n_run) with n each side's sampled values: below it, a
+/// 1 / (1/n_baseline + 1/n_run) with n each side's sample in unweighted values
+/// (`NumericProfile::effective_sample`): below it, a
 /// sample of the baseline's own distribution can pass 0.25 by chance more often
 /// than once in a thousand runs (PSI over 10 bins is about chi²(9)/n). The
 /// summary notes the columns not judged.
 pub const PSI_MIN_SAMPLE: f64 = 250.0;
-
-/// Values a column's sketch sampled (`sample`): every one of the head, one in
-/// `RATE` after it.
-fn sampled(count: u64) -> f64 {
-    use super::sample::{HEAD, RATE};
-    if count <= HEAD {
-        count as f64
-    } else {
-        (HEAD + (count - HEAD) / RATE) as f64
-    }
-}
 
 /// Whether PSI may be judged on samples of `a` and `b` values (see `PSI_MIN_SAMPLE`).
 fn enough(a: f64, b: f64) -> bool {
@@ -409,7 +399,7 @@ impl Judge<'_> {
         if let (Some(outside), true) = (cur.outside_baseline, cur.count > 0) {
             self.found(Metric::Range, outside as f64 / cur.count as f64, None);
         }
-        if !enough(sampled(cur.count), sampled(base.count)) {
+        if !enough(cur.effective_sample(), base.effective_sample()) {
             self.note(format!(
                 "psi not judged on {} values against the baseline's {} (too few to tell drift from chance)",
                 cur.count, base.count

@@ -1,14 +1,28 @@
 //! Which rows feed the quantile sketches. Adding a value to a DDSketch costs a
 //! logarithm (about 13 ns); counts, moments and ranges are over every row, the
-//! sketches over a sample: every row of the first `HEAD` rows of the run, then one
-//! row in `RATE`, picked by a hash of the row's position in the run and counted
-//! `RATE` times. A row's position is its place in input order, so the sample, like
-//! the merged sketch, is the same whatever the thread count and batch size.
+//! sketches over a sample: every row of the first `HEAD` positions of the run,
+//! then one row in 2 up to position 2·HEAD, one in 4 up to 4·HEAD, and so on to
+//! one in `RATE`, each at an offset a hash of its block of positions picks and
+//! counted as many times as it stands for. The rate rises gradually so that no
+//! few heavy rows outweigh the rest: the sample is worth about 1.5·HEAD
+//! unweighted rows at any input size, and more past 128·HEAD positions. A row's
+//! position is its place in input order, so the sample, like the merged sketch,
+//! is the same whatever the thread count and batch size.
 
-/// Rows at the start of a run that are all sketched (small inputs get exact bins).
-pub const HEAD: u64 = 16_384;
-/// One row in this many is sketched after the head, with this weight.
-pub const RATE: u64 = 64;
+/// Positions at the start of a run that are all sketched.
+pub const HEAD: u64 = 4096;
+/// The lowest sampling rate: one row in this many.
+pub const RATE: u64 = 256;
+
+/// One row in how many is sketched at position `p`.
+pub fn rate_at(p: u64) -> u64 {
+    if p < HEAD {
+        return 1;
+    }
+    // Band k ≥ 1 is [HEAD·2^(k-1), HEAD·2^k), at one row in 2^k.
+    let band = 64 - (p / HEAD).leading_zeros() as u64;
+    (1u64 << band.min(RATE.trailing_zeros() as u64)).min(RATE)
+}
 
 /// The sampled rows of a batch: (row in the batch, weight).
 #[derive(Debug, Default, Clone)]
@@ -17,11 +31,24 @@ pub struct Sampled(Vec<(u32, u64)>);
 impl Sampled {
     /// The rows whose run positions `position(i)` are sampled, for `n` rows.
     pub fn of(n: usize, position: impl Fn(usize) -> u64) -> Sampled {
-        Sampled(
-            (0..n)
-                .filter_map(|i| weight(position(i)).map(|w| (i as u32, w)))
-                .collect(),
-        )
+        // Positions come in runs: a block's hash is computed once per block.
+        let mut block = (u64::MAX, 0, 0);
+        let mut rows = vec![];
+        for i in 0..n {
+            let p = position(i);
+            if p < HEAD {
+                rows.push((i as u32, 1));
+                continue;
+            }
+            let rate = rate_at(p);
+            if (block.0, block.1) != (p / rate, rate) {
+                block = (p / rate, rate, mix(p / rate) % rate);
+            }
+            if p % rate == block.2 {
+                rows.push((i as u32, rate));
+            }
+        }
+        Sampled(rows)
     }
 
     /// Every row, weight 1 (tests).
@@ -53,14 +80,6 @@ impl Sampled {
     }
 }
 
-/// The weight of the row at run position `p`, if it is sampled.
-fn weight(p: u64) -> Option<u64> {
-    if p < HEAD {
-        return Some(1);
-    }
-    (mix(p).is_multiple_of(RATE)).then_some(RATE)
-}
-
 /// SplitMix64's finaliser: neighbouring positions get unrelated bits.
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -74,13 +93,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_rate_doubles_band_by_band_up_to_its_limit() {
+        let rates: Vec<u64> = [
+            0,
+            HEAD - 1,
+            HEAD,
+            2 * HEAD - 1,
+            2 * HEAD,
+            4 * HEAD,
+            128 * HEAD,
+            1 << 40,
+        ]
+        .iter()
+        .map(|&p| rate_at(p))
+        .collect();
+        assert_eq!(rates, [1, 1, 2, 2, 4, 8, 256, 256]);
+        // Worth about 1.5·HEAD unweighted rows at 20 × HEAD positions.
+        let s = Sampled::of(20 * HEAD as usize, |i| i as u64);
+        let (w, w2) = s.rows().iter().fold((0.0, 0.0), |(a, b), (_, w)| {
+            (a + *w as f64, b + (*w * *w) as f64)
+        });
+        assert!((w / (20 * HEAD) as f64 - 1.0).abs() < 0.01, "{w}");
+        let effective = w * w / w2;
+        assert!(effective > 1.2 * HEAD as f64, "{effective}");
+    }
+
+    #[test]
     fn the_head_is_whole_and_the_rest_one_in_rate() {
         let head = Sampled::of(HEAD as usize, |i| i as u64);
         assert_eq!(head.rows().len(), HEAD as usize);
         let n = 1_000_000;
-        let tail = Sampled::of(n, |i| HEAD + i as u64);
+        let tail = Sampled::of(n, |i| 128 * HEAD + i as u64);
         let weight: u64 = tail.rows().iter().map(|(_, w)| w).sum();
-        assert!((weight as f64 / n as f64 - 1.0).abs() < 0.02, "{weight}");
+        assert!((weight as f64 / n as f64 - 1.0).abs() < 0.001, "{weight}");
+        // One row in each block, not always at the same offset.
+        let offsets: std::collections::HashSet<u64> = tail
+            .rows()
+            .iter()
+            .map(|(r, _)| (128 * HEAD + *r as u64) % RATE)
+            .collect();
+        assert!(offsets.len() > RATE as usize / 2, "{}", offsets.len());
     }
 
     #[test]

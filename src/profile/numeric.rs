@@ -58,7 +58,10 @@ pub struct NumericProfile {
     /// Sum of squared deviations from the mean (merging needs it).
     #[serde(default)]
     pub m2: f64,
-    /// The sampled finite values, weighted; None when there are none.
+    /// The sampled finite values, weighted; None when there are none. In JSON,
+    /// DDSketch's standard binary encoding (the one DataDog's Java library
+    /// reads) in base64.
+    #[serde(with = "encoded")]
     pub sketch: Option<DDSketch>,
     /// Σ weight² of the sketched values: with the sketch's count (Σ weight), what
     /// the sample is worth in unweighted values, (Σ w)² / Σ w².
@@ -679,6 +682,33 @@ fn moments(values: impl Iterator<Item = f64> + Clone, range: Option<(f64, f64)>)
     }
 }
 
+/// A sketch in JSON: its standard binary encoding in base64, a few bytes per
+/// bucket instead of a number per bucket of its whole range.
+mod encoded {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use sketches_ddsketch::DDSketch;
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    pub fn serialize<S: Serializer>(sketch: &Option<DDSketch>, s: S) -> Result<S::Ok, S::Error> {
+        match sketch {
+            Some(k) => s.serialize_some(&B64.encode(k.to_java_bytes())),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DDSketch>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let bytes = B64.decode(text).map_err(serde::de::Error::custom)?;
+        DDSketch::from_java_bytes(&bytes)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("a sketch that does not decode: {e:?}")))
+    }
+}
+
 /// The weighted share of a sketch's values below the bucket of `edge`, a value
 /// the sketch itself returned: both sketches of a comparison share one bucket
 /// layout, so shares are compared bucket for bucket.
@@ -850,6 +880,26 @@ mod tests {
                 assert!((chosen.sq / portable.sq - 1.0).abs() < 1e-6);
             }
         }
+    }
+
+    #[test]
+    fn a_sketch_read_back_from_json_gives_the_same_shares_and_quantiles() {
+        let p = profile(
+            (0..5000)
+                .map(|i| Some((i as f64 - 2500.0) * 0.37))
+                .collect(),
+        );
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(json.len() < 4000, "{} bytes", json.len());
+        let back: NumericProfile = serde_json::from_str(&json).unwrap();
+        let (a, b) = (p.sketch.as_ref().unwrap(), back.sketch.as_ref().unwrap());
+        assert_eq!(a.count(), b.count());
+        for q in [0.01, 0.1, 0.5, 0.77, 0.99] {
+            let e = a.quantile(q).unwrap().unwrap();
+            assert_eq!(e, b.quantile(q).unwrap().unwrap());
+            assert_eq!(share_below(a, e), share_below(b, e));
+        }
+        assert_eq!(back.sample_sq, p.sample_sq);
     }
 
     #[test]

@@ -184,6 +184,9 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// Drift notes the text summary shows (the JSON has them all).
+const NOTES_SHOWN: usize = 5;
+
 /// The human-readable summary.
 #[allow(clippy::too_many_lines)] // one line of the text summary per field, in the order shown
 pub fn render_text(s: &Summary) -> String {
@@ -308,8 +311,16 @@ pub fn render_text(s: &Summary) -> String {
         for f in &d.checked.findings {
             let _ = writeln!(o, "                   {}", f.line());
         }
-        for n in &d.checked.notes {
+        // Many small parts can make many notes: the first few, and the count.
+        for n in d.checked.notes.iter().take(NOTES_SHOWN) {
             let _ = writeln!(o, "                   note: {n}");
+        }
+        if d.checked.notes.len() > NOTES_SHOWN {
+            let _ = writeln!(
+                o,
+                "                   and {} more notes in --summary-json",
+                d.checked.notes.len() - NOTES_SHOWN
+            );
         }
     }
     match &s.cost {

@@ -130,6 +130,15 @@ fn baseline(env: &Env) {
     .expect_code(0);
 }
 
+/// Today's rows, with income in cents instead of euros.
+fn income_in_cents(env: &Env) {
+    let cents = Change {
+        income_scale: 100.0,
+        ..NONE
+    };
+    write(env, "today.parquet", mixed(5_000, 7, cents));
+}
+
 fn score(env: &Env, input: &str, extra: &[&str]) -> super::harness::Run {
     let mut args = vec![
         "score",
@@ -268,18 +277,7 @@ fn fresh_samples_of_the_baseline_distribution_raise_no_alarm_in_100_runs() {
 fn warn_commits_and_records_the_breach_in_the_summary_the_log_and_the_metadata() {
     let env = Env::new();
     baseline(&env);
-    write(
-        &env,
-        "today.parquet",
-        mixed(
-            5_000,
-            7,
-            Change {
-                income_scale: 100.0,
-                ..NONE
-            },
-        ),
-    );
+    income_in_cents(&env);
     let run = score(
         &env,
         "today.parquet",
@@ -666,4 +664,31 @@ fn inspect_shows_how_the_model_maps_onto_a_baseline() {
         .expect_stdout("age")
         .expect_stdout("plan")
         .expect_stdout("output_probability_1");
+}
+
+#[test]
+fn a_breach_on_stdout_exits_6_and_says_the_rows_already_went_out() {
+    let env = Env::new();
+    baseline(&env);
+    income_in_cents(&env);
+    let run = env.run(&[
+        "score",
+        "-m",
+        MODEL,
+        "-i",
+        "today.parquet",
+        "-o",
+        "-",
+        "--keep",
+        "id",
+        "--baseline",
+        "base.json",
+        "-q",
+        "--summary",
+        "none",
+    ]);
+    run.expect_code(6)
+        .expect_stderr("income (input)")
+        .expect_stderr("were already written to standard output");
+    assert_eq!(run.stdout().lines().count(), 5_001);
 }

@@ -83,7 +83,8 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
     if matches!(cfg.output.kind, OutputKind::Csv | OutputKind::Stdout) {
         sink::check_csv_writable(&out_schema).exit(ExitCode::Usage)?;
     }
-    let (profile, drift) = profile_plan(&cfg, &prepared)?;
+    // What the run profiles, and the baseline it is held to.
+    let profiling = profile_plan(&cfg, &prepared)?;
     if cfg.check {
         return check_passed(&cfg, &prepared).map(|()| None);
     }
@@ -111,10 +112,8 @@ pub fn run(cfg: ScoreConfig) -> Result<Option<Summary>, CliError> {
         )?
     };
     let parts_summary = plan.parts.clone();
-    let (mut pipeline, models, pruned) =
-        pipeline(&cfg, prepared, plan, out_schema, error_schema, interrupt);
-    pipeline.profile = profile;
-    pipeline.drift = drift;
+    let schemas = (out_schema, error_schema);
+    let (pipeline, models, pruned) = pipeline(&cfg, prepared, plan, schemas, profiling, interrupt);
     let (stats, result) = pipeline.run();
     let summary = summarize(
         &cfg,
@@ -309,8 +308,8 @@ fn pipeline(
     cfg: &ScoreConfig,
     prepared: Prepared,
     plan: Plan,
-    out_schema: SchemaRef,
-    error_schema: Option<SchemaRef>,
+    (out_schema, error_schema): (SchemaRef, Option<SchemaRef>),
+    (profile, drift): (Arc<ProfilePlan>, Option<Arc<DriftGuard>>),
     interrupt: Interrupt,
 ) -> (Pipeline, Arc<ModelSet>, Pruned) {
     let Prepared {
@@ -345,8 +344,8 @@ fn pipeline(
         threads: cfg.threads,
         batch_size: cfg.batch_size,
         interrupt,
-        profile: Arc::default(),
-        drift: None,
+        profile,
+        drift,
     };
     (pipeline, models, pruned)
 }

@@ -7,6 +7,10 @@
 //! `4 × threads` batches bounds everything between the reader and the writer,
 //! including batches scored early that wait for a slower one to be written first.
 //!
+//! Workers also profile each batch they score (`crate::profile`); the writer merges
+//! the profiles in input order and, with a baseline, holds each part to it before
+//! the destination commits the part (`drift`).
+//!
 //! The first failure (the one earliest in input order) stops the run: the reader
 //! stops reading, workers skip what is queued, and the sinks are dropped without
 //! committing, which removes their temporary files.
@@ -158,7 +162,7 @@ struct Scored {
     read_rows: u64,
     output: RecordBatch,
     rejected: Option<RecordBatch>,
-    profile: Option<RunProfile>,
+    profile: RunProfile,
 }
 
 /// The first failure in input order, shared by all stages; and where `--limit`
@@ -363,7 +367,6 @@ impl Pipeline {
         stats.write_s = written.busy_s;
         stats.left_behind = written.left_behind.take();
         progress.finish();
-        let profiles = std::mem::take(&mut written.profiles);
 
         let end = End {
             failure,
@@ -374,7 +377,7 @@ impl Pipeline {
             prior_read,
             prior_rejected,
         };
-        end.conclude(stats, written, profiles)
+        end.conclude(stats, written)
     }
 }
 
@@ -398,8 +401,8 @@ impl End {
         self,
         mut stats: PipelineStats,
         mut written: Written,
-        mut profiles: drift::Profiles,
     ) -> (PipelineStats, Result<(), PipelineError>) {
+        let profiles = &mut written.profiles;
         let breach = match (self.failure.cancelled(), written.destination.as_mut()) {
             (false, Some(d)) => profiles.end_part(d.as_mut()),
             _ => None,
@@ -715,7 +718,7 @@ impl Scorer<'_> {
             read_rows: sb.read_rows,
             output,
             rejected,
-            profile: Some(profile),
+            profile,
         })
     }
 }
@@ -926,9 +929,7 @@ fn write_in_order(
                 failure.record(next, e);
                 return stopped(destination, rows, rejected, busy, profiles);
             }
-            if let Some(p) = scored.profile.take() {
-                profiles.add(&p);
-            }
+            profiles.add(&scored.profile);
             if let Err(e) = destination.write(scored.part, &scored.output, scored.rejected.as_ref())
             {
                 failure.record(next, PipelineError::Failed(e));

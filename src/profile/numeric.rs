@@ -333,6 +333,21 @@ struct Sums {
     seen: u64,
 }
 
+impl Default for Sums {
+    /// No values: min and max start at the infinities.
+    fn default() -> Sums {
+        Sums {
+            count: 0,
+            sum: 0.0,
+            sq: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            outside: 0,
+            seen: 0,
+        }
+    }
+}
+
 impl Sums {
     fn add(&mut self, tail: &Moments, shift: f64) {
         self.count += tail.count;
@@ -401,13 +416,8 @@ impl Lanes for f32 {
 /// The float32 loop for CPUs without AVX2 (and the reference its tests compare with).
 fn portable_f32<const RANGE: bool>(values: &[f32], shift: f32, lo: f32, hi: f32) -> Sums {
     let mut out = Sums {
-        count: 0,
-        sum: 0.0,
-        sq: 0.0,
-        min: f64::INFINITY,
-        max: f64::NEG_INFINITY,
-        outside: 0,
         seen: values.len() as u64,
+        ..Sums::default()
     };
     for chunk in values.chunks_exact(f32::CHUNK) {
         let (mut s, mut q) = (0.0f32, 0.0f32);
@@ -449,15 +459,7 @@ mod avx2 {
         lo: f32,
         hi: f32,
     ) -> Sums {
-        let mut total = Sums {
-            count: 0,
-            sum: 0.0,
-            sq: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            outside: 0,
-            seen: 0,
-        };
+        let mut total = Sums::default();
         for chunk in values.chunks(128 * 64) {
             // SAFETY: AVX2 and FMA are enabled for this function's callers too.
             let mut part = unsafe { sums::<RANGE, false>(chunk, shift, lo, hi) };

@@ -114,20 +114,16 @@ fn write(env: &Env, name: &str, batch: RecordBatch) {
     write_parquet(&env.path(name), [batch], None);
 }
 
+/// `batchinfer profile` of `input` through the test model into `out`.
+fn profile(env: &Env, input: &str, out: &str) {
+    env.run(&["profile", "-m", MODEL, "-i", input, "-o", out, "-q"])
+        .expect_code(0);
+}
+
 /// A baseline of 20,000 rows of the undisturbed distribution.
 fn baseline(env: &Env) {
     write(env, "reference.parquet", mixed(20_000, 1, NONE));
-    env.run(&[
-        "profile",
-        "-m",
-        MODEL,
-        "-i",
-        "reference.parquet",
-        "-o",
-        "base.json",
-        "-q",
-    ])
-    .expect_code(0);
+    profile(env, "reference.parquet", "base.json");
 }
 
 /// Today's rows, with income in cents instead of euros.
@@ -379,17 +375,7 @@ fn a_directory_output_fails_the_shard_at_the_part_that_drifted_and_a_resume_fail
 fn the_summary_of_a_run_works_as_a_baseline_and_matches_the_profile_command() {
     let env = Env::new();
     write(&env, "reference.parquet", mixed(20_000, 1, NONE));
-    env.run(&[
-        "profile",
-        "-m",
-        MODEL,
-        "-i",
-        "reference.parquet",
-        "-o",
-        "base.json",
-        "-q",
-    ])
-    .expect_code(0);
+    profile(&env, "reference.parquet", "base.json");
     env.run(&[
         "score",
         "-m",
@@ -490,17 +476,7 @@ fn the_profile_does_not_depend_on_threads_or_batch_size() {
 #[test]
 fn the_bundled_table_passes_against_itself_and_fails_as_a_corrupted_copy() {
     let env = Env::new();
-    env.run(&[
-        "profile",
-        "-m",
-        MODEL,
-        "-i",
-        "TD/data/mixed.parquet",
-        "-o",
-        "base.json",
-        "-q",
-    ])
-    .expect_code(0);
+    profile(&env, "TD/data/mixed.parquet", "base.json");
     score(&env, "TD/data/mixed.parquet", &[]).expect_code(0);
     // The same rows with income in cents and the plan `pro` renamed.
     let table =
@@ -620,17 +596,7 @@ fn drift_options_are_checked_before_anything_runs() {
     with(&["--on-drift", "warn"])
         .expect_code(2)
         .expect_stderr("--baseline");
-    env.run(&[
-        "profile",
-        "-m",
-        MODEL,
-        "-i",
-        "TD/data/mixed.parquet",
-        "-o",
-        "base.json",
-        "-q",
-    ])
-    .expect_code(0);
+    profile(&env, "TD/data/mixed.parquet", "base.json");
     with(&["--baseline", "base.json", "--max-drift", "kl=1"])
         .expect_code(2)
         .expect_stderr("unknown measure");
@@ -648,22 +614,14 @@ fn drift_options_are_checked_before_anything_runs() {
 #[test]
 fn inspect_shows_how_the_model_maps_onto_a_baseline() {
     let env = Env::new();
-    env.run(&[
-        "profile",
-        "-m",
-        MODEL,
-        "-i",
-        "TD/data/mixed.parquet",
-        "-o",
-        "base.json",
-        "-q",
-    ])
-    .expect_code(0);
+    profile(&env, "TD/data/mixed.parquet", "base.json");
     env.run(&["inspect", MODEL, "--baseline", "base.json"])
         .expect_code(0)
-        .expect_stdout("age")
-        .expect_stdout("plan")
-        .expect_stdout("output_probability_1");
+        .expect_stdout("baseline base.json (600 rows)")
+        .expect_stdout("plan categorical: 4 values (basic 34.7%")
+        .expect_stdout("output_probability_1 numeric: mean 0.4572")
+        // The mapping is planned onto the baseline's columns, integers as integers.
+        .expect_stdout("n_visits (Int64) → int64 [exact]");
 }
 
 #[test]

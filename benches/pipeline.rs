@@ -39,6 +39,7 @@ fn batch(float64: bool) -> RecordBatch {
 
 fn arrow_to_tensor(c: &mut Criterion) {
     let spec = InputSpec {
+        feature_names: vec![],
         name: "input".into(),
         elem: ElemType::F32,
         shape: vec![Dim::Symbolic("N".into()), Dim::Fixed(FEATURES)],

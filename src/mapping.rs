@@ -1,7 +1,9 @@
-//! Columns → model inputs, by the three rules of DESIGN.md:
+//! Columns → model inputs, by the four rules of docs/guide.md:
 //! 1. an explicit mapping (`--features`, `--input-map`) always wins;
 //! 2. otherwise inputs named like columns are fed from those columns;
-//! 3. otherwise a single `[N, F]` input takes the F numeric columns that are not
+//! 3. otherwise a single `[N, F]` input whose model names its features (XGBoost's
+//!    own files) takes the columns of those names, in the model's order;
+//! 4. otherwise a single `[N, F]` input takes the F numeric columns that are not
 //!    kept-only, in file order.
 //!
 //! The plan is checked against the cast table before anything is scored.
@@ -106,7 +108,7 @@ fn input_plan(
 }
 
 /// Decides which columns feed which inputs.
-#[allow(clippy::too_many_lines)] // the three mapping rules of docs/guide.md in order, each a few lines
+#[allow(clippy::too_many_lines)] // the four mapping rules of docs/guide.md in order, each a few lines
 pub fn plan(
     schema: &Schema,
     sig: &Signature,
@@ -176,6 +178,28 @@ pub fn plan(
                 "same name",
             )?);
         }
+    } else if inputs.len() == 1 && !inputs[0].feature_names.is_empty() {
+        let spec = &inputs[0];
+        let missing: Vec<&str> = spec
+            .feature_names
+            .iter()
+            .filter(|n| schema.field_with_name(n).is_err())
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(err(format!(
+                "the model names its {} features and the input has no column {}; map them with --features",
+                spec.feature_names.len(),
+                missing.join(", ")
+            )));
+        }
+        plans.push(input_plan(
+            schema,
+            spec,
+            0,
+            spec.feature_names.clone(),
+            "the model's feature names",
+        )?);
     } else if inputs.len() == 1 {
         let spec = &inputs[0];
         let candidates: Vec<String> = schema
@@ -353,6 +377,7 @@ mod tests {
                 name: "input".into(),
                 elem: ElemType::F32,
                 shape: vec![Dim::Symbolic("N".into()), width],
+                feature_names: vec![],
             }],
             outputs: vec![],
         }

@@ -159,9 +159,15 @@ fn inspect_one(
         }
     }
     let _ = writeln!(out, "sha256 {}", model.sha256);
+    if let Some(d) = &model.description {
+        let _ = writeln!(out, "format {d}");
+    }
     let _ = writeln!(out, "inputs:");
     for i in &model.signature.inputs {
         let _ = writeln!(out, "  {} {} {}", i.name, i.elem, i.shape_text());
+        if !i.feature_names.is_empty() {
+            let _ = writeln!(out, "    features: {}", i.feature_names.join(", "));
+        }
     }
     let mut widths = vec![None; model.signature.inputs.len()];
     let mut plan_text = None;

@@ -4,6 +4,7 @@
 //! [`Signature`], [`OutputColumn`] and Arrow arrays.
 
 mod ml;
+pub mod native;
 pub mod set;
 /// Arrow ↔ tensor conversion. Public only for the criterion benches of the
 /// conversions (`benches/pipeline.rs`), the one place tract values cross out.
@@ -104,6 +105,9 @@ pub struct InputSpec {
     pub name: String,
     pub elem: ElemType,
     pub shape: Vec<Dim>,
+    /// The names of the F features of an `[N, F]` input, where the file stores
+    /// them (native XGBoost models); empty otherwise.
+    pub feature_names: Vec<String>,
 }
 
 impl InputSpec {
@@ -158,6 +162,14 @@ pub enum ModelError {
     },
     #[error("{path} is not an ONNX model: {reason}")]
     NotOnnx { path: PathBuf, reason: String },
+    #[error("{path} is not a model batchinfer reads: {reason}")]
+    Unknown { path: PathBuf, reason: String },
+    #[error("cannot score {format} model {path}: {reason:#}")]
+    Native {
+        path: PathBuf,
+        format: &'static str,
+        reason: anyhow::Error,
+    },
     #[error("model {path} uses operators batchinfer cannot run yet: {}. Nothing was scored; re-export the model without them or open an issue naming them", .ops.join(", "))]
     MissingOps { path: PathBuf, ops: Vec<String> },
     #[error("model {path} input `{input}` has type {found}, which batchinfer does not feed; supported: float32, float64, int64, int32, bool, string")]
@@ -179,6 +191,11 @@ pub enum ModelError {
 /// A model file opened and checked, not yet compiled.
 pub struct ModelFile {
     pub path: PathBuf,
+    /// The file's format: ONNX, or a training library's own (`native`).
+    pub format: native::Format,
+    /// What a native file holds ("XGBoost 3.2.0 model: objective …"); None for ONNX.
+    pub description: Option<String>,
+    /// SHA-256 of the file's bytes, whatever its format.
     pub sha256: String,
     pub signature: Signature,
     pub ops: OpReport,
@@ -221,12 +238,26 @@ impl ModelFile {
             source,
         })?;
         let sha256 = format!("{:x}", Sha256::digest(&bytes));
-        let proto = onnx()
-            .proto_model_for_read(&mut bytes.as_slice())
-            .map_err(|e| ModelError::NotOnnx {
+        let format = native::detect(&bytes).map_err(|reason| ModelError::Unknown {
+            path: path.to_owned(),
+            reason,
+        })?;
+        let (proto, native) = if format == native::Format::Onnx {
+            let proto = onnx()
+                .proto_model_for_read(&mut bytes.as_slice())
+                .map_err(|e| ModelError::NotOnnx {
+                    path: path.to_owned(),
+                    reason: format!("{e:#}"),
+                })?;
+            (proto, None)
+        } else {
+            let t = native::translate(format, &bytes).map_err(|reason| ModelError::Native {
                 path: path.to_owned(),
-                reason: format!("{e:#}"),
+                format: format.name(),
+                reason,
             })?;
+            (t.proto, Some((t.feature_names, t.description)))
+        };
         let graph = proto.graph.as_ref().ok_or_else(|| ModelError::NotOnnx {
             path: path.to_owned(),
             reason: "the file holds no graph".into(),
@@ -244,9 +275,15 @@ impl ModelFile {
                 ops: ops.missing,
             });
         }
-        let signature = signature(path, graph)?;
+        let mut signature = signature(path, graph)?;
+        let description = native.map(|(names, description)| {
+            signature.inputs[0].feature_names = names;
+            description
+        });
         Ok(ModelFile {
             path: path.to_owned(),
+            format,
+            description,
             sha256,
             signature,
             ops,
@@ -440,6 +477,7 @@ fn signature(path: &Path, graph: &pb::GraphProto) -> Result<Signature, ModelErro
                 name: input.name.clone(),
                 elem,
                 shape,
+                feature_names: vec![],
             };
             return Err(ModelError::UnsupportedShape {
                 path: path.to_owned(),
@@ -451,6 +489,7 @@ fn signature(path: &Path, graph: &pb::GraphProto) -> Result<Signature, ModelErro
             name: input.name.clone(),
             elem,
             shape,
+            feature_names: vec![],
         });
     }
     let producers: HashMap<&str, &pb::NodeProto> = graph

@@ -453,6 +453,7 @@ mod tests {
                 super::super::Dim::Symbolic("N".into()),
                 super::super::Dim::Fixed(2),
             ],
+            feature_names: vec![],
         }
     }
 

@@ -21,18 +21,20 @@ struct Case {
     tolerance: f64,
 }
 
-/// Every case of testdata/cases.json.
-fn all_cases() -> Vec<Value> {
-    let text = std::fs::read_to_string(testdata().join("cases.json")).expect("testdata/cases.json");
-    serde_json::from_str(&text).expect("cases.json is JSON")
+/// Every case of a list in testdata/ (cases.json: ONNX models against
+/// onnxruntime; native_cases.json: native models against their library).
+pub fn all_cases(list: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(testdata().join(list))
+        .unwrap_or_else(|e| panic!("testdata/{list}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("testdata/{list}: {e}"))
 }
 
-fn case(name: &str) -> Case {
-    let all = all_cases();
+fn case(list: &str, name: &str) -> Case {
+    let all = all_cases(list);
     let c = all
         .iter()
         .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no case {name} in cases.json"));
+        .unwrap_or_else(|| panic!("no case {name} in {list}"));
     Case {
         name: name.to_owned(),
         model: c["model"].as_str().expect("model").to_owned(),
@@ -80,7 +82,7 @@ pub fn assert_matches(actual: &RecordBatch, expected: &RecordBatch, tolerance: f
         let string = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8);
         assert!(
             a.data_type() == e.data_type() || (string(a.data_type()) && string(e.data_type())),
-            "{what}: column `{name}` has type {}, onnxruntime's has {}",
+            "{what}: column `{name}` has type {}, the reference has {}",
             a.data_type(),
             e.data_type()
         );
@@ -98,7 +100,7 @@ pub fn assert_matches(actual: &RecordBatch, expected: &RecordBatch, tolerance: f
                     if x.is_nan() || y.is_nan() {
                         assert!(
                             x.is_nan() && y.is_nan(),
-                            "{what}: `{name}` row {i}: batchinfer {x}, onnxruntime {y}"
+                            "{what}: `{name}` row {i}: batchinfer {x}, reference {y}"
                         );
                         continue;
                     }
@@ -110,7 +112,7 @@ pub fn assert_matches(actual: &RecordBatch, expected: &RecordBatch, tolerance: f
                 let (diff, i) = worst;
                 assert!(
                     diff <= tolerance,
-                    "{what}: column `{name}` row {i}: batchinfer {:?}, onnxruntime {:?} (scaled difference {diff:e} > {tolerance:e})",
+                    "{what}: column `{name}` row {i}: batchinfer {:?}, reference {:?} (scaled difference {diff:e} > {tolerance:e})",
                     av[i],
                     ev[i]
                 );
@@ -134,9 +136,10 @@ pub fn assert_matches(actual: &RecordBatch, expected: &RecordBatch, tolerance: f
     }
 }
 
-/// Scores a case with the given extra flags and compares with onnxruntime.
-fn check_with(name: &str, extra: &[&str]) {
-    let c = case(name);
+/// Scores a case of `list` with the given extra flags and compares with its
+/// reference.
+pub fn check_in(list: &str, name: &str, extra: &[&str]) {
+    let c = case(list, name);
     let env = Env::new();
     let model = format!("TD/{}", c.model);
     let input = format!("TD/{}", c.input);
@@ -161,7 +164,7 @@ fn check_with(name: &str, extra: &[&str]) {
 }
 
 fn check(name: &str) {
-    check_with(name, &[]);
+    check_in("cases.json", name, &[]);
 }
 
 macro_rules! golden {
@@ -224,7 +227,7 @@ golden!(
 
 #[test]
 fn every_case_in_cases_json_has_a_test() {
-    let all = all_cases();
+    let all = all_cases("cases.json");
     assert!(all.len() >= 40, "cases.json lists {} cases", all.len());
     for c in &all {
         let name = c["name"].as_str().expect("name");
@@ -257,7 +260,7 @@ fn a_model_with_an_operator_nobody_runs_is_refused_before_scoring() {
 fn rows_are_identical_whatever_the_threads_and_batch_size() {
     let features = ["--features", "f0,f1,f2,f3,f4,f5,f6,f7"];
     for (name, mapping) in [("rf_binary", &features[..]), ("pipeline_mixed", &[][..])] {
-        let c = case(name);
+        let c = case("cases.json", name);
         let env = Env::new();
         let model = format!("TD/{}", c.model);
         let input = format!("TD/{}", c.input);

@@ -16,6 +16,7 @@ mod jobfile;
 pub mod jobs;
 mod logs;
 mod models;
+mod native;
 mod rejects;
 #[cfg(feature = "polars")]
 mod selection;

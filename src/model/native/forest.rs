@@ -1,0 +1,394 @@
+//! A tree ensemble read from a training library's own file, and its translation
+//! into the ONNX-ML graph batchinfer already runs: one `TreeEnsembleRegressor` or
+//! `TreeEnsembleClassifier` (evaluated by `model::ml::trees`, the evaluator of
+//! ONNX tree models) and, where the objective needs it, one standard operator for
+//! the link function. Native and ONNX tree models therefore share one tree
+//! representation, one evaluator and one output layout.
+
+use tract_onnx::pb;
+
+/// A split or a leaf of one tree; children are indices into the tree's nodes.
+#[derive(Debug, Clone)]
+pub enum Node {
+    /// Goes to `left` when `x < threshold`, or when `x` is missing and
+    /// `missing_left`; else to `right`.
+    Less {
+        feature: usize,
+        threshold: f32,
+        left: usize,
+        right: usize,
+        missing_left: bool,
+    },
+    /// Adds `values[k]` to output `first + k`.
+    Leaf { first: usize, values: Vec<f32> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+/// What the margins become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Head {
+    /// A `prediction` column per output: the margin through `Link`.
+    Regression(Link),
+    /// A classifier over classes 0 and 1: one margin, logistic, `label` and
+    /// `probabilities` (two columns).
+    Binary,
+    /// A classifier over classes 0..K: K margins, softmax, `label` and
+    /// `probabilities`.
+    Multiclass,
+    /// `prediction` is 1 when the margin is positive, else 0 (XGBoost's hinge).
+    Hinge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Identity,
+    Sigmoid,
+    Exp,
+}
+
+/// A whole ensemble: every tree adds to the margins, which start at `base`.
+#[derive(Debug, Clone)]
+pub struct Forest {
+    pub n_features: usize,
+    pub trees: Vec<Tree>,
+    /// One starting margin per output (class or target).
+    pub base: Vec<f32>,
+    pub head: Head,
+}
+
+impl Forest {
+    pub fn n_outputs(&self) -> usize {
+        self.base.len()
+    }
+
+    /// Checks what the translation relies on: children and features in range,
+    /// leaves writing to existing outputs, every node reachable at most once.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.trees.is_empty(), "the model has no trees");
+        anyhow::ensure!(self.n_features > 0, "the model reads no features");
+        for (t, tree) in self.trees.iter().enumerate() {
+            let mut seen = vec![false; tree.nodes.len()];
+            let mut stack = vec![0usize];
+            anyhow::ensure!(!tree.nodes.is_empty(), "tree {t} has no nodes");
+            while let Some(i) = stack.pop() {
+                anyhow::ensure!(
+                    i < tree.nodes.len() && !seen[i],
+                    "tree {t}: node {i} is out of range or reached twice"
+                );
+                seen[i] = true;
+                match &tree.nodes[i] {
+                    Node::Less {
+                        feature,
+                        left,
+                        right,
+                        ..
+                    } => {
+                        anyhow::ensure!(
+                            *feature < self.n_features,
+                            "tree {t}: node {i} splits on feature {feature}, the model has {}",
+                            self.n_features
+                        );
+                        stack.push(*left);
+                        stack.push(*right);
+                    }
+                    Node::Leaf { first, values } => anyhow::ensure!(
+                        first + values.len() <= self.n_outputs(),
+                        "tree {t}: leaf {i} writes output {}, the model has {}",
+                        first + values.len(),
+                        self.n_outputs()
+                    ),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The ONNX model: input `input` of shape `[N, n_features]` (float32), outputs
+    /// as `head` says. Call after [`Forest::check`].
+    pub fn to_onnx(&self, producer: &str) -> pb::ModelProto {
+        let graph = pb::GraphProto {
+            name: producer.into(),
+            input: vec![value_info("input", 1, &[self.n_features])],
+            ..self.head_graph(self.tree_attributes())
+        };
+        pb::ModelProto {
+            ir_version: 8,
+            producer_name: producer.into(),
+            opset_import: vec![
+                pb::OperatorSetIdProto {
+                    domain: String::new(),
+                    version: 15,
+                },
+                pb::OperatorSetIdProto {
+                    domain: "ai.onnx.ml".into(),
+                    version: 3,
+                },
+            ],
+            graph: Some(graph),
+            ..Default::default()
+        }
+    }
+
+    /// The ensemble's attributes: nodes, leaves (named for a classifier or a
+    /// regressor) and base values.
+    fn tree_attributes(&self) -> Vec<pb::AttributeProto> {
+        let mut nodes = Attrs::default();
+        let mut leaves = Attrs::default();
+        for (t, tree) in self.trees.iter().enumerate() {
+            // Nodes in depth-first order from the root, numbered as visited: nodes
+            // no path reaches (deleted by pruning) are left out.
+            let mut ids = vec![usize::MAX; tree.nodes.len()];
+            let mut order = vec![];
+            let mut stack = vec![0usize];
+            while let Some(i) = stack.pop() {
+                ids[i] = order.len();
+                order.push(i);
+                if let Node::Less { left, right, .. } = tree.nodes[i] {
+                    stack.push(right);
+                    stack.push(left);
+                }
+            }
+            for &i in &order {
+                nodes.ints("nodes_treeids", t as i64);
+                nodes.ints("nodes_nodeids", ids[i] as i64);
+                match &tree.nodes[i] {
+                    Node::Less {
+                        feature,
+                        threshold,
+                        left,
+                        right,
+                        missing_left,
+                    } => {
+                        nodes.ints("nodes_featureids", *feature as i64);
+                        nodes.floats("nodes_values", *threshold);
+                        nodes.strings("nodes_modes", "BRANCH_LT");
+                        nodes.ints("nodes_truenodeids", ids[*left] as i64);
+                        nodes.ints("nodes_falsenodeids", ids[*right] as i64);
+                        nodes.ints("nodes_missing_value_tracks_true", *missing_left as i64);
+                    }
+                    Node::Leaf { first, values } => {
+                        nodes.ints("nodes_featureids", 0);
+                        nodes.floats("nodes_values", 0.0);
+                        nodes.strings("nodes_modes", "LEAF");
+                        nodes.ints("nodes_truenodeids", 0);
+                        nodes.ints("nodes_falsenodeids", 0);
+                        nodes.ints("nodes_missing_value_tracks_true", 0);
+                        for (k, v) in values.iter().enumerate() {
+                            leaves.ints("treeids", t as i64);
+                            leaves.ints("nodeids", ids[i] as i64);
+                            leaves.ints("ids", (first + k) as i64);
+                            leaves.floats("weights", *v);
+                        }
+                    }
+                }
+            }
+        }
+        let classifier = matches!(self.head, Head::Binary | Head::Multiclass);
+        let prefix = if classifier { "class_" } else { "target_" };
+        let mut attrs = nodes.0;
+        for (name, a) in leaves.0 {
+            attrs.push((format!("{prefix}{name}"), a));
+        }
+        let mut attributes: Vec<pb::AttributeProto> =
+            attrs.into_iter().map(|(n, a)| a.named(n)).collect();
+        attributes.push(Attr::Floats(self.base.clone()).named("base_values".into()));
+        attributes
+    }
+
+    /// The graph's nodes and outputs: the ensemble with `attributes`, then what
+    /// the head makes of its margins.
+    fn head_graph(&self, mut attributes: Vec<pb::AttributeProto>) -> pb::GraphProto {
+        let mut graph_nodes = vec![];
+        let mut outputs = vec![];
+        match self.head {
+            Head::Binary | Head::Multiclass => {
+                let classes = if self.head == Head::Binary {
+                    2
+                } else {
+                    self.n_outputs()
+                };
+                attributes.push(
+                    Attr::Ints((0..classes as i64).collect()).named("classlabels_int64s".into()),
+                );
+                let post = if self.head == Head::Binary {
+                    "LOGISTIC"
+                } else {
+                    "SOFTMAX"
+                };
+                attributes.push(Attr::String(post.into()).named("post_transform".into()));
+                graph_nodes.push(node(
+                    "TreeEnsembleClassifier",
+                    "ai.onnx.ml",
+                    &["input"],
+                    &["label", "probabilities"],
+                    attributes,
+                ));
+                outputs.push(value_info("label", 7, &[]));
+                outputs.push(value_info("probabilities", 1, &[classes]));
+            }
+            Head::Regression(link) => {
+                attributes.push(Attr::Int(self.n_outputs() as i64).named("n_targets".into()));
+                attributes.push(Attr::String("NONE".into()).named("post_transform".into()));
+                let op = match link {
+                    Link::Identity => None,
+                    Link::Sigmoid => Some("Sigmoid"),
+                    Link::Exp => Some("Exp"),
+                };
+                let margin = if op.is_some() { "margin" } else { "prediction" };
+                graph_nodes.push(node(
+                    "TreeEnsembleRegressor",
+                    "ai.onnx.ml",
+                    &["input"],
+                    &[margin],
+                    attributes,
+                ));
+                if let Some(op) = op {
+                    graph_nodes.push(node(op, "", &["margin"], &["prediction"], vec![]));
+                }
+                outputs.push(value_info("prediction", 1, &[self.n_outputs()]));
+            }
+            Head::Hinge => {
+                attributes.push(Attr::Int(self.n_outputs() as i64).named("n_targets".into()));
+                attributes.push(Attr::String("NONE".into()).named("post_transform".into()));
+                graph_nodes.push(node(
+                    "TreeEnsembleRegressor",
+                    "ai.onnx.ml",
+                    &["input"],
+                    &["margin"],
+                    attributes,
+                ));
+                // 1 when the margin is positive, else 0: Relu(Sign(margin)).
+                graph_nodes.push(node("Sign", "", &["margin"], &["sign"], vec![]));
+                graph_nodes.push(node("Relu", "", &["sign"], &["prediction"], vec![]));
+                outputs.push(value_info("prediction", 1, &[self.n_outputs()]));
+            }
+        }
+        pb::GraphProto {
+            node: graph_nodes,
+            output: outputs,
+            ..Default::default()
+        }
+    }
+}
+
+enum Attr {
+    Int(i64),
+    Ints(Vec<i64>),
+    Floats(Vec<f32>),
+    String(String),
+    Strings(Vec<String>),
+}
+
+impl Attr {
+    fn named(self, name: String) -> pb::AttributeProto {
+        use pb::attribute_proto::AttributeType as T;
+        let mut a = pb::AttributeProto {
+            name,
+            ..Default::default()
+        };
+        match self {
+            Attr::Int(i) => {
+                a.r#type = T::Int as i32;
+                a.i = i;
+            }
+            Attr::Ints(v) => {
+                a.r#type = T::Ints as i32;
+                a.ints = v;
+            }
+            Attr::Floats(v) => {
+                a.r#type = T::Floats as i32;
+                a.floats = v;
+            }
+            Attr::String(s) => {
+                a.r#type = T::String as i32;
+                a.s = s.into_bytes();
+            }
+            Attr::Strings(v) => {
+                a.r#type = T::Strings as i32;
+                a.strings = v.into_iter().map(String::into_bytes).collect();
+            }
+        }
+        a
+    }
+}
+
+/// List attributes filled one entry at a time, in the order first named.
+#[derive(Default)]
+struct Attrs(Vec<(String, Attr)>);
+
+impl Attrs {
+    fn entry(&mut self, name: &str, empty: fn() -> Attr) -> &mut Attr {
+        let i = match self.0.iter().position(|(n, _)| n == name) {
+            Some(i) => i,
+            None => {
+                self.0.push((name.to_owned(), empty()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    fn ints(&mut self, name: &str, v: i64) {
+        if let Attr::Ints(list) = self.entry(name, || Attr::Ints(vec![])) {
+            list.push(v);
+        }
+    }
+
+    fn floats(&mut self, name: &str, v: f32) {
+        if let Attr::Floats(list) = self.entry(name, || Attr::Floats(vec![])) {
+            list.push(v);
+        }
+    }
+
+    fn strings(&mut self, name: &str, v: &str) {
+        if let Attr::Strings(list) = self.entry(name, || Attr::Strings(vec![])) {
+            list.push(v.to_owned());
+        }
+    }
+}
+
+fn node(
+    op: &str,
+    domain: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attribute: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        domain: domain.into(),
+        name: format!("{op}_{}", outputs[0]),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        attribute,
+        ..Default::default()
+    }
+}
+
+/// A tensor of `elem` (ONNX element type code) shaped `[N, dims…]`.
+fn value_info(name: &str, elem: i32, dims: &[usize]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{dimension::Value, Dimension};
+    let mut dim = vec![Dimension {
+        value: Some(Value::DimParam("N".into())),
+        ..Default::default()
+    }];
+    dim.extend(dims.iter().map(|&d| Dimension {
+        value: Some(Value::DimValue(d as i64)),
+        ..Default::default()
+    }));
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: elem,
+                shape: Some(pb::TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

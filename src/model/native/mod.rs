@@ -1,0 +1,104 @@
+//! Models in the training libraries' own formats, recognised from their content
+//! and translated into the ONNX-ML graph the rest of `model` runs (`forest`), so
+//! that a native model is inspected, compiled, scored and hashed like an ONNX one.
+//!
+//! Contract: [`detect`] names the format of a model file's bytes (or refuses, with
+//! how to re-save the model); [`translate`] turns a native file into an ONNX
+//! [`pb::ModelProto`] whose single input `input` is `[N, F]` float32, and the
+//! feature names the file stores (the mapping feeds columns by them).
+
+pub mod forest;
+pub mod ubjson;
+pub mod xgboost;
+
+use anyhow::Result;
+use tract_onnx::pb;
+
+/// What a model file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Onnx,
+    XgboostJson,
+    XgboostUbj,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Onnx => "ONNX",
+            Format::XgboostJson => "XGBoost JSON",
+            Format::XgboostUbj => "XGBoost UBJSON",
+        }
+    }
+}
+
+/// The format of a model file, from its first bytes. Files batchinfer knows but
+/// cannot read (pickles, XGBoost's old binary format) are refused with how to
+/// save them in a format it reads.
+pub fn detect(bytes: &[u8]) -> Result<Format, String> {
+    let text_start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map_or(&[][..], |i| &bytes[i..]);
+    if text_start.first() == Some(&b'{') {
+        // JSON: `{` then whitespace or a quoted key; UBJSON: `{` then a type marker.
+        return match text_start.get(1) {
+            Some(b'"' | b' ' | b'\n' | b'\r' | b'\t' | b'}') => Ok(Format::XgboostJson),
+            Some(b'i' | b'U' | b'I' | b'l' | b'L' | b'#' | b'$' | b'N') => Ok(Format::XgboostUbj),
+            _ => Err("it starts like JSON but is not".into()),
+        };
+    }
+    if bytes.first() == Some(&0x80) && bytes.get(1).is_some_and(|v| (2..=5).contains(v)) {
+        return Err(
+            "it is a Python pickle (joblib or pickle.dump). batchinfer does not run pickles: save an XGBoost model with booster.save_model(\"model.json\"), or export the model to ONNX (skl2onnx, onnxmltools)"
+                .into(),
+        );
+    }
+    if bytes.starts_with(b"binf") || bytes.starts_with(b"bs64") {
+        return Err(
+            "it is an XGBoost model in the old binary format, which XGBoost itself no longer writes. Load it with XGBoost and save it again with booster.save_model(\"model.json\")"
+                .into(),
+        );
+    }
+    Ok(Format::Onnx)
+}
+
+/// A native model translated.
+pub struct Translated {
+    pub proto: pb::ModelProto,
+    pub feature_names: Vec<String>,
+    pub description: String,
+}
+
+/// Translates a native model file (not ONNX).
+pub fn translate(format: Format, bytes: &[u8]) -> Result<Translated> {
+    let value: serde_json::Value = match format {
+        Format::XgboostJson => serde_json::from_slice(bytes)?,
+        Format::XgboostUbj => ubjson::parse(bytes)?,
+        Format::Onnx => anyhow::bail!("an ONNX model is not translated"),
+    };
+    let model = xgboost::read(&value)?;
+    Ok(Translated {
+        proto: model.forest.to_onnx("batchinfer-xgboost"),
+        feature_names: model.feature_names,
+        description: model.description,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_told_apart_by_their_first_bytes() {
+        assert_eq!(detect(b"{\"learner\": {}}"), Ok(Format::XgboostJson));
+        assert_eq!(detect(b"  {\n  \"learner\""), Ok(Format::XgboostJson));
+        assert_eq!(
+            detect(b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner"),
+            Ok(Format::XgboostUbj)
+        );
+        assert_eq!(detect(b"\x08\x07\x12\x08skl2onnx"), Ok(Format::Onnx));
+        assert!(detect(b"\x80\x04\x95").unwrap_err().contains("pickle"));
+        assert!(detect(b"binf\x00\x00").unwrap_err().contains("save_model"));
+    }
+}

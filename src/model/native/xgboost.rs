@@ -1,0 +1,391 @@
+//! XGBoost's own model files (`booster.save_model("model.json")` or `"model.ubj"`,
+//! XGBoost ≥ 1.0), read into a [`Forest`] with XGBoost's prediction rules:
+//! - a split sends `x` left when `x < split_condition` (both float32), a missing
+//!   value where `default_left` says;
+//! - the margin of each output starts at `base_score` mapped into margin space by
+//!   the objective (logit for `binary:logistic` and `reg:logistic`, log for the
+//!   exponential objectives, as it is for the others), a vector `base_score`
+//!   (XGBoost 3) giving one start per output;
+//! - tree `t` adds to output `tree_info[t]` (class or target), or, for
+//!   multi-output trees, to every output; `dart` scales each tree by its
+//!   `weight_drop`;
+//! - every tree is used (as `Booster.predict` does without `iteration_range`).
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::Value;
+
+use super::forest::{Forest, Head, Link, Node, Tree};
+
+/// The ensemble of an XGBoost model, and its feature names (empty when the model
+/// was trained without them).
+pub struct Model {
+    pub forest: Forest,
+    pub feature_names: Vec<String>,
+    /// "binary:logistic, gbtree, 20 trees": what `inspect` shows.
+    pub description: String,
+}
+
+/// How an objective turns margins into predictions.
+fn objective(name: &str) -> Result<(Head, Margin)> {
+    Ok(match name {
+        "binary:logistic" => (Head::Binary, Margin::Logit),
+        "binary:logitraw" => (Head::Regression(Link::Identity), Margin::Identity),
+        "binary:hinge" => (Head::Hinge, Margin::Identity),
+        "reg:logistic" => (Head::Regression(Link::Sigmoid), Margin::Logit),
+        "multi:softprob" | "multi:softmax" => (Head::Multiclass, Margin::Identity),
+        "reg:squarederror"
+        | "reg:linear"
+        | "reg:squaredlogerror"
+        | "reg:pseudohubererror"
+        | "reg:absoluteerror"
+        | "reg:quantileerror" => (Head::Regression(Link::Identity), Margin::Identity),
+        "count:poisson" | "reg:gamma" | "reg:tweedie" | "survival:cox" | "survival:aft" => {
+            (Head::Regression(Link::Exp), Margin::Log)
+        }
+        n if n.starts_with("rank:") => (Head::Regression(Link::Identity), Margin::Identity),
+        other => bail!("XGBoost objective `{other}` is not supported by batchinfer yet"),
+    })
+}
+
+/// How `base_score` maps into margin space.
+#[derive(Clone, Copy)]
+enum Margin {
+    Identity,
+    Logit,
+    Log,
+}
+
+impl Margin {
+    fn of(self, p: f64) -> f64 {
+        match self {
+            Margin::Identity => p,
+            Margin::Logit => -(1.0 / p - 1.0).ln(),
+            Margin::Log => p.ln(),
+        }
+    }
+}
+
+fn field<'a>(v: &'a Value, path: &[&str]) -> Result<&'a Value> {
+    let mut v = v;
+    for (i, key) in path.iter().enumerate() {
+        v = v
+            .get(key)
+            .with_context(|| format!("the model has no `{}`", path[..=i].join(".")))?;
+    }
+    Ok(v)
+}
+
+/// A parameter XGBoost stores as a string ("4", "1E0") or a number.
+fn param(v: &Value, path: &[&str]) -> Result<f64> {
+    let p = field(v, path)?;
+    match p {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .with_context(|| format!("`{}` is not a number: {p}", path.join(".")))
+}
+
+fn count(v: &Value, path: &[&str]) -> Result<usize> {
+    let x = param(v, path)?;
+    ensure!(
+        x >= 0.0 && x.fract() == 0.0 && x < 1e9,
+        "`{}` is not a count: {x}",
+        path.join(".")
+    );
+    Ok(x as usize)
+}
+
+fn numbers(tree: &Value, key: &str) -> Result<Vec<f64>> {
+    let list = tree
+        .get(key)
+        .and_then(Value::as_array)
+        .with_context(|| format!("a tree has no list `{key}`"))?;
+    list.iter()
+        .map(|x| match x {
+            Value::Number(n) => n.as_f64(),
+            Value::Bool(b) => Some(*b as u8 as f64),
+            _ => None,
+        })
+        .collect::<Option<Vec<f64>>>()
+        .with_context(|| format!("a tree's `{key}` holds a value that is not a number"))
+}
+
+/// `base_score`: "5E-1" (XGBoost < 3) or "[4.6E-1]", "[1.5E-2,1.1E-1,-1.3E-1]".
+fn base_score(text: &str) -> Result<Vec<f64>> {
+    let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+    inner
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<f64>()
+                .with_context(|| format!("base_score {text:?} is not a number or a list of them"))
+        })
+        .collect()
+}
+
+/// Reads a model parsed from JSON or UBJSON.
+pub fn read(root: &Value) -> Result<Model> {
+    let learner = field(root, &["learner"])?;
+    let version: Vec<String> = root
+        .get("version")
+        .and_then(Value::as_array)
+        .map(|v| v.iter().map(|x| x.to_string()).collect())
+        .unwrap_or_default();
+    let objective_name = field(learner, &["objective", "name"])?
+        .as_str()
+        .context("`learner.objective.name` is not a string")?;
+    let (head, margin) = objective(objective_name)?;
+    let n_features = count(learner, &["learner_model_param", "num_feature"])?;
+    let n_class = count(learner, &["learner_model_param", "num_class"])?;
+    let n_target = learner
+        .get("learner_model_param")
+        .and_then(|p| p.get("num_target"))
+        .map(|_| count(learner, &["learner_model_param", "num_target"]))
+        .transpose()?
+        .unwrap_or(1);
+    let n_outputs = match head {
+        Head::Multiclass => n_class,
+        _ => n_target.max(1),
+    };
+    ensure!(
+        n_outputs > 0,
+        "the model has num_class 0 for a multi-class objective"
+    );
+    let base = base_margins(learner, margin, n_outputs, objective_name)?;
+    let booster = field(learner, &["gradient_booster"])?;
+    let booster_name = field(booster, &["name"])?.as_str().unwrap_or("");
+    let trees = boosted_trees(booster, booster_name, n_outputs)?;
+    let feature_names: Vec<String> = learner
+        .get("feature_names")
+        .and_then(Value::as_array)
+        .map(|v| {
+            v.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    ensure!(
+        feature_names.is_empty() || feature_names.len() == n_features,
+        "the model names {} features and reads {n_features}",
+        feature_names.len()
+    );
+    let forest = Forest {
+        n_features,
+        trees,
+        base,
+        head,
+    };
+    forest.check()?;
+    let description = format!(
+        "XGBoost {} model: objective {objective_name}, booster {booster_name}, {} trees, {n_features} features, {n_outputs} output{}",
+        version.join("."),
+        forest.trees.len(),
+        if n_outputs == 1 { "" } else { "s" }
+    );
+    Ok(Model {
+        forest,
+        feature_names,
+        description,
+    })
+}
+
+/// The starting margin of each output.
+fn base_margins(
+    learner: &Value,
+    margin: Margin,
+    n_outputs: usize,
+    objective_name: &str,
+) -> Result<Vec<f32>> {
+    let score = field(learner, &["learner_model_param", "base_score"])?;
+    let score = match score {
+        Value::String(s) => base_score(s)?,
+        Value::Number(n) => vec![n.as_f64().context("base_score")?],
+        other => bail!("base_score is not a number: {other}"),
+    };
+    let base: Vec<f32> = match score.len() {
+        1 => vec![margin.of(score[0]) as f32; n_outputs],
+        n if n == n_outputs => score.iter().map(|&p| margin.of(p) as f32).collect(),
+        n => bail!("base_score has {n} values for a model of {n_outputs} outputs"),
+    };
+    ensure!(
+        base.iter().all(|b| b.is_finite()),
+        "base_score {score:?} has no margin under objective {objective_name}"
+    );
+    Ok(base)
+}
+
+/// The trees of a `gbtree` or `dart` booster, dart trees scaled by their weights.
+fn boosted_trees(booster: &Value, booster_name: &str, n_outputs: usize) -> Result<Vec<Tree>> {
+    let (model, weights) = match booster_name {
+        "gbtree" => (field(booster, &["model"])?, None),
+        "dart" => {
+            let w = booster
+                .get("weight_drop")
+                .and_then(Value::as_array)
+                .context("a dart booster has no `weight_drop`")?
+                .iter()
+                .map(Value::as_f64)
+                .collect::<Option<Vec<f64>>>()
+                .context("`weight_drop` holds a value that is not a number")?;
+            (field(booster, &["gbtree", "model"])?, Some(w))
+        }
+        "gblinear" => bail!(
+            "XGBoost's gblinear booster is not supported by batchinfer yet; tree boosters (gbtree, dart) are"
+        ),
+        other => bail!("XGBoost booster `{other}` is not supported by batchinfer"),
+    };
+    let trees_json = field(model, &["trees"])?
+        .as_array()
+        .context("`trees` is not a list")?;
+    let tree_info: Vec<f64> = numbers(model, "tree_info")?;
+    ensure!(
+        tree_info.len() == trees_json.len(),
+        "the model lists {} trees and {} tree_info entries",
+        trees_json.len(),
+        tree_info.len()
+    );
+    if let Some(w) = &weights {
+        ensure!(
+            w.len() == trees_json.len(),
+            "the dart booster has {} trees and {} weights",
+            trees_json.len(),
+            w.len()
+        );
+    }
+    let mut trees = Vec::with_capacity(trees_json.len());
+    for (t, tree) in trees_json.iter().enumerate() {
+        let scale = weights.as_ref().map_or(1.0, |w| w[t]);
+        let group = tree_info[t] as usize;
+        let tree = read_tree(tree, group, scale, n_outputs).with_context(|| format!("tree {t}"))?;
+        trees.push(tree);
+    }
+    Ok(trees)
+}
+
+fn read_tree(tree: &Value, group: usize, scale: f64, n_outputs: usize) -> Result<Tree> {
+    let left = numbers(tree, "left_children")?;
+    let right = numbers(tree, "right_children")?;
+    let feature = numbers(tree, "split_indices")?;
+    let condition = numbers(tree, "split_conditions")?;
+    let default_left = numbers(tree, "default_left")?;
+    let n = left.len();
+    for (key, len) in [
+        ("right_children", right.len()),
+        ("split_indices", feature.len()),
+        ("split_conditions", condition.len()),
+        ("default_left", default_left.len()),
+    ] {
+        ensure!(len == n, "{key} has {len} entries for {n} nodes");
+    }
+    if let Ok(types) = numbers(tree, "split_type") {
+        if types.iter().any(|&t| t != 0.0) {
+            bail!("the model has categorical splits, which batchinfer does not support yet");
+        }
+    }
+    let leaf_size = tree
+        .get("tree_param")
+        .map(|_| count(tree, &["tree_param", "size_leaf_vector"]))
+        .transpose()?
+        .unwrap_or(1)
+        .max(1);
+    // Multi-output trees keep each leaf's vector in `leaf_weights`, leaves in node order.
+    let leaf_vectors = if leaf_size > 1 {
+        ensure!(
+            leaf_size == n_outputs,
+            "leaves hold {leaf_size} values for a model of {n_outputs} outputs"
+        );
+        Some(numbers(tree, "leaf_weights")?)
+    } else {
+        None
+    };
+    let mut nodes = Vec::with_capacity(n);
+    let mut leaf_ordinal = 0;
+    for i in 0..n {
+        if left[i] < 0.0 {
+            let (first, values) = match &leaf_vectors {
+                None => {
+                    ensure!(
+                        group < n_outputs,
+                        "the tree adds to output {group} of {n_outputs}"
+                    );
+                    (group, vec![(condition[i] * scale) as f32])
+                }
+                Some(w) => {
+                    let at = leaf_ordinal * leaf_size;
+                    ensure!(
+                        at + leaf_size <= w.len(),
+                        "leaf_weights is shorter than the leaves"
+                    );
+                    (
+                        0,
+                        w[at..at + leaf_size]
+                            .iter()
+                            .map(|v| (v * scale) as f32)
+                            .collect(),
+                    )
+                }
+            };
+            leaf_ordinal += 1;
+            nodes.push(Node::Leaf { first, values });
+        } else {
+            let child = |c: f64| -> Result<usize> {
+                ensure!(
+                    c >= 0.0 && (c as usize) < n,
+                    "a child index {c} is out of range"
+                );
+                Ok(c as usize)
+            };
+            nodes.push(Node::Less {
+                feature: feature[i] as usize,
+                threshold: condition[i] as f32,
+                left: child(left[i])?,
+                right: child(right[i])?,
+                missing_left: default_left[i] != 0.0,
+            });
+        }
+    }
+    Ok(Tree { nodes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_score_in_each_form_xgboost_writes() {
+        assert_eq!(base_score("5E-1").unwrap(), vec![0.5]);
+        assert_eq!(base_score("[4.6E-1]").unwrap(), vec![0.46]);
+        assert_eq!(base_score("[1.5E-2,-1.3E-1]").unwrap(), vec![0.015, -0.13]);
+        assert!(base_score("[a]").is_err());
+    }
+
+    #[test]
+    fn margins_start_where_the_objective_says() {
+        assert!((Margin::Logit.of(0.5)).abs() < 1e-12);
+        assert!((Margin::Log.of(1.0)).abs() < 1e-12);
+        assert_eq!(Margin::Identity.of(0.3), 0.3);
+        let err = objective("reg:made_up").err().unwrap().to_string();
+        assert!(err.contains("reg:made_up"), "{err}");
+    }
+
+    #[test]
+    fn a_tree_that_points_outside_itself_is_refused() {
+        let model = serde_json::json!({
+            "learner": {
+                "objective": {"name": "reg:squarederror"},
+                "learner_model_param": {"base_score": "0.5", "num_feature": "2", "num_class": "0"},
+                "gradient_booster": {"name": "gbtree", "model": {
+                    "tree_info": [0],
+                    "trees": [{
+                        "left_children": [1, -1], "right_children": [5, -1],
+                        "split_indices": [0, 0], "split_conditions": [0.5, 1.0],
+                        "default_left": [0, 0]
+                    }]
+                }}
+            }
+        });
+        let err = format!("{:#}", read(&model).err().unwrap());
+        assert!(err.contains("out of range"), "{err}");
+    }
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Native model files and the libraries' own predictions for them.
+
+Trains small XGBoost models, one per objective and booster batchinfer reads,
+saves each with XGBoost's own `save_model` as JSON and as UBJSON, and records
+what XGBoost's own `Booster.predict` returns for the rows of
+data/numeric_nan.parquet (800 rows, 8 float32 features with NaN in them), in
+the columns batchinfer writes:
+  classifiers   label (int64), probabilities_0 … probabilities_K-1 (float32)
+  regressors    prediction, or prediction_0 … for several outputs (float32)
+
+    pip install -r testdata/requirements.txt
+    python testdata/generate_native.py
+
+Writes models/native/*, expected/native/*.parquet and native_cases.json (the
+cases tests/cli/native.rs runs). Deterministic: same versions, same files.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xgboost as xgb
+
+HERE = Path(__file__).resolve().parent
+MODELS, EXPECTED = HERE / "models" / "native", HERE / "expected" / "native"
+FEATURES = [f"f{i}" for i in range(8)]
+TOL = 1e-5
+
+
+def data():
+    """The rows scored (with NaN), and training rows like them."""
+    table = pq.read_table(HERE / "data" / "numeric_nan.parquet")
+    x = np.stack([table[f].to_numpy(zero_copy_only=False) for f in FEATURES], axis=1).astype(np.float32)
+    rng = np.random.default_rng(7)
+    xt = rng.normal(size=(1500, len(FEATURES))).astype(np.float32)
+    xt[rng.random(xt.shape) < 0.08] = np.nan
+    z = np.nan_to_num(xt[:, 0]) * 1.5 - np.nan_to_num(xt[:, 1]) + 0.5 * np.nan_to_num(xt[:, 2] * xt[:, 3]) + np.sin(np.nan_to_num(xt[:, 4]))
+    return x, xt, z
+
+
+def columns(pred, kind, k):
+    """XGBoost's predictions as batchinfer's columns."""
+    if kind == "binary":
+        p = pred.astype(np.float32)
+        return {"label": (p > 0.5).astype(np.int64), "probabilities_0": (1 - p).astype(np.float32), "probabilities_1": p}
+    if kind == "multiclass":
+        p = pred.astype(np.float32)
+        out = {"label": p.argmax(axis=1).astype(np.int64)}
+        out.update({f"probabilities_{i}": p[:, i] for i in range(k)})
+        return out
+    pred = pred.astype(np.float32)
+    if pred.ndim == 1:
+        return {"prediction": pred}
+    return {f"prediction_{i}": pred[:, i] for i in range(pred.shape[1])}
+
+
+def main():
+    MODELS.mkdir(parents=True, exist_ok=True)
+    EXPECTED.mkdir(parents=True, exist_ok=True)
+    x, xt, z = data()
+    y_bin = (z > 0).astype(np.float32)
+    y_3 = np.digitize(z, np.quantile(z, [0.33, 0.66])).astype(np.float32)
+    y_pos = np.exp(z / 3).astype(np.float32)
+    y_count = np.random.default_rng(1).poisson(np.exp(z / 3)).astype(np.float32)
+    y_frac = (1 / (1 + np.exp(-z))).astype(np.float32)
+    base = {"max_depth": 4, "eta": 0.3, "seed": 0, "nthread": 1}
+    named = pd.DataFrame(xt, columns=FEATURES)
+    cases = []
+
+    def model(name, params, label, rounds=12, kind="regression", k=1, feature_names=True, dmatrix=None, expect=None):
+        train = dmatrix or xgb.DMatrix(named if feature_names else xt, label=label)
+        booster = xgb.train({**base, **params}, train, rounds)
+        score = xgb.DMatrix(pd.DataFrame(x, columns=FEATURES) if feature_names else x)
+        pred = booster.predict(score)
+        cols = columns(pred, kind, k)
+        if expect is not None:
+            cols = expect(booster, score, cols)
+        for ext in ("json", "ubj"):
+            booster.save_model(str(MODELS / f"{name}.{ext}"))
+        expected = EXPECTED / f"{name}.parquet"
+        pq.write_table(pa.table(cols), expected)
+        for ext in ("json", "ubj"):
+            cases.append({
+                "name": f"{name}_{ext}",
+                "model": f"models/native/{name}.{ext}",
+                "input": "data/numeric_nan.parquet",
+                # Models trained without feature names take the columns in order.
+                "args": [] if feature_names else ["--features", ",".join(FEATURES)],
+                "expected": f"expected/native/{name}.parquet",
+                "tolerance": TOL,
+            })
+
+    def with_probabilities(booster, score, cols):
+        """multi:softmax predicts labels; its probabilities are softprob's."""
+        soft = booster.copy()
+        soft.set_param({"objective": "multi:softprob"})
+        p = soft.predict(score).astype(np.float32)
+        cols = {"label": cols["prediction"].astype(np.int64)}
+        cols.update({f"probabilities_{i}": p[:, i] for i in range(p.shape[1])})
+        return cols
+
+    def hinge(booster, score, cols):
+        return {"prediction": cols["prediction"]}
+
+    model("xgb_binary_logistic", {"objective": "binary:logistic"}, y_bin, kind="binary")
+    model("xgb_binary_logitraw", {"objective": "binary:logitraw"}, y_bin)
+    model("xgb_binary_hinge", {"objective": "binary:hinge"}, y_bin, expect=hinge)
+    model("xgb_reg_logistic", {"objective": "reg:logistic"}, y_frac)
+    model("xgb_multi_softprob", {"objective": "multi:softprob", "num_class": 3}, y_3, kind="multiclass", k=3)
+    model("xgb_multi_softmax", {"objective": "multi:softmax", "num_class": 3}, y_3, expect=with_probabilities)
+    model("xgb_squarederror", {"objective": "reg:squarederror"}, z, feature_names=False)
+    model("xgb_absoluteerror", {"objective": "reg:absoluteerror"}, z)
+    model("xgb_pseudohubererror", {"objective": "reg:pseudohubererror"}, z)
+    model("xgb_quantileerror", {"objective": "reg:quantileerror", "quantile_alpha": [0.1, 0.5, 0.9]}, z)
+    model("xgb_poisson", {"objective": "count:poisson"}, y_count)
+    model("xgb_gamma", {"objective": "reg:gamma"}, y_pos)
+    model("xgb_tweedie", {"objective": "reg:tweedie", "tweedie_variance_power": 1.3}, y_count)
+    model("xgb_cox", {"objective": "survival:cox"}, np.where(y_bin > 0, 1, -1) * (1 + np.abs(z)).astype(np.float32))
+    qid = np.repeat(np.arange(len(z) // 15), 15)
+    ranked = xgb.DMatrix(named, label=np.digitize(z, [-1, 0, 1]).astype(np.float32), qid=qid)
+    model("xgb_rank_ndcg", {"objective": "rank:ndcg"}, None, dmatrix=ranked)
+    model("xgb_dart", {"objective": "reg:squarederror", "booster": "dart", "rate_drop": 0.3, "skip_drop": 0.0}, z)
+    model("xgb_forest", {"objective": "binary:logistic", "num_parallel_tree": 4, "subsample": 0.7, "colsample_bynode": 0.7, "eta": 1.0}, y_bin, rounds=2, kind="binary")
+    model("xgb_base_score", {"objective": "binary:logistic", "base_score": 0.3}, y_bin, kind="binary")
+    two = np.stack([z, np.nan_to_num(xt[:, 5]) * 2], axis=1).astype(np.float32)
+    model("xgb_two_targets", {"objective": "reg:squarederror", "tree_method": "hist"}, two)
+    model("xgb_multi_output_tree", {"objective": "reg:squarederror", "tree_method": "hist", "multi_strategy": "multi_output_tree"}, two)
+
+    refused()
+    (HERE / "native_cases.json").write_text(json.dumps(cases, indent=1) + "\n")
+    print(f"{len(cases)} cases, XGBoost {xgb.__version__}")
+
+
+def refused():
+    """Files batchinfer refuses by name: a categorical split, a linear booster, a pickle."""
+    import pickle
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(200, 2)).astype(np.float32), columns=["a", "b"])
+    frame["c"] = pd.Categorical(rng.choice(["x", "y", "z"], 200))
+    y = frame.a.to_numpy() + (frame.c == "y").to_numpy() * 2
+    cat = xgb.train({"max_depth": 2, "seed": 0, "nthread": 1}, xgb.DMatrix(frame, label=y, enable_categorical=True), 2)
+    cat.save_model(str(MODELS / "refused_categorical.json"))
+    linear = xgb.train({"booster": "gblinear", "seed": 0, "nthread": 1}, xgb.DMatrix(frame[["a", "b"]], label=y), 2)
+    linear.save_model(str(MODELS / "refused_gblinear.json"))
+    clf = xgb.XGBClassifier(n_estimators=2, max_depth=2, n_jobs=1).fit(frame[["a", "b"]], y > 1)
+    (MODELS / "refused_pickle.pkl").write_bytes(pickle.dumps(clf, protocol=4))
+
+
+if __name__ == "__main__":
+    main()

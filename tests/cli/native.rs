@@ -1,0 +1,251 @@
+//! Native model files (XGBoost's own JSON and UBJSON) scored end to end and
+//! compared with the library's own `predict` (testdata/expected/native, made by
+//! testdata/generate_native.py), within the tolerance of the golden tests.
+
+use super::golden::{all_cases, assert_matches, check_in};
+use super::harness::{read_json, read_parquet, testdata, write_parquet, Env};
+
+macro_rules! native {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check_in("native_cases.json", stringify!($name), &[]);
+            }
+        )*
+        const LISTED: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+native!(
+    xgb_binary_logistic_json,
+    xgb_binary_logistic_ubj,
+    xgb_binary_logitraw_json,
+    xgb_binary_logitraw_ubj,
+    xgb_binary_hinge_json,
+    xgb_binary_hinge_ubj,
+    xgb_reg_logistic_json,
+    xgb_reg_logistic_ubj,
+    xgb_multi_softprob_json,
+    xgb_multi_softprob_ubj,
+    xgb_multi_softmax_json,
+    xgb_multi_softmax_ubj,
+    xgb_squarederror_json,
+    xgb_squarederror_ubj,
+    xgb_absoluteerror_json,
+    xgb_absoluteerror_ubj,
+    xgb_pseudohubererror_json,
+    xgb_pseudohubererror_ubj,
+    xgb_quantileerror_json,
+    xgb_quantileerror_ubj,
+    xgb_poisson_json,
+    xgb_poisson_ubj,
+    xgb_gamma_json,
+    xgb_gamma_ubj,
+    xgb_tweedie_json,
+    xgb_tweedie_ubj,
+    xgb_cox_json,
+    xgb_cox_ubj,
+    xgb_rank_ndcg_json,
+    xgb_rank_ndcg_ubj,
+    xgb_dart_json,
+    xgb_dart_ubj,
+    xgb_forest_json,
+    xgb_forest_ubj,
+    xgb_base_score_json,
+    xgb_base_score_ubj,
+    xgb_two_targets_json,
+    xgb_two_targets_ubj,
+    xgb_multi_output_tree_json,
+    xgb_multi_output_tree_ubj,
+);
+
+#[test]
+fn every_native_case_has_a_test() {
+    let all = all_cases("native_cases.json");
+    assert!(
+        all.len() >= 40,
+        "native_cases.json lists {} cases",
+        all.len()
+    );
+    for c in &all {
+        let name = c["name"].as_str().expect("name");
+        assert!(
+            LISTED.contains(&name),
+            "testdata/native_cases.json has case `{name}` but tests/cli/native.rs does not run it"
+        );
+    }
+}
+
+const LOGISTIC: &str = "TD/models/native/xgb_binary_logistic.json";
+
+/// Scores `input` with `model` (the binary:logistic model, under any name) and
+/// compares with XGBoost's predictions.
+fn scores_as_xgboost_did(env: &Env, model: &str, input: &str, what: &str) {
+    env.run(&[
+        "score",
+        "-m",
+        model,
+        "-i",
+        input,
+        "-o",
+        "out.parquet",
+        "--keep",
+        "id",
+        "-q",
+    ])
+    .expect_code(0);
+    let expected = read_parquet(&testdata().join("expected/native/xgb_binary_logistic.parquet"));
+    assert_matches(
+        &read_parquet(&env.path("out.parquet")),
+        &expected,
+        1e-5,
+        what,
+    );
+}
+
+#[test]
+fn the_format_is_told_by_content_not_by_extension() {
+    let env = Env::new();
+    let copy = env.path("model.onnx");
+    std::fs::copy(
+        testdata().join("models/native/xgb_binary_logistic.ubj"),
+        &copy,
+    )
+    .unwrap();
+    scores_as_xgboost_did(
+        &env,
+        "model.onnx",
+        "TD/data/numeric_nan.parquet",
+        "ubj as .onnx",
+    );
+}
+
+#[test]
+fn columns_feed_features_by_the_names_the_model_stores() {
+    let env = Env::new();
+    // The input's columns in another order: the names decide, not the order.
+    let shuffled = env.path("shuffled.parquet");
+    let input = read_parquet(&testdata().join("data/numeric_nan.parquet"));
+    let order = ["f7", "id", "f3", "f0", "f5", "f1", "f6", "f2", "f4"];
+    let columns: Vec<usize> = order
+        .iter()
+        .map(|n| input.schema().index_of(n).unwrap())
+        .collect();
+    write_parquet(&shuffled, [input.project(&columns).unwrap()], None);
+    scores_as_xgboost_did(&env, LOGISTIC, "shuffled.parquet", "shuffled columns");
+    env.run(&["inspect", LOGISTIC, "--input", "shuffled.parquet"])
+        .expect_code(0)
+        .expect_stdout("format XGBoost 3.2.0 model: objective binary:logistic, booster gbtree, 12 trees, 8 features")
+        .expect_stdout("features: f0, f1, f2, f3, f4, f5, f6, f7")
+        .expect_stdout("8 column(s) by the model's feature names");
+    // A feature with no column of its name is an error before scoring, naming it.
+    let without = env.path("without.parquet");
+    let keep: Vec<usize> = (0..input.num_columns())
+        .filter(|&i| input.schema().field(i).name() != "f5")
+        .collect();
+    write_parquet(&without, [input.project(&keep).unwrap()], None);
+    env.run(&[
+        "score",
+        "-m",
+        LOGISTIC,
+        "-i",
+        "without.parquet",
+        "-o",
+        "out2.parquet",
+    ])
+    .expect_code(3)
+    .expect_stderr("the model names its 8 features and the input has no column f5");
+    assert!(!env.path("out2.parquet").exists());
+}
+
+#[test]
+fn a_native_model_scores_beside_an_onnx_one_and_its_hash_is_the_files() {
+    let env = Env::new();
+    env.run(&[
+        "score",
+        "-m",
+        &format!("native={LOGISTIC}"),
+        "-m",
+        "onnx=TD/models/xgb_binary.onnx",
+        "-i",
+        "TD/data/numeric_nan.parquet",
+        "-o",
+        "out/",
+        "--keep",
+        "id",
+        "-q",
+        "--features",
+        "f0,f1,f2,f3,f4,f5,f6,f7",
+    ])
+    .expect_code(0);
+    let manifest = read_json(&env.path("out/_manifest.json"));
+    let models = manifest["job"]["models"].as_array().unwrap();
+    let bytes = std::fs::read(testdata().join("models/native/xgb_binary_logistic.json")).unwrap();
+    let sha = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    assert!(
+        models.iter().any(|m| m["sha256"] == sha.as_str()),
+        "{models:?}"
+    );
+    let parts = env.files_in("out");
+    let part = parts.iter().find(|p| p.ends_with(".parquet")).unwrap();
+    let out = read_parquet(&env.path(&format!("out/{part}")));
+    let expected = read_parquet(&testdata().join("expected/native/xgb_binary_logistic.parquet"));
+    let renamed: Vec<String> = out
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().trim_start_matches("native.").to_owned())
+        .collect();
+    let native = arrow::record_batch::RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(
+            out.schema()
+                .fields()
+                .iter()
+                .zip(&renamed)
+                .map(|(f, n)| f.as_ref().clone().with_name(n))
+                .collect::<Vec<_>>(),
+        )),
+        out.columns().to_vec(),
+    )
+    .unwrap();
+    assert_matches(&native, &expected, 1e-5, "native beside onnx");
+}
+
+#[test]
+fn what_cannot_be_scored_is_refused_by_name_before_scoring() {
+    let env = Env::new();
+    for (model, message) in [
+        (
+            "refused_categorical.json",
+            "categorical splits, which batchinfer does not support yet",
+        ),
+        (
+            "refused_gblinear.json",
+            "gblinear booster is not supported by batchinfer yet",
+        ),
+        ("refused_pickle.pkl", "is a Python pickle"),
+    ] {
+        let model = format!("TD/models/native/{model}");
+        env.run(&[
+            "score",
+            "-m",
+            &model,
+            "-i",
+            "TD/data/numeric_nan.parquet",
+            "-o",
+            "out.parquet",
+        ])
+        .expect_code(3)
+        .expect_stderr(message);
+        assert!(!env.path("out.parquet").exists(), "{model}");
+        env.run(&["inspect", &model])
+            .expect_code(3)
+            .expect_stderr(message);
+    }
+    // A damaged file of a native format says which format it looked like.
+    std::fs::write(env.path("cut.json"), b"{\"learner\": {\"objective\"").unwrap();
+    env.run(&["inspect", "cut.json"])
+        .expect_code(3)
+        .expect_stderr("cannot score XGBoost JSON model cut.json");
+}

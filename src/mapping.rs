@@ -2,7 +2,7 @@
 //! 1. an explicit mapping (`--features`, `--input-map`) always wins;
 //! 2. otherwise inputs named like columns are fed from those columns;
 //! 3. otherwise a single `[N, F]` input whose model names its features (XGBoost's
-//!    own files) takes the columns of those names, in the model's order;
+//!    and LightGBM's own files) takes the columns of those names, in the model's order;
 //! 4. otherwise a single `[N, F]` input takes the F numeric columns that are not
 //!    kept-only, in file order.
 //!

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Native model files and the libraries' own predictions for them.
 
-Trains small XGBoost models, one per objective and booster batchinfer reads,
-saves each with XGBoost's own `save_model` as JSON and as UBJSON, and records
-what XGBoost's own `Booster.predict` returns for the rows of
+Trains small XGBoost and LightGBM models, one per objective and booster
+batchinfer reads, saves each with the library's own `save_model` (XGBoost: as
+JSON and as UBJSON; LightGBM: its text format), and records what the library's
+own `predict` returns for the rows of
 data/numeric_nan.parquet (800 rows, 8 float32 features with NaN in them), in
 the columns batchinfer writes:
   classifiers   label (int64), probabilities_0 … probabilities_K-1 (float32)
@@ -129,13 +130,64 @@ def main():
     model("xgb_two_targets", {"objective": "reg:squarederror", "tree_method": "hist"}, two)
     model("xgb_multi_output_tree", {"objective": "reg:squarederror", "tree_method": "hist", "multi_strategy": "multi_output_tree"}, two)
 
+    lightgbm_models(cases, x, xt, z, y_bin, y_3, y_pos, y_count, y_frac)
     refused()
     (HERE / "native_cases.json").write_text(json.dumps(cases, indent=1) + "\n")
-    print(f"{len(cases)} cases, XGBoost {xgb.__version__}")
+    import lightgbm
+
+    print(f"{len(cases)} cases, XGBoost {xgb.__version__}, LightGBM {lightgbm.__version__}")
+
+
+def lightgbm_models(cases, x, xt, z, y_bin, y_3, y_pos, y_count, y_frac):
+    """One LightGBM model per objective. Feature f4 has no missing value in
+    training, so its splits are of missing type None (a NaN scored is taken as
+    0); the others have NaN (missing type NaN, the default direction)."""
+    import lightgbm as lgb
+
+    xt = xt.copy()
+    xt[:, 4] = np.nan_to_num(xt[:, 4])
+    named = pd.DataFrame(xt, columns=FEATURES)
+    scored = pd.DataFrame(x, columns=FEATURES)
+    base = {"num_leaves": 15, "learning_rate": 0.2, "min_data_in_leaf": 10, "seed": 0,
+            "num_threads": 1, "deterministic": True, "verbose": -1}
+
+    def model(name, params, label, rounds=10, kind="regression", k=1, feature_names=True, group=None):
+        train = lgb.Dataset(named if feature_names else xt, label=label, group=group)
+        booster = lgb.train({**base, **params}, train, rounds)
+        pred = booster.predict(scored if feature_names else x)
+        booster.save_model(str(MODELS / f"{name}.txt"))
+        pq.write_table(pa.table(columns(pred, kind, k)), EXPECTED / f"{name}.parquet")
+        cases.append({
+            "name": name,
+            "model": f"models/native/{name}.txt",
+            "input": "data/numeric_nan.parquet",
+            "args": [] if feature_names else ["--features", ",".join(FEATURES)],
+            "expected": f"expected/native/{name}.parquet",
+            "tolerance": TOL,
+        })
+
+    model("lgbm_binary", {"objective": "binary"}, y_bin, kind="binary")
+    model("lgbm_binary_sigmoid", {"objective": "binary", "sigmoid": 2.0}, y_bin, kind="binary")
+    model("lgbm_multiclass", {"objective": "multiclass", "num_class": 3}, y_3, kind="multiclass", k=3)
+    model("lgbm_multiclassova", {"objective": "multiclassova", "num_class": 3}, y_3, kind="multiclass", k=3)
+    model("lgbm_regression", {"objective": "regression"}, z, feature_names=False)
+    for objective in ["regression_l1", "huber", "fair", "quantile", "mape"]:
+        model(f"lgbm_{objective}", {"objective": objective}, z)
+    model("lgbm_poisson", {"objective": "poisson"}, y_count)
+    model("lgbm_gamma", {"objective": "gamma"}, y_pos)
+    model("lgbm_tweedie", {"objective": "tweedie"}, y_count)
+    model("lgbm_cross_entropy", {"objective": "cross_entropy"}, y_frac)
+    model("lgbm_cross_entropy_lambda", {"objective": "cross_entropy_lambda"}, y_frac)
+    grades = np.digitize(z, [-1, 0, 1])
+    groups = [15] * (len(z) // 15)  # 100 queries of 15 rows
+    for objective in ["lambdarank", "rank_xendcg"]:
+        model(f"lgbm_{objective}", {"objective": objective}, grades, group=groups)
+    model("lgbm_random_forest", {"objective": "binary", "boosting": "rf", "bagging_freq": 1, "bagging_fraction": 0.7, "feature_fraction": 0.7}, y_bin, kind="binary")
 
 
 def refused():
-    """Files batchinfer refuses by name: a categorical split, a linear booster, a pickle."""
+    """Files batchinfer refuses by name: categorical splits, XGBoost's linear booster,
+    a pickle, LightGBM's linear trees and zeros taken as missing."""
     import pickle
 
     rng = np.random.default_rng(3)
@@ -148,6 +200,15 @@ def refused():
     linear.save_model(str(MODELS / "refused_gblinear.json"))
     clf = xgb.XGBClassifier(n_estimators=2, max_depth=2, n_jobs=1).fit(frame[["a", "b"]], y > 1)
     (MODELS / "refused_pickle.pkl").write_bytes(pickle.dumps(clf, protocol=4))
+
+    import lightgbm as lgb
+
+    lgb_params = {"num_leaves": 4, "min_data_in_leaf": 5, "seed": 0, "num_threads": 1, "deterministic": True, "verbose": -1}
+    lgb.train(lgb_params, lgb.Dataset(frame, label=y), 2).save_model(str(MODELS / "refused_lgbm_categorical.txt"))
+    numeric = frame[["a", "b"]]
+    lgb.train({**lgb_params, "linear_tree": True}, lgb.Dataset(numeric, label=y), 2).save_model(str(MODELS / "refused_lgbm_linear_tree.txt"))
+    sparse = numeric.where(numeric.a > 0, 0.0)
+    lgb.train({**lgb_params, "zero_as_missing": True}, lgb.Dataset(sparse, label=y), 2).save_model(str(MODELS / "refused_lgbm_zero_as_missing.txt"))
 
 
 if __name__ == "__main__":

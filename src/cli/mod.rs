@@ -102,7 +102,7 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Model file (ONNX, or XGBoost JSON/UBJSON); several as NAME=PATH, scored together on each batch as `score` would.
+    /// Model file (ONNX, XGBoost JSON/UBJSON or LightGBM text); several as NAME=PATH, scored together on each batch as `score` would.
     #[arg(required = true, num_args = 1.., value_name = "[NAME=]MODEL")]
     pub model: Vec<String>,
 
@@ -144,7 +144,7 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
-    /// Model file: ONNX, or XGBoost's own JSON or UBJSON (docs/models.md). Repeat as NAME=PATH to score several models in one pass; their columns are then prefixed `NAME.`.
+    /// Model file: ONNX, XGBoost's own JSON or UBJSON, or LightGBM's text format (docs/models.md). Repeat as NAME=PATH to score several models in one pass; their columns are then prefixed `NAME.`.
     #[arg(
         help_heading = "Model and mapping",
         long,
@@ -291,7 +291,7 @@ pub struct ScoreArgs {
 
 #[derive(Debug, Args)]
 pub struct ProfileArgs {
-    /// Model file (ONNX, or XGBoost JSON/UBJSON); several as NAME=PATH, as the runs held to this baseline name them.
+    /// Model file (ONNX, XGBoost JSON/UBJSON or LightGBM text); several as NAME=PATH, as the runs held to this baseline name them.
     #[arg(long, short = 'm', required = true, value_name = "[NAME=]PATH")]
     pub model: Vec<String>,
 
@@ -331,7 +331,7 @@ pub struct ProfileArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Model file (ONNX, or XGBoost JSON/UBJSON); several as NAME=PATH.
+    /// Model file (ONNX, XGBoost JSON/UBJSON or LightGBM text); several as NAME=PATH.
     #[arg(required = true, num_args = 1.., value_name = "[NAME=]MODEL")]
     pub model: Vec<String>,
 

@@ -106,7 +106,7 @@ pub struct InputSpec {
     pub elem: ElemType,
     pub shape: Vec<Dim>,
     /// The names of the F features of an `[N, F]` input, where the file stores
-    /// them (native XGBoost models); empty otherwise.
+    /// them (native XGBoost and LightGBM models); empty otherwise.
     pub feature_names: Vec<String>,
 }
 

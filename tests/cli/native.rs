@@ -1,5 +1,5 @@
-//! Native model files (XGBoost's own JSON and UBJSON) scored end to end and
-//! compared with the library's own `predict` (testdata/expected/native, made by
+//! Native model files (XGBoost's own JSON and UBJSON, LightGBM's text) scored
+//! end to end and compared with the library's own `predict` (testdata/expected/native, made by
 //! testdata/generate_native.py), within the tolerance of the golden tests.
 
 use super::golden::{all_cases, assert_matches, check_in};
@@ -58,6 +58,24 @@ native!(
     xgb_two_targets_ubj,
     xgb_multi_output_tree_json,
     xgb_multi_output_tree_ubj,
+    lgbm_binary,
+    lgbm_binary_sigmoid,
+    lgbm_multiclass,
+    lgbm_multiclassova,
+    lgbm_regression,
+    lgbm_regression_l1,
+    lgbm_huber,
+    lgbm_fair,
+    lgbm_quantile,
+    lgbm_mape,
+    lgbm_poisson,
+    lgbm_gamma,
+    lgbm_tweedie,
+    lgbm_cross_entropy,
+    lgbm_cross_entropy_lambda,
+    lgbm_lambdarank,
+    lgbm_rank_xendcg,
+    lgbm_random_forest,
 );
 
 #[test]
@@ -225,6 +243,15 @@ fn what_cannot_be_scored_is_refused_by_name_before_scoring() {
             "gblinear booster is not supported by batchinfer yet",
         ),
         ("refused_pickle.pkl", "is a Python pickle"),
+        (
+            "refused_lgbm_categorical.txt",
+            "categorical splits, which batchinfer does not support yet",
+        ),
+        ("refused_lgbm_linear_tree.txt", "linear trees (linear_tree)"),
+        (
+            "refused_lgbm_zero_as_missing.txt",
+            "treats zeros as missing (zero_as_missing)",
+        ),
     ] {
         let model = format!("TD/models/native/{model}");
         env.run(&[

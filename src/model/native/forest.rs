@@ -10,8 +10,9 @@ use tract_onnx::pb;
 /// A split or a leaf of one tree; children are indices into the tree's nodes.
 #[derive(Debug, Clone)]
 pub enum Node {
-    /// Goes to `left` when `x < threshold`, or when `x` is missing and
-    /// `missing_left`; else to `right`.
+    /// Goes to `left` when `x < threshold` (`x <= threshold` in a forest whose
+    /// `inclusive` is set), or when `x` is missing and `missing_left`; else to
+    /// `right`.
     Less {
         feature: usize,
         threshold: f32,
@@ -39,6 +40,9 @@ pub enum Head {
     /// A classifier over classes 0..K: K margins, softmax, `label` and
     /// `probabilities`.
     Multiclass,
+    /// A classifier over classes 0..K, one logistic per class (one-vs-all: the
+    /// probabilities need not add up to 1), `label` the most probable.
+    OneVsAll,
     /// `prediction` is 1 when the margin is positive, else 0 (XGBoost's hinge).
     Hinge,
 }
@@ -48,6 +52,8 @@ pub enum Link {
     Identity,
     Sigmoid,
     Exp,
+    /// ln(1 + e^x).
+    Softplus,
 }
 
 /// A whole ensemble: every tree adds to the margins, which start at `base`.
@@ -58,6 +64,8 @@ pub struct Forest {
     /// One starting margin per output (class or target).
     pub base: Vec<f32>,
     pub head: Head,
+    /// Splits compare with `<=` (LightGBM) rather than `<` (XGBoost).
+    pub inclusive: bool,
 }
 
 impl Forest {
@@ -136,6 +144,11 @@ impl Forest {
     /// The ensemble's attributes: nodes, leaves (named for a classifier or a
     /// regressor) and base values.
     fn tree_attributes(&self) -> Vec<pb::AttributeProto> {
+        let split = if self.inclusive {
+            "BRANCH_LEQ"
+        } else {
+            "BRANCH_LT"
+        };
         let mut nodes = Attrs::default();
         let mut leaves = Attrs::default();
         for (t, tree) in self.trees.iter().enumerate() {
@@ -165,7 +178,7 @@ impl Forest {
                     } => {
                         nodes.ints("nodes_featureids", *feature as i64);
                         nodes.floats("nodes_values", *threshold);
-                        nodes.strings("nodes_modes", "BRANCH_LT");
+                        nodes.strings("nodes_modes", split);
                         nodes.ints("nodes_truenodeids", ids[*left] as i64);
                         nodes.ints("nodes_falsenodeids", ids[*right] as i64);
                         nodes.ints("nodes_missing_value_tracks_true", *missing_left as i64);
@@ -187,7 +200,7 @@ impl Forest {
                 }
             }
         }
-        let classifier = matches!(self.head, Head::Binary | Head::Multiclass);
+        let classifier = matches!(self.head, Head::Binary | Head::Multiclass | Head::OneVsAll);
         let prefix = if classifier { "class_" } else { "target_" };
         let mut attrs = nodes.0;
         for (name, a) in leaves.0 {
@@ -205,7 +218,7 @@ impl Forest {
         let mut graph_nodes = vec![];
         let mut outputs = vec![];
         match self.head {
-            Head::Binary | Head::Multiclass => {
+            Head::Binary | Head::Multiclass | Head::OneVsAll => {
                 let classes = if self.head == Head::Binary {
                     2
                 } else {
@@ -214,10 +227,10 @@ impl Forest {
                 attributes.push(
                     Attr::Ints((0..classes as i64).collect()).named("classlabels_int64s".into()),
                 );
-                let post = if self.head == Head::Binary {
-                    "LOGISTIC"
-                } else {
+                let post = if self.head == Head::Multiclass {
                     "SOFTMAX"
+                } else {
+                    "LOGISTIC"
                 };
                 attributes.push(Attr::String(post.into()).named("post_transform".into()));
                 graph_nodes.push(node(
@@ -237,6 +250,7 @@ impl Forest {
                     Link::Identity => None,
                     Link::Sigmoid => Some("Sigmoid"),
                     Link::Exp => Some("Exp"),
+                    Link::Softplus => Some("Softplus"),
                 };
                 let margin = if op.is_some() { "margin" } else { "prediction" };
                 graph_nodes.push(node(

@@ -1,4 +1,5 @@
-//! Models in the training libraries' own formats, recognised from their content
+//! Models in the training libraries' own formats (XGBoost JSON and UBJSON,
+//! LightGBM text), recognised from their content
 //! and translated into the ONNX-ML graph the rest of `model` runs (`forest`), so
 //! that a native model is inspected, compiled, scored and hashed like an ONNX one.
 //!
@@ -8,10 +9,11 @@
 //! feature names the file stores (the mapping feeds columns by them).
 
 pub mod forest;
+pub mod lightgbm;
 pub mod ubjson;
 pub mod xgboost;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tract_onnx::pb;
 
 /// What a model file holds.
@@ -20,6 +22,7 @@ pub enum Format {
     Onnx,
     XgboostJson,
     XgboostUbj,
+    LightgbmText,
 }
 
 impl Format {
@@ -28,6 +31,7 @@ impl Format {
             Format::Onnx => "ONNX",
             Format::XgboostJson => "XGBoost JSON",
             Format::XgboostUbj => "XGBoost UBJSON",
+            Format::LightgbmText => "LightGBM text",
         }
     }
 }
@@ -47,6 +51,9 @@ pub fn detect(bytes: &[u8]) -> Result<Format, String> {
             Some(b'i' | b'U' | b'I' | b'l' | b'L' | b'#' | b'$' | b'N') => Ok(Format::XgboostUbj),
             _ => Err("it starts like JSON but is not".into()),
         };
+    }
+    if bytes.starts_with(b"tree\n") || bytes.starts_with(b"tree\r\n") {
+        return Ok(Format::LightgbmText);
     }
     if bytes.first() == Some(&0x80) && bytes.get(1).is_some_and(|v| (2..=5).contains(v)) {
         return Err(
@@ -75,6 +82,15 @@ pub fn translate(format: Format, bytes: &[u8]) -> Result<Translated> {
     let value: serde_json::Value = match format {
         Format::XgboostJson => serde_json::from_slice(bytes)?,
         Format::XgboostUbj => ubjson::parse(bytes)?,
+        Format::LightgbmText => {
+            let text = std::str::from_utf8(bytes).context("the file is not UTF-8 text")?;
+            let model = lightgbm::read(text)?;
+            return Ok(Translated {
+                proto: model.forest.to_onnx("batchinfer-lightgbm"),
+                feature_names: model.feature_names,
+                description: model.description,
+            });
+        }
         Format::Onnx => anyhow::bail!("an ONNX model is not translated"),
     };
     let model = xgboost::read(&value)?;
@@ -98,6 +114,7 @@ mod tests {
             Ok(Format::XgboostUbj)
         );
         assert_eq!(detect(b"\x08\x07\x12\x08skl2onnx"), Ok(Format::Onnx));
+        assert_eq!(detect(b"tree\nversion=v4\n"), Ok(Format::LightgbmText));
         assert!(detect(b"\x80\x04\x95").unwrap_err().contains("pickle"));
         assert!(detect(b"binf\x00\x00").unwrap_err().contains("save_model"));
     }

@@ -175,6 +175,7 @@ pub fn read(root: &Value) -> Result<Model> {
         trees,
         base,
         head,
+        inclusive: false,
     };
     forest.check()?;
     let description = format!(
@@ -263,6 +264,27 @@ fn boosted_trees(booster: &Value, booster_name: &str, n_outputs: usize) -> Resul
     Ok(trees)
 }
 
+/// How many values each leaf holds, and for multi-output trees (more than one)
+/// each leaf's vector, in `leaf_weights`, leaves in node order.
+fn leaf_vectors(tree: &Value, n_outputs: usize) -> Result<(usize, Option<Vec<f64>>)> {
+    let leaf_size = tree
+        .get("tree_param")
+        .map(|_| count(tree, &["tree_param", "size_leaf_vector"]))
+        .transpose()?
+        .unwrap_or(1)
+        .max(1);
+    let leaf_vectors = if leaf_size > 1 {
+        ensure!(
+            leaf_size == n_outputs,
+            "leaves hold {leaf_size} values for a model of {n_outputs} outputs"
+        );
+        Some(numbers(tree, "leaf_weights")?)
+    } else {
+        None
+    };
+    Ok((leaf_size, leaf_vectors))
+}
+
 fn read_tree(tree: &Value, group: usize, scale: f64, n_outputs: usize) -> Result<Tree> {
     let left = numbers(tree, "left_children")?;
     let right = numbers(tree, "right_children")?;
@@ -283,22 +305,7 @@ fn read_tree(tree: &Value, group: usize, scale: f64, n_outputs: usize) -> Result
             bail!("the model has categorical splits, which batchinfer does not support yet");
         }
     }
-    let leaf_size = tree
-        .get("tree_param")
-        .map(|_| count(tree, &["tree_param", "size_leaf_vector"]))
-        .transpose()?
-        .unwrap_or(1)
-        .max(1);
-    // Multi-output trees keep each leaf's vector in `leaf_weights`, leaves in node order.
-    let leaf_vectors = if leaf_size > 1 {
-        ensure!(
-            leaf_size == n_outputs,
-            "leaves hold {leaf_size} values for a model of {n_outputs} outputs"
-        );
-        Some(numbers(tree, "leaf_weights")?)
-    } else {
-        None
-    };
+    let (leaf_size, leaf_vectors) = leaf_vectors(tree, n_outputs)?;
     let mut nodes = Vec::with_capacity(n);
     let mut leaf_ordinal = 0;
     for i in 0..n {

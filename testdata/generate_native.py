@@ -29,6 +29,9 @@ HERE = Path(__file__).resolve().parent
 MODELS, EXPECTED = HERE / "models" / "native", HERE / "expected" / "native"
 FEATURES = [f"f{i}" for i in range(8)]
 TOL = 1e-5
+# Models also scored with --raw-score, against XGBoost's output_margin=True and
+# LightGBM's raw_score=True.
+RAW = {"xgb_binary_logistic", "xgb_multi_softprob", "xgb_poisson", "lgbm_binary_sigmoid", "lgbm_multiclass", "lgbm_gamma"}
 
 
 def data():
@@ -40,6 +43,27 @@ def data():
     xt[rng.random(xt.shape) < 0.08] = np.nan
     z = np.nan_to_num(xt[:, 0]) * 1.5 - np.nan_to_num(xt[:, 1]) + 0.5 * np.nan_to_num(xt[:, 2] * xt[:, 3]) + np.sin(np.nan_to_num(xt[:, 4]))
     return x, xt, z
+
+
+def margins(pred):
+    """Raw margins as batchinfer writes them with --raw-score."""
+    pred = pred.astype(np.float32)
+    if pred.ndim == 1:
+        return {"margin": pred}
+    return {f"margin_{i}": pred[:, i] for i in range(pred.shape[1])}
+
+
+def raw_case(cases, name, model, pred, feature_names=True):
+    """A case scoring `model` with --raw-score against the library's margins."""
+    pq.write_table(pa.table(margins(pred)), EXPECTED / f"{name}.parquet")
+    cases.append({
+        "name": name,
+        "model": model,
+        "input": "data/numeric_nan.parquet",
+        "args": ["--raw-score"] + ([] if feature_names else ["--features", ",".join(FEATURES)]),
+        "expected": f"expected/native/{name}.parquet",
+        "tolerance": TOL,
+    })
 
 
 def columns(pred, kind, k):
@@ -81,6 +105,8 @@ def main():
             cols = expect(booster, score, cols)
         for ext in ("json", "ubj"):
             booster.save_model(str(MODELS / f"{name}.{ext}"))
+        if name in RAW:
+            raw_case(cases, f"{name}_raw", f"models/native/{name}.json", booster.predict(score, output_margin=True), feature_names)
         expected = EXPECTED / f"{name}.parquet"
         pq.write_table(pa.table(cols), expected)
         for ext in ("json", "ubj"):
@@ -156,6 +182,8 @@ def lightgbm_models(cases, x, xt, z, y_bin, y_3, y_pos, y_count, y_frac):
         booster = lgb.train({**base, **params}, train, rounds)
         pred = booster.predict(scored if feature_names else x)
         booster.save_model(str(MODELS / f"{name}.txt"))
+        if name in RAW:
+            raw_case(cases, f"{name}_raw", f"models/native/{name}.txt", booster.predict(scored if feature_names else x, raw_score=True), feature_names)
         pq.write_table(pa.table(columns(pred, kind, k)), EXPECTED / f"{name}.parquet")
         cases.append({
             "name": name,

@@ -162,6 +162,8 @@ pub struct ModelSpec {
     pub outputs: Option<Vec<String>>,
     /// Outputs written as one list column each.
     pub as_list: Vec<String>,
+    /// A native tree model's margins instead of its predictions (`--raw-score`).
+    pub raw_score: bool,
 }
 
 /// A model name: it prefixes column names, so letters, digits, `_` and `-`.
@@ -269,6 +271,7 @@ pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpe
             mapping: MappingRequest::default(),
             outputs: None,
             as_list: vec![],
+            raw_score: false,
         });
     }
     if specs.len() > 1 {
@@ -312,6 +315,7 @@ pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpe
         let select = select.for_model(i, !select.own[i].is_empty());
         spec.outputs = (!select.is_empty()).then_some(select);
         spec.as_list = as_list.for_model(i, !as_list.own[i].is_empty());
+        spec.raw_score = args.raw_score;
         spec.mapping = MappingRequest {
             features: (!features.is_empty()).then_some(features),
             input_map,
@@ -573,6 +577,7 @@ mod tests {
             keep_all: false,
             select_outputs: vec!["b:probabilities".into()],
             as_list: vec!["probabilities".into()],
+            raw_score: false,
         }
     }
 

@@ -441,6 +441,10 @@ pub struct MappingArgs {
     #[arg(long, value_name = "[MODEL:]OUTPUTS")]
     pub as_list: Vec<String>,
 
+    /// XGBoost and LightGBM files: write the raw margins (`margin`, one column per class or target) instead of probabilities or predictions. Every model of the run must be such a file.
+    #[arg(long)]
+    pub raw_score: bool,
+
     /// Columns copied to the output before the predictions, types unchanged (comma-separated).
     #[arg(long, value_delimiter = ',', help_heading = "Output")]
     pub keep: Vec<String>,

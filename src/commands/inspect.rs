@@ -144,7 +144,7 @@ fn inspect_one(
     spec: &ModelSpec,
     schema: Option<&SchemaRef>,
 ) -> Result<(String, Vec<String>), CliError> {
-    let model = ModelFile::open(&spec.path).exit(ExitCode::Validation)?;
+    let model = ModelFile::open_with(&spec.path, spec.raw_score).exit(ExitCode::Validation)?;
     let mut out = String::new();
     match &spec.name {
         Some(name) => {

@@ -103,6 +103,9 @@ fn job_options(cfg: &ScoreConfig) -> BTreeMap<String, String> {
         if !spec.as_list.is_empty() {
             set(flag("as-list"), spec.as_list.join(","));
         }
+        if spec.raw_score {
+            set("--raw-score".into(), "true".into());
+        }
     }
     match cfg.on_error {
         OnError::Fail => set("--on-error".into(), "fail".into()),

@@ -52,7 +52,7 @@ pub fn prepare(
 ) -> Result<Prepared, CliError> {
     let model_files = models
         .iter()
-        .map(|spec| ModelFile::open(&spec.path))
+        .map(|spec| ModelFile::open_with(&spec.path, spec.raw_score))
         .collect::<Result<Vec<_>, _>>()
         .exit(ExitCode::Validation)?;
     let names: Vec<String> = files.iter().map(|f| f.display()).collect();

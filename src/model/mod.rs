@@ -162,6 +162,8 @@ pub enum ModelError {
     },
     #[error("{path} is not an ONNX model: {reason}")]
     NotOnnx { path: PathBuf, reason: String },
+    #[error("--raw-score gives the margins of XGBoost and LightGBM files; {path} is an ONNX model, whose outputs are what its graph computes (export the margins from the graph, or score it without --raw-score)")]
+    NoRawScore { path: PathBuf },
     #[error("{path} is not a model batchinfer reads: {reason}")]
     Unknown { path: PathBuf, reason: String },
     #[error("cannot score {format} model {path}: {reason:#}")]
@@ -224,7 +226,14 @@ impl ModelFile {
     /// Reads the file, hashes it, and checks its operators and input types. A
     /// parser panic on a damaged file is reported as "not an ONNX model".
     pub fn open(path: &Path) -> Result<ModelFile, ModelError> {
-        crate::sys::panics::catch(|| Self::open_unguarded(path)).unwrap_or_else(|p| {
+        Self::open_with(path, false)
+    }
+
+    /// As [`ModelFile::open`]; `raw_score`: a native tree model gives its margins
+    /// (`margin`) instead of probabilities or predictions. Refused for ONNX models,
+    /// whose outputs are what their graph computes.
+    pub fn open_with(path: &Path, raw_score: bool) -> Result<ModelFile, ModelError> {
+        crate::sys::panics::catch(|| Self::open_unguarded(path, raw_score)).unwrap_or_else(|p| {
             Err(ModelError::NotOnnx {
                 path: path.to_owned(),
                 reason: format!("parsing it crashed the ONNX reader ({p})"),
@@ -232,7 +241,7 @@ impl ModelFile {
         })
     }
 
-    fn open_unguarded(path: &Path) -> Result<ModelFile, ModelError> {
+    fn open_unguarded(path: &Path, raw_score: bool) -> Result<ModelFile, ModelError> {
         let bytes = read_model(path).map_err(|source| ModelError::Read {
             path: path.to_owned(),
             source,
@@ -242,6 +251,11 @@ impl ModelFile {
             path: path.to_owned(),
             reason,
         })?;
+        if raw_score && format == native::Format::Onnx {
+            return Err(ModelError::NoRawScore {
+                path: path.to_owned(),
+            });
+        }
         let (proto, native) = if format == native::Format::Onnx {
             let proto = onnx()
                 .proto_model_for_read(&mut bytes.as_slice())
@@ -251,10 +265,12 @@ impl ModelFile {
                 })?;
             (proto, None)
         } else {
-            let t = native::translate(format, &bytes).map_err(|reason| ModelError::Native {
-                path: path.to_owned(),
-                format: format.name(),
-                reason,
+            let t = native::translate(format, &bytes, raw_score).map_err(|reason| {
+                ModelError::Native {
+                    path: path.to_owned(),
+                    format: format.name(),
+                    reason,
+                }
             })?;
             (t.proto, Some((t.feature_names, t.description)))
         };

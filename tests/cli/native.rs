@@ -18,6 +18,7 @@ macro_rules! native {
 }
 
 native!(
+    xgb_binary_logistic_raw,
     xgb_binary_logistic_json,
     xgb_binary_logistic_ubj,
     xgb_binary_logitraw_json,
@@ -26,6 +27,7 @@ native!(
     xgb_binary_hinge_ubj,
     xgb_reg_logistic_json,
     xgb_reg_logistic_ubj,
+    xgb_multi_softprob_raw,
     xgb_multi_softprob_json,
     xgb_multi_softprob_ubj,
     xgb_multi_softmax_json,
@@ -38,6 +40,7 @@ native!(
     xgb_pseudohubererror_ubj,
     xgb_quantileerror_json,
     xgb_quantileerror_ubj,
+    xgb_poisson_raw,
     xgb_poisson_json,
     xgb_poisson_ubj,
     xgb_gamma_json,
@@ -59,7 +62,9 @@ native!(
     xgb_multi_output_tree_json,
     xgb_multi_output_tree_ubj,
     lgbm_binary,
+    lgbm_binary_sigmoid_raw,
     lgbm_binary_sigmoid,
+    lgbm_multiclass_raw,
     lgbm_multiclass,
     lgbm_multiclassova,
     lgbm_regression,
@@ -69,6 +74,7 @@ native!(
     lgbm_quantile,
     lgbm_mape,
     lgbm_poisson,
+    lgbm_gamma_raw,
     lgbm_gamma,
     lgbm_tweedie,
     lgbm_cross_entropy,
@@ -270,6 +276,20 @@ fn what_cannot_be_scored_is_refused_by_name_before_scoring() {
             .expect_code(3)
             .expect_stderr(message);
     }
+    // Raw margins are a native model's; an ONNX model's outputs are its graph's.
+    env.run(&[
+        "score",
+        "-m",
+        "TD/models/xgb_binary.onnx",
+        "-i",
+        "TD/data/numeric_nan.parquet",
+        "-o",
+        "out.parquet",
+        "--raw-score",
+    ])
+    .expect_code(3)
+    .expect_stderr("is an ONNX model, whose outputs are what its graph computes");
+    assert!(!env.path("out.parquet").exists());
     // A damaged file of a native format says which format it looked like.
     std::fs::write(env.path("cut.json"), b"{\"learner\": {\"objective\"").unwrap();
     env.run(&["inspect", "cut.json"])

@@ -45,6 +45,8 @@ pub enum Head {
     OneVsAll,
     /// `prediction` is 1 when the margin is positive, else 0 (XGBoost's hinge).
     Hinge,
+    /// The margins themselves, as `margin` (`--raw-score`).
+    Margin,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +56,18 @@ pub enum Link {
     Exp,
     /// ln(1 + e^x).
     Softplus,
+}
+
+impl Link {
+    /// The standard ONNX operator that applies the link, if any.
+    fn operator(self) -> Option<&'static str> {
+        match self {
+            Link::Identity => None,
+            Link::Sigmoid => Some("Sigmoid"),
+            Link::Exp => Some("Exp"),
+            Link::Softplus => Some("Softplus"),
+        }
+    }
 }
 
 /// A whole ensemble: every tree adds to the margins, which start at `base`.
@@ -66,6 +80,9 @@ pub struct Forest {
     pub head: Head,
     /// Splits compare with `<=` (LightGBM) rather than `<` (XGBoost).
     pub inclusive: bool,
+    /// What the head multiplies the margins by first (LightGBM's `sigmoid`
+    /// parameter); raw margins (`Head::Margin`) are not scaled.
+    pub scale: f32,
 }
 
 impl Forest {
@@ -144,6 +161,11 @@ impl Forest {
     /// The ensemble's attributes: nodes, leaves (named for a classifier or a
     /// regressor) and base values.
     fn tree_attributes(&self) -> Vec<pb::AttributeProto> {
+        let scale = if self.head == Head::Margin {
+            1.0
+        } else {
+            self.scale
+        };
         let split = if self.inclusive {
             "BRANCH_LEQ"
         } else {
@@ -194,7 +216,7 @@ impl Forest {
                             leaves.ints("treeids", t as i64);
                             leaves.ints("nodeids", ids[i] as i64);
                             leaves.ints("ids", (first + k) as i64);
-                            leaves.floats("weights", *v);
+                            leaves.floats("weights", *v * scale);
                         }
                     }
                 }
@@ -208,22 +230,30 @@ impl Forest {
         }
         let mut attributes: Vec<pb::AttributeProto> =
             attrs.into_iter().map(|(n, a)| a.named(n)).collect();
-        attributes.push(Attr::Floats(self.base.clone()).named("base_values".into()));
+        let base = self.base.iter().map(|b| b * scale).collect();
+        attributes.push(Attr::Floats(base).named("base_values".into()));
         attributes
     }
 
     /// The graph's nodes and outputs: the ensemble with `attributes`, then what
     /// the head makes of its margins.
     fn head_graph(&self, mut attributes: Vec<pb::AttributeProto>) -> pb::GraphProto {
-        let mut graph_nodes = vec![];
-        let mut outputs = vec![];
-        match self.head {
+        let n = self.n_outputs();
+        // The margins, from a regressor without a post transform, into `name`.
+        let regressor = |mut attributes: Vec<pb::AttributeProto>, name: &str| {
+            attributes.push(Attr::Int(n as i64).named("n_targets".into()));
+            attributes.push(Attr::String("NONE".into()).named("post_transform".into()));
+            node(
+                "TreeEnsembleRegressor",
+                "ai.onnx.ml",
+                &["input"],
+                &[name],
+                attributes,
+            )
+        };
+        let (graph_nodes, outputs) = match self.head {
             Head::Binary | Head::Multiclass | Head::OneVsAll => {
-                let classes = if self.head == Head::Binary {
-                    2
-                } else {
-                    self.n_outputs()
-                };
+                let classes = if self.head == Head::Binary { 2 } else { n };
                 attributes.push(
                     Attr::Ints((0..classes as i64).collect()).named("classlabels_int64s".into()),
                 );
@@ -233,54 +263,43 @@ impl Forest {
                     "LOGISTIC"
                 };
                 attributes.push(Attr::String(post.into()).named("post_transform".into()));
-                graph_nodes.push(node(
+                let classifier = node(
                     "TreeEnsembleClassifier",
                     "ai.onnx.ml",
                     &["input"],
                     &["label", "probabilities"],
                     attributes,
-                ));
-                outputs.push(value_info("label", 7, &[]));
-                outputs.push(value_info("probabilities", 1, &[classes]));
+                );
+                let outputs = vec![
+                    value_info("label", 7, &[]),
+                    value_info("probabilities", 1, &[classes]),
+                ];
+                (vec![classifier], outputs)
             }
             Head::Regression(link) => {
-                attributes.push(Attr::Int(self.n_outputs() as i64).named("n_targets".into()));
-                attributes.push(Attr::String("NONE".into()).named("post_transform".into()));
-                let op = match link {
-                    Link::Identity => None,
-                    Link::Sigmoid => Some("Sigmoid"),
-                    Link::Exp => Some("Exp"),
-                    Link::Softplus => Some("Softplus"),
+                let nodes = match link.operator() {
+                    None => vec![regressor(attributes, "prediction")],
+                    Some(op) => vec![
+                        regressor(attributes, "margin"),
+                        node(op, "", &["margin"], &["prediction"], vec![]),
+                    ],
                 };
-                let margin = if op.is_some() { "margin" } else { "prediction" };
-                graph_nodes.push(node(
-                    "TreeEnsembleRegressor",
-                    "ai.onnx.ml",
-                    &["input"],
-                    &[margin],
-                    attributes,
-                ));
-                if let Some(op) = op {
-                    graph_nodes.push(node(op, "", &["margin"], &["prediction"], vec![]));
-                }
-                outputs.push(value_info("prediction", 1, &[self.n_outputs()]));
+                (nodes, vec![value_info("prediction", 1, &[n])])
             }
+            Head::Margin => (
+                vec![regressor(attributes, "margin")],
+                vec![value_info("margin", 1, &[n])],
+            ),
+            // 1 when the margin is positive, else 0: Relu(Sign(margin)).
             Head::Hinge => {
-                attributes.push(Attr::Int(self.n_outputs() as i64).named("n_targets".into()));
-                attributes.push(Attr::String("NONE".into()).named("post_transform".into()));
-                graph_nodes.push(node(
-                    "TreeEnsembleRegressor",
-                    "ai.onnx.ml",
-                    &["input"],
-                    &["margin"],
-                    attributes,
-                ));
-                // 1 when the margin is positive, else 0: Relu(Sign(margin)).
-                graph_nodes.push(node("Sign", "", &["margin"], &["sign"], vec![]));
-                graph_nodes.push(node("Relu", "", &["sign"], &["prediction"], vec![]));
-                outputs.push(value_info("prediction", 1, &[self.n_outputs()]));
+                let nodes = vec![
+                    regressor(attributes, "margin"),
+                    node("Sign", "", &["margin"], &["sign"], vec![]),
+                    node("Relu", "", &["sign"], &["prediction"], vec![]),
+                ];
+                (nodes, vec![value_info("prediction", 1, &[n])])
             }
-        }
+        };
         pb::GraphProto {
             node: graph_nodes,
             output: outputs,

@@ -72,7 +72,7 @@ fn number<T: std::str::FromStr>(f: &HashMap<&str, &str>, key: &str) -> Result<T>
 
 /// The head and link of an objective line ("binary sigmoid:1", "multiclass
 /// num_class:3", "regression", "tweedie tweedie_variance_power:1.5"), and the
-/// factor leaf values are scaled by (the sigmoid's).
+/// factor the head scales margins by (the sigmoid's).
 fn objective(line: &str) -> Result<(Head, f64)> {
     let mut words = line.split_whitespace();
     let name = words.next().unwrap_or("");
@@ -158,8 +158,8 @@ pub fn read(text: &str) -> Result<Model> {
     }
     ensure!(!trees.is_empty(), "the file has no trees");
     let iterations = trees.len().div_ceil(n_outputs);
-    let factor = scale / if average { iterations as f64 } else { 1.0 };
-    if factor != 1.0 {
+    if average {
+        let factor = 1.0 / iterations as f64;
         for tree in &mut trees {
             for node in &mut tree.nodes {
                 if let Node::Leaf { values, .. } = node {
@@ -189,6 +189,7 @@ pub fn read(text: &str) -> Result<Model> {
         base: vec![0.0; n_outputs],
         head,
         inclusive: true,
+        scale: scale as f32,
     };
     forest.check()?;
     let description = format!(

@@ -77,28 +77,48 @@ pub struct Translated {
     pub description: String,
 }
 
-/// Translates a native model file (not ONNX).
-pub fn translate(format: Format, bytes: &[u8]) -> Result<Translated> {
+/// Translates a native model file (not ONNX); `raw`: the graph gives the margins
+/// (`margin`) instead of what the objective makes of them.
+pub fn translate(format: Format, bytes: &[u8], raw: bool) -> Result<Translated> {
+    let (mut forest, feature_names, description, producer) = read(format, bytes)?;
+    if raw {
+        forest.head = forest::Head::Margin;
+    }
+    Ok(Translated {
+        proto: forest.to_onnx(producer),
+        feature_names,
+        description,
+    })
+}
+
+/// A native file's forest, feature names, description and the producer name its
+/// graph gets.
+fn read(
+    format: Format,
+    bytes: &[u8],
+) -> Result<(forest::Forest, Vec<String>, String, &'static str)> {
     let value: serde_json::Value = match format {
         Format::XgboostJson => serde_json::from_slice(bytes)?,
         Format::XgboostUbj => ubjson::parse(bytes)?,
         Format::LightgbmText => {
             let text = std::str::from_utf8(bytes).context("the file is not UTF-8 text")?;
-            let model = lightgbm::read(text)?;
-            return Ok(Translated {
-                proto: model.forest.to_onnx("batchinfer-lightgbm"),
-                feature_names: model.feature_names,
-                description: model.description,
-            });
+            let m = lightgbm::read(text)?;
+            return Ok((
+                m.forest,
+                m.feature_names,
+                m.description,
+                "batchinfer-lightgbm",
+            ));
         }
         Format::Onnx => anyhow::bail!("an ONNX model is not translated"),
     };
-    let model = xgboost::read(&value)?;
-    Ok(Translated {
-        proto: model.forest.to_onnx("batchinfer-xgboost"),
-        feature_names: model.feature_names,
-        description: model.description,
-    })
+    let m = xgboost::read(&value)?;
+    Ok((
+        m.forest,
+        m.feature_names,
+        m.description,
+        "batchinfer-xgboost",
+    ))
 }
 
 #[cfg(test)]

@@ -176,6 +176,7 @@ pub fn read(root: &Value) -> Result<Model> {
         base,
         head,
         inclusive: false,
+        scale: 1.0,
     };
     forest.check()?;
     let description = format!(

@@ -179,6 +179,51 @@ def case(name, model_path, data_file, table, feeds, args=(), labels=None, tolera
     )
 
 
+def label_encoders(mixed, mixed_pd):
+    """LabelEncoder as the onnx package writes it: opset 4 with tensor attributes
+    (int64 keys to floats, strings to int64, float keys with NaN to strings), and
+    opset 1 (int64 to the strings of classes_strings)."""
+    from onnx import numpy_helper
+
+    def t(name, values, dtype=None):
+        return numpy_helper.from_array(np.array(values, dtype=dtype), name)
+
+    ages = mixed_pd.age.to_numpy(np.float32)
+    age_keys = np.array([np.nan, ages[0], ages[1], ages[2]], np.float32)
+    nodes = [
+        helper.make_node("LabelEncoder", ["n_visits"], ["visits_weight"], domain="ai.onnx.ml",
+                         keys_tensor=t("k", [1, 2, 3, 4, 5], np.int64), values_tensor=t("v", [0.5, 1.5, 2.5, 3.5, 4.5], np.float32),
+                         default_tensor=t("d", [-1.0], np.float32)),
+        helper.make_node("LabelEncoder", ["plan"], ["plan_code"], domain="ai.onnx.ml",
+                         keys_tensor=t("k", ["basic", "plus", "pro"], object), values_tensor=t("v", [10, 20, 30], np.int64),
+                         default_tensor=t("d", [99], np.int64)),
+        helper.make_node("LabelEncoder", ["age"], ["age_tag"], domain="ai.onnx.ml",
+                         keys_floats=list(age_keys), values_strings=["missing", "first", "second", "third"], default_string="other"),
+    ]
+    inputs = [helper.make_tensor_value_info("n_visits", TensorProto.INT64, ["N"]),
+              helper.make_tensor_value_info("plan", TensorProto.STRING, ["N"]),
+              helper.make_tensor_value_info("age", TensorProto.FLOAT, ["N"])]
+    outputs = [helper.make_tensor_value_info("visits_weight", TensorProto.FLOAT, ["N"]),
+               helper.make_tensor_value_info("plan_code", TensorProto.INT64, ["N"]),
+               helper.make_tensor_value_info("age_tag", TensorProto.STRING, ["N"])]
+    m = helper.make_model(helper.make_graph(nodes, "label_encoders", inputs, outputs),
+                          opset_imports=[helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 4)])
+    m.ir_version = 8
+    path = save(m, "label_encoders_opset4")
+    feeds = {"n_visits": mixed_pd.n_visits.to_numpy(np.int64), "plan": mixed_pd.plan.to_numpy(object), "age": ages}
+    case("label_encoders_opset4", path, "mixed.parquet", mixed, feeds)
+
+    node = helper.make_node("LabelEncoder", ["n_visits"], ["visits_name"], domain="ai.onnx.ml",
+                            classes_strings=["zero", "one", "two", "three"], default_string="many")
+    m = helper.make_model(
+        helper.make_graph([node], "label_encoder_opset1", [inputs[0]],
+                          [helper.make_tensor_value_info("visits_name", TensorProto.STRING, ["N"])]),
+        opset_imports=[helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 1)])
+    m.ir_version = 8
+    path = save(m, "label_encoder_opset1")
+    case("label_encoder_opset1", path, "mixed.parquet", mixed, {"n_visits": feeds["n_visits"]})
+
+
 def onnx_mlp():
     """A plain network built with the onnx package: Gemm, BatchNormalization, Relu, Tanh,
     Gemm, Softmax, plus a Sigmoid head."""
@@ -470,6 +515,33 @@ def main():
     m = save(m, "pipeline_int_categories")
     case("pipeline_int_categories", m, "mixed.parquet", mixed, {k: mixed_feed[k] for k in ("income", "n_visits")})
 
+    # OrdinalEncoder over a string column (skl2onnx: LabelEncoder, strings to
+    # int64 codes; the unseen category gets the default -1), then a forest.
+    from sklearn.preprocessing import OrdinalEncoder
+    pipe_ord = Pipeline([
+        ("pre", ColumnTransformer([
+            ("ord", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), ["plan"]),
+            ("num", "passthrough", ["income"]),
+        ])),
+        ("clf", RandomForestClassifier(10, max_depth=5, random_state=0)),
+    ]).fit(train_mixed[["plan", "income"]], y_mixed)
+    m = convert_sklearn(
+        pipe_ord,
+        initial_types=[("plan", StringTensorType([None, 1])), ("income", FloatTensorType([None, 1]))],
+        target_opset=OPSET,
+    )
+    m = save(m, "pipeline_ordinal_encoder")
+    case("pipeline_ordinal_encoder", m, "mixed.parquet", mixed, {k: mixed_feed[k] for k in ("plan", "income")})
+
+    # scikit-learn's own LabelEncoder: a string column to its code (LabelEncoder
+    # opset 2, keys_strings to values_int64s).
+    from sklearn.preprocessing import LabelEncoder as SkLabelEncoder
+    m = convert_sklearn(
+        SkLabelEncoder().fit(train_mixed.plan), initial_types=[("plan", StringTensorType([None]))], target_opset=OPSET
+    )
+    m = save(m, "label_encoder_strings")
+    case("label_encoder_strings", m, "mixed.parquet", mixed, {"plan": mixed_pd.plan.to_numpy(object)})
+
     # XGBoost and LightGBM through onnxmltools.
     import lightgbm as lgb
     import xgboost as xgb
@@ -518,6 +590,7 @@ def main():
     case("onnx_mlp_parts", m, "numeric_parts", numeric, {"x": x})
 
     unsupported_model()
+    label_encoders(mixed, mixed_pd)
     strict_one_hot_model()
     normalizer_case()
     dense_case()

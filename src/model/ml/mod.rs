@@ -4,6 +4,7 @@
 mod classes;
 mod dot;
 pub mod kernel;
+mod label_encoder;
 mod linear;
 mod preprocess;
 mod svm;
@@ -24,6 +25,7 @@ pub const OWN_OPS: &[&str] = &[
     "ArrayFeatureExtractor",
     "Binarizer",
     "Imputer",
+    "LabelEncoder",
     "LinearClassifier",
     "Normalizer",
     "OneHotEncoder",
@@ -42,6 +44,12 @@ fn tree_classifier(_: &ParsingContext, node: &NodeProto) -> Built {
 }
 fn tree_regressor(_: &ParsingContext, node: &NodeProto) -> Built {
     Ok((inference_op(trees::regressor(node)?), vec![]))
+}
+fn label_encoder(ctx: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((
+        inference_op(label_encoder::label_encoder(ctx, node)?),
+        vec![],
+    ))
 }
 fn linear_classifier(_: &ParsingContext, node: &NodeProto) -> Built {
     Ok((inference_op(linear::linear_classifier(node)?), vec![]))
@@ -78,6 +86,7 @@ fn binarizer(_: &ParsingContext, node: &NodeProto) -> Built {
 pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("TreeEnsembleClassifier", tree_classifier);
     reg.insert("TreeEnsembleRegressor", tree_regressor);
+    reg.insert("LabelEncoder", label_encoder);
     reg.insert("LinearClassifier", linear_classifier);
     reg.insert("SVMClassifier", svm_classifier);
     reg.insert("SVMRegressor", svm_regressor);

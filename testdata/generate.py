@@ -149,6 +149,8 @@ def flatten(names, values, labels=None):
                 cols[f"{name}_{k}"] = pa.array(np.array([d[k] for d in v], dtype=np.float32))
             continue
         v = np.asarray(v)
+        if v.ndim > 2 and all(d == 1 for d in v.shape[1:-1]):  # [N, 1, K] is written as [N, K]
+            v = v.reshape(v.shape[0], v.shape[-1])
         if v.ndim == 1 or (v.ndim == 2 and v.shape[1] == 1):
             flat = v.reshape(-1)
             cols[name] = pa.array(flat if flat.dtype != object else [str(s) for s in flat])
@@ -222,6 +224,45 @@ def label_encoders(mixed, mixed_pd):
     m.ir_version = 8
     path = save(m, "label_encoder_opset1")
     case("label_encoder_opset1", path, "mixed.parquet", mixed, {"n_visits": feeds["n_visits"]})
+
+
+def small_ml_ops(mixed, mixed_pd):
+    """CategoryMapper both ways (with both defaults given, which tract's own
+    refuses), FeatureVectorizer (float inputs with NaN, int64 inputs, inputs given
+    more columns than they have), and OneHotEncoder over an [N, 1] input (an [N, 1, K] output)."""
+    ml = [helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 1)]
+
+    def model(name, nodes, inputs, outputs):
+        m = helper.make_model(helper.make_graph(nodes, name, inputs, outputs), opset_imports=ml)
+        m.ir_version = 8
+        return save(m, name)
+
+    vi = helper.make_tensor_value_info
+    plan = mixed_pd.plan.to_numpy(object)
+    visits = mixed_pd.n_visits.to_numpy(np.int64)
+    m = model("category_mapper", [
+        helper.make_node("CategoryMapper", ["plan"], ["plan_id"], domain="ai.onnx.ml",
+                         cats_strings=["basic", "plus", "pro"], cats_int64s=[1, 2, 3], default_int64=-7, default_string="none"),
+        helper.make_node("CategoryMapper", ["n_visits"], ["visits_band"], domain="ai.onnx.ml",
+                         cats_strings=["low", "mid", "high"], cats_int64s=[2, 5, 8], default_int64=-7, default_string="none"),
+    ], [vi("plan", TensorProto.STRING, ["N"]), vi("n_visits", TensorProto.INT64, ["N"])],
+        [vi("plan_id", TensorProto.INT64, ["N"]), vi("visits_band", TensorProto.STRING, ["N"])])
+    case("category_mapper", m, "mixed.parquet", mixed, {"plan": plan, "n_visits": visits})
+
+    m = model("feature_vectorizer", [
+        helper.make_node("FeatureVectorizer", ["income", "age"], ["features"], domain="ai.onnx.ml", inputdimensions=[1, 2]),
+        helper.make_node("FeatureVectorizer", ["n_visits", "n_visits"], ["visits"], domain="ai.onnx.ml", inputdimensions=[2, 1]),
+    ], [vi("income", TensorProto.FLOAT, ["N", 1]), vi("age", TensorProto.FLOAT, ["N", 1]), vi("n_visits", TensorProto.INT64, ["N", 1])],
+        [vi("features", TensorProto.FLOAT, ["N", 3]), vi("visits", TensorProto.FLOAT, ["N", 3])])
+    case("feature_vectorizer", m, "mixed.parquet", mixed, {
+        "income": mixed_pd.income.to_numpy(np.float32).reshape(-1, 1), "age": mixed_pd.age.to_numpy(np.float32).reshape(-1, 1),
+        "n_visits": visits.reshape(-1, 1)})
+
+    m = model("one_hot_rank3", [
+        helper.make_node("OneHotEncoder", ["plan"], ["plan_onehot"], domain="ai.onnx.ml",
+                         cats_strings=["basic", "plus", "pro"], zeros=1),
+    ], [vi("plan", TensorProto.STRING, ["N", 1])], [vi("plan_onehot", TensorProto.FLOAT, ["N", 1, 3])])
+    case("one_hot_rank3", m, "mixed.parquet", mixed, {"plan": plan.reshape(-1, 1)})
 
 
 def onnx_mlp():
@@ -591,6 +632,7 @@ def main():
 
     unsupported_model()
     label_encoders(mixed, mixed_pd)
+    small_ml_ops(mixed, mixed_pd)
     strict_one_hot_model()
     normalizer_case()
     dense_case()

@@ -397,6 +397,13 @@ impl ModelFile {
                 format!("output `{}` has type {:?}", spec.name, fact.datum_type)
             })?;
             let dims: Vec<TDim> = fact.shape.iter().cloned().collect();
+            // [N, 1, …, 1, K] is written as [N, K] (OneHotEncoder over an [N, 1] input).
+            let dims = match dims.as_slice() {
+                [n, middle @ .., k] if !middle.is_empty() && middle.iter().all(|d| d.is_one()) => {
+                    vec![n.clone(), k.clone()]
+                }
+                _ => dims,
+            };
             let width = match dims.as_slice() {
                 [] | [_] => 1,
                 [_, k] => k

@@ -369,7 +369,8 @@ pub fn output_arrays(
     let mut arrays = Vec::with_capacity(columns.len());
     for col in columns {
         let t = &outputs[col.output];
-        let width = if t.rank() >= 2 { t.shape()[1] } else { 1 };
+        // [N], [N, K], or [N, 1, …, 1, K] (OneHotEncoder of an [N, 1] input).
+        let width = t.shape().iter().skip(1).product::<usize>();
         anyhow::ensure!(
             t.shape().first().copied().unwrap_or(1) == n && t.len() == n * width,
             "output {} has shape {:?} for a batch of {n} rows",

@@ -1,6 +1,7 @@
 //! `LabelEncoder` (ai.onnx.ml, opsets 1–4): each input value looked up in a table
 //! of keys, replaced by its value, or by the default when it is not a key. skl2onnx
-//! emits it for `OrdinalEncoder` and `LabelEncoder`.
+//! emits it for `OrdinalEncoder` and `LabelEncoder`. `CategoryMapper` is the same
+//! lookup between `cats_strings` and `cats_int64s`, either way.
 //!
 //! Keys and values are strings, int64 or float32 (opset 2: `keys_strings`,
 //! `values_int64s`, …; opset 4 also as tensors, `keys_tensor`, `values_tensor`,
@@ -167,9 +168,11 @@ impl Table {
     }
 }
 
-/// The operator: one table, or (opset 1) one for each direction.
+/// The operator: one table, or (opset 1, `CategoryMapper`) one for each
+/// direction, chosen by the input's type.
 #[derive(Debug)]
 pub struct LabelEncoder {
+    name: &'static str,
     tables: Vec<Table>,
 }
 
@@ -246,12 +249,39 @@ pub fn label_encoder(ctx: &ParsingContext, node: &NodeProto) -> TractResult<Labe
         }
         _ => bail!("LabelEncoder needs both keys and values"),
     };
-    Ok(LabelEncoder { tables })
+    Ok(LabelEncoder {
+        name: "LabelEncoder",
+        tables,
+    })
+}
+
+/// `CategoryMapper`: strings to the int64 at the same place in `cats_int64s`
+/// (`default_int64`, -1, for the rest), or int64 back to strings
+/// (`default_string`, `"_Unused"`).
+pub fn category_mapper(node: &NodeProto) -> TractResult<LabelEncoder> {
+    let strings: Vec<String> = node.get_attr_vec("cats_strings")?;
+    let ints: Vec<i64> = node.get_attr_vec("cats_int64s")?;
+    let tables = vec![
+        Table::new(
+            Column::Str(strings.clone()),
+            Column::Int(ints.clone()),
+            default_int(node)?,
+        )?,
+        Table::new(
+            Column::Int(ints),
+            Column::Str(strings),
+            default_string(node)?,
+        )?,
+    ];
+    Ok(LabelEncoder {
+        name: "CategoryMapper",
+        tables,
+    })
 }
 
 impl Kernel for LabelEncoder {
     fn name(&self) -> &'static str {
-        "LabelEncoder"
+        self.name
     }
 
     fn rules<'r, 'p: 'r, 's: 'r>(

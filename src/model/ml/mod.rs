@@ -24,6 +24,8 @@ use kernel::inference_op;
 pub const OWN_OPS: &[&str] = &[
     "ArrayFeatureExtractor",
     "Binarizer",
+    "CategoryMapper",
+    "FeatureVectorizer",
     "Imputer",
     "LabelEncoder",
     "LinearClassifier",
@@ -44,6 +46,12 @@ fn tree_classifier(_: &ParsingContext, node: &NodeProto) -> Built {
 }
 fn tree_regressor(_: &ParsingContext, node: &NodeProto) -> Built {
     Ok((inference_op(trees::regressor(node)?), vec![]))
+}
+fn category_mapper(_: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((inference_op(label_encoder::category_mapper(node)?), vec![]))
+}
+fn feature_vectorizer(_: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((inference_op(preprocess::feature_vectorizer(node)?), vec![]))
 }
 fn label_encoder(ctx: &ParsingContext, node: &NodeProto) -> Built {
     Ok((
@@ -87,6 +95,8 @@ pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("TreeEnsembleClassifier", tree_classifier);
     reg.insert("TreeEnsembleRegressor", tree_regressor);
     reg.insert("LabelEncoder", label_encoder);
+    reg.insert("CategoryMapper", category_mapper);
+    reg.insert("FeatureVectorizer", feature_vectorizer);
     reg.insert("LinearClassifier", linear_classifier);
     reg.insert("SVMClassifier", svm_classifier);
     reg.insert("SVMRegressor", svm_regressor);

@@ -1,5 +1,6 @@
 //! The small ai.onnx.ml operators exporters put around a model: `ZipMap`, `Scaler`,
-//! `Imputer`, `OneHotEncoder`, `ArrayFeatureExtractor`, `Binarizer`.
+//! `Imputer`, `OneHotEncoder`, `ArrayFeatureExtractor`, `Binarizer`,
+//! `FeatureVectorizer`.
 
 use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
@@ -557,5 +558,82 @@ mod tests {
             scale: vec![2.0, 0.5],
         });
         assert_eq!(run(s, &[[1.0, 2.0], [3.0, 6.0]]), [0.0, 0.0, 4.0, 2.0]);
+    }
+}
+
+/// `FeatureVectorizer`: its inputs side by side, each cast to float32 and given
+/// `inputdimensions[i]` columns (the first columns of a wider input, zeros after
+/// those of a narrower one, as onnxruntime does).
+#[derive(Debug)]
+pub struct FeatureVectorizer {
+    widths: Vec<usize>,
+}
+
+pub fn feature_vectorizer(node: &NodeProto) -> TractResult<FeatureVectorizer> {
+    let widths: Vec<i64> = node.get_attr_vec("inputdimensions")?;
+    ensure!(
+        widths.len() == node.input.len(),
+        "FeatureVectorizer has {} inputs and {} inputdimensions",
+        node.input.len(),
+        widths.len()
+    );
+    let widths = widths
+        .into_iter()
+        .map(|w| usize::try_from(w).context("FeatureVectorizer: a negative input dimension"))
+        .collect::<TractResult<_>>()?;
+    Ok(FeatureVectorizer { widths })
+}
+
+impl Kernel for FeatureVectorizer {
+    fn name(&self) -> &'static str {
+        "FeatureVectorizer"
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, self.widths.len())?;
+        s.equals(&outputs[0].datum_type, f32::datum_type())?;
+        s.equals(&outputs[0].rank, 2)?;
+        s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
+        s.equals(
+            &outputs[0].shape[1],
+            self.widths.iter().sum::<usize>().to_dim(),
+        )
+    }
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let n = inputs[0].shape.iter().next().cloned().unwrap_or(1.to_dim());
+        Ok(tvec!(f32::fact([
+            n,
+            self.widths.iter().sum::<usize>().to_dim()
+        ])))
+    }
+
+    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let n = inputs[0].shape().first().copied().unwrap_or(1);
+        let total: usize = self.widths.iter().sum();
+        let mut out = vec![0f32; n * total];
+        let mut at = 0;
+        for (x, &width) in inputs.iter().zip(&self.widths) {
+            ensure!(
+                x.shape().first().copied().unwrap_or(1) == n,
+                "FeatureVectorizer's inputs have different row counts"
+            );
+            let x = x.cast_to::<f32>()?;
+            let values = x.try_as_plain_ram()?;
+            let values = values.as_slice::<f32>()?;
+            let have = values.len().checked_div(n).unwrap_or(0);
+            for r in 0..n {
+                let take = have.min(width);
+                out[r * total + at..r * total + at + take]
+                    .copy_from_slice(&values[r * have..r * have + take]);
+            }
+            at += width;
+        }
+        Ok(tvec!(Tensor::from_shape(&[n, total], &out)?.into_tvalue()))
     }
 }

@@ -219,10 +219,18 @@ impl NumericProfile {
         let samples = std::mem::take(&mut self.samples);
         self.sketch_samples(&samples);
         self.std = (self.count > 0).then(|| (self.m2 / self.count as f64).max(0.0).sqrt());
+        // The sketch is of a sample, to 1%: its quantiles are held to the range
+        // every value was seen in (a p50 below the minimum would be wrong).
+        let (lo, hi) = (
+            self.min.unwrap_or(f64::NEG_INFINITY),
+            self.max.unwrap_or(f64::INFINITY),
+        );
         self.quantiles = match &self.sketch {
             Some(s) => QUANTILES
                 .iter()
-                .filter_map(|(name, q)| Some((name.to_string(), s.quantile(*q).ok()??)))
+                .filter_map(|(name, q)| {
+                    Some((name.to_string(), s.quantile(*q).ok()??.clamp(lo, hi)))
+                })
                 .collect(),
             None => vec![],
         };
@@ -909,6 +917,19 @@ mod tests {
         let p = profile((1..=10_000).map(|i| Some(i as f64)).collect());
         let median = p.quantiles.iter().find(|(n, _)| n == "p50").unwrap().1;
         assert!((median / 5000.0 - 1.0).abs() < 0.02, "{median}");
+    }
+
+    #[test]
+    fn quantiles_stay_within_the_values_seen() {
+        // A sketch's bucket holds values within 1% of its representative value,
+        // which can lie below the smallest value or above the largest.
+        let p = profile(vec![Some(0.2446), Some(0.2446), Some(0.75), Some(0.2446)]);
+        let (min, max) = (p.min.unwrap(), p.max.unwrap());
+        for (name, q) in &p.quantiles {
+            assert!((min..=max).contains(q), "{name} {q} outside [{min}, {max}]");
+        }
+        let p50 = p.quantiles.iter().find(|(n, _)| n == "p50").unwrap().1;
+        assert_eq!(p50, 0.2446);
     }
 
     #[test]

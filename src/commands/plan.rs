@@ -103,9 +103,10 @@ fn job_options(cfg: &ScoreConfig) -> BTreeMap<String, String> {
         if !spec.as_list.is_empty() {
             set(flag("as-list"), spec.as_list.join(","));
         }
-        if spec.raw_score {
-            set("--raw-score".into(), "true".into());
-        }
+    }
+    // One flag for the run, carried by every model's spec.
+    if cfg.models.iter().any(|s| s.raw_score) {
+        set("--raw-score".into(), "true".into());
     }
     match cfg.on_error {
         OnError::Fail => set("--on-error".into(), "fail".into()),

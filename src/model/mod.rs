@@ -193,8 +193,6 @@ pub enum ModelError {
 /// A model file opened and checked, not yet compiled.
 pub struct ModelFile {
     pub path: PathBuf,
-    /// The file's format: ONNX, or a training library's own (`native`).
-    pub format: native::Format,
     /// What a native file holds ("XGBoost 3.2.0 model: objective …"); None for ONNX.
     pub description: Option<String>,
     /// SHA-256 of the file's bytes, whatever its format.
@@ -298,7 +296,6 @@ impl ModelFile {
         });
         Ok(ModelFile {
             path: path.to_owned(),
-            format,
             description,
             sha256,
             signature,

@@ -237,6 +237,33 @@ fn a_native_model_scores_beside_an_onnx_one_and_its_hash_is_the_files() {
 }
 
 #[test]
+fn raw_scores_are_part_of_a_directory_job() {
+    let env = Env::new();
+    let model = "TD/models/native/lgbm_binary.txt";
+    let input = "TD/data/numeric_nan.parquet";
+    env.run(&[
+        "score",
+        "-m",
+        model,
+        "-i",
+        input,
+        "-o",
+        "out/",
+        "--raw-score",
+        "-q",
+    ])
+    .expect_code(0);
+    let manifest = read_json(&env.path("out/_manifest.json"));
+    assert_eq!(manifest["job"]["options"]["--raw-score"], "true");
+    // The same job without it is another job: refused, not mixed into the parts.
+    env.run(&[
+        "score", "-m", model, "-i", input, "-o", "out/", "--resume", "-q",
+    ])
+    .expect_code(2)
+    .expect_stderr("it was written with --raw-score true, this run has no --raw-score");
+}
+
+#[test]
 fn what_cannot_be_scored_is_refused_by_name_before_scoring() {
     let env = Env::new();
     for (model, message) in [

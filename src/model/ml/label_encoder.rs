@@ -185,11 +185,18 @@ impl LabelEncoder {
     }
 }
 
-/// The keys, values or default of opset 2/3 (`<side>_strings`, `_int64s`,
-/// `_floats`) or opset 4 (`<side>_tensor`).
+/// An opset-4 tensor attribute (`keys_tensor`, `values_tensor`, `default_tensor`).
+fn tensor(ctx: &ParsingContext, node: &NodeProto, name: &str) -> TractResult<Option<Column>> {
+    node.get_attr_opt::<&tract_onnx::pb::TensorProto>(name)?
+        .map(|t| Column::of_tensor(&ctx.load_tensor(t)?))
+        .transpose()
+}
+
+/// The keys or values of opset 2/3 (`<side>_strings`, `_int64s`, `_floats`) or
+/// opset 4 (`<side>_tensor`).
 fn side(ctx: &ParsingContext, node: &NodeProto, name: &str) -> TractResult<Option<Column>> {
-    if let Some(t) = node.get_attr_opt::<&tract_onnx::pb::TensorProto>(&format!("{name}_tensor"))? {
-        return Ok(Some(Column::of_tensor(&ctx.load_tensor(t)?)?));
+    if let Some(t) = tensor(ctx, node, &format!("{name}_tensor"))? {
+        return Ok(Some(t));
     }
     if let Some(v) = node.get_attr_opt_vec::<String>(&format!("{name}_strings"))? {
         return Ok(Some(Column::Str(v)));
@@ -218,7 +225,7 @@ fn default_int(node: &NodeProto) -> TractResult<Column> {
 pub fn label_encoder(ctx: &ParsingContext, node: &NodeProto) -> TractResult<LabelEncoder> {
     let tables = match (side(ctx, node, "keys")?, side(ctx, node, "values")?) {
         (Some(keys), Some(values)) => {
-            let default = match side(ctx, node, "default")? {
+            let default = match tensor(ctx, node, "default_tensor")? {
                 Some(d) => d,
                 None => match &values {
                     Column::Str(_) => default_string(node)?,

@@ -23,13 +23,7 @@ use std::collections::HashMap;
 use anyhow::{bail, ensure, Context, Result};
 
 use super::forest::{Forest, Head, Link, Node, Tree};
-
-pub struct Model {
-    pub forest: Forest,
-    /// Empty when the model was trained without names (LightGBM's `Column_N`).
-    pub feature_names: Vec<String>,
-    pub description: String,
-}
+use super::Model;
 
 const CATEGORICAL: u32 = 1;
 const DEFAULT_LEFT: u32 = 2;

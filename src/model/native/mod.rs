@@ -26,6 +26,15 @@ pub enum Format {
 }
 
 impl Format {
+    /// The `producer_name` of the graph a native file becomes.
+    fn producer(self) -> &'static str {
+        match self {
+            Format::XgboostJson | Format::XgboostUbj => "batchinfer-xgboost",
+            Format::LightgbmText => "batchinfer-lightgbm",
+            Format::Onnx => "onnx",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Format::Onnx => "ONNX",
@@ -70,6 +79,15 @@ pub fn detect(bytes: &[u8]) -> Result<Format, String> {
     Ok(Format::Onnx)
 }
 
+/// What a reader makes of a native file.
+pub struct Model {
+    pub forest: forest::Forest,
+    /// Empty when the model was trained without names.
+    pub feature_names: Vec<String>,
+    /// "XGBoost 3.2.0 model: objective binary:logistic, …": what `inspect` shows.
+    pub description: String,
+}
+
 /// A native model translated.
 pub struct Translated {
     pub proto: pb::ModelProto,
@@ -80,45 +98,22 @@ pub struct Translated {
 /// Translates a native model file (not ONNX); `raw`: the graph gives the margins
 /// (`margin`) instead of what the objective makes of them.
 pub fn translate(format: Format, bytes: &[u8], raw: bool) -> Result<Translated> {
-    let (mut forest, feature_names, description, producer) = read(format, bytes)?;
-    if raw {
-        forest.head = forest::Head::Margin;
-    }
-    Ok(Translated {
-        proto: forest.to_onnx(producer),
-        feature_names,
-        description,
-    })
-}
-
-/// A native file's forest, feature names, description and the producer name its
-/// graph gets.
-fn read(
-    format: Format,
-    bytes: &[u8],
-) -> Result<(forest::Forest, Vec<String>, String, &'static str)> {
-    let value: serde_json::Value = match format {
-        Format::XgboostJson => serde_json::from_slice(bytes)?,
-        Format::XgboostUbj => ubjson::parse(bytes)?,
+    let mut model = match format {
+        Format::XgboostJson => xgboost::read(&serde_json::from_slice(bytes)?)?,
+        Format::XgboostUbj => xgboost::read(&ubjson::parse(bytes)?)?,
         Format::LightgbmText => {
-            let text = std::str::from_utf8(bytes).context("the file is not UTF-8 text")?;
-            let m = lightgbm::read(text)?;
-            return Ok((
-                m.forest,
-                m.feature_names,
-                m.description,
-                "batchinfer-lightgbm",
-            ));
+            lightgbm::read(std::str::from_utf8(bytes).context("the file is not UTF-8 text")?)?
         }
         Format::Onnx => anyhow::bail!("an ONNX model is not translated"),
     };
-    let m = xgboost::read(&value)?;
-    Ok((
-        m.forest,
-        m.feature_names,
-        m.description,
-        "batchinfer-xgboost",
-    ))
+    if raw {
+        model.forest.head = forest::Head::Margin;
+    }
+    Ok(Translated {
+        proto: model.forest.to_onnx(format.producer()),
+        feature_names: model.feature_names,
+        description: model.description,
+    })
 }
 
 #[cfg(test)]

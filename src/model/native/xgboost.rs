@@ -15,15 +15,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 
 use super::forest::{Forest, Head, Link, Node, Tree};
-
-/// The ensemble of an XGBoost model, and its feature names (empty when the model
-/// was trained without them).
-pub struct Model {
-    pub forest: Forest,
-    pub feature_names: Vec<String>,
-    /// "binary:logistic, gbtree, 20 trees": what `inspect` shows.
-    pub description: String,
-}
+use super::Model;
 
 /// How an objective turns margins into predictions.
 fn objective(name: &str) -> Result<(Head, Margin)> {

@@ -40,6 +40,7 @@ fn batch(float64: bool) -> RecordBatch {
 fn arrow_to_tensor(c: &mut Criterion) {
     let spec = InputSpec {
         feature_names: vec![],
+        categories: vec![],
         name: "input".into(),
         elem: ElemType::F32,
         shape: vec![Dim::Symbolic("N".into()), Dim::Fixed(FEATURES)],

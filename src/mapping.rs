@@ -88,9 +88,12 @@ fn input_plan(
         }
     }
     let mut casts = vec![];
-    for c in &columns {
+    for (j, c) in columns.iter().enumerate() {
         let dt = column_type(schema, c)?;
-        let kind = cast_kind(dt, spec.elem);
+        let kind = match spec.vocabulary(j, dt) {
+            Some(v) => CastKind::Narrowing(v.plan_text()),
+            None => cast_kind(dt, spec.elem),
+        };
         if let CastKind::Impossible(why) = kind {
             return Err(err(format!(
                 "column `{c}` is {dt}, which cannot feed model input `{}` ({}): {why}. Map another column, or convert it before scoring",
@@ -378,6 +381,7 @@ mod tests {
                 elem: ElemType::F32,
                 shape: vec![Dim::Symbolic("N".into()), width],
                 feature_names: vec![],
+                categories: vec![],
             }],
             outputs: vec![],
         }

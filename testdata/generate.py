@@ -164,8 +164,12 @@ def flatten(names, values, labels=None):
 CASES = []
 
 
-def case(name, model_path, data_file, table, feeds, args=(), labels=None, tolerance=1e-5):
-    names, values = ort_outputs(model_path, feeds)
+def case(name, model_path, data_file, table, feeds, args=(), labels=None, tolerance=1e-5, reference=None):
+    # reference: another model whose onnxruntime outputs, through a function, are the
+    # expected ones (where onnxruntime itself is wrong about `model_path`).
+    names, values = ort_outputs(model_path, feeds) if reference is None else ort_outputs(reference[0], feeds)
+    if reference is not None:
+        values = [reference[1](v) for v in values]
     cols = {"id": table["id"]}
     cols.update(flatten(names, values, labels))
     pq.write_table(pa.table(cols), EXPECTED / f"{name}.parquet")
@@ -406,6 +410,114 @@ def dense_case():
     case("dense_layers", save(m, "dense_layers"), "dense.parquet", table, {"x": x})
 
 
+def tree_ensemble_opset5(xt, zt, numeric_nan, x_nan, mixed, mixed_pd):
+    """TreeEnsemble (ai.onnx.ml opset 5), which no exporter writes yet: scikit-learn
+    forests' trees re-encoded with the onnx package. One as it is (two targets,
+    AVERAGE). One over the mixed table (n_visits, age with NaN, income) with the
+    splits on n_visits turned into BRANCH_MEMBER sets of counts (onnxruntime
+    implements integer members only), NaN sent to the true branch at some nodes, a
+    tree that is one leaf, and SUM. No post transform: onnxruntime 1.32 reads
+    opset 5's post_transform with SOFTMAX (1) and LOGISTIC (2) swapped, so it is no
+    reference for them (a unit test checks batchinfer against the definition)."""
+    from onnx import numpy_helper
+    from skl2onnx import to_onnx
+
+    local = np.random.default_rng(5)
+    code = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4, "BRANCH_NEQ": 5}
+
+    def encode(forest, x1, members):
+        a = {at.name: helper.get_attribute_value(at) for at in to_onnx(forest, x1, target_opset=OPSET).graph.node[0].attribute}
+        modes = [m.decode() for m in a["nodes_modes"]]
+        at = {(t, n): i for i, (t, n) in enumerate(zip(a["nodes_treeids"], a["nodes_nodeids"]))}
+        weights = {}
+        for t, n, k, w in zip(a["target_treeids"], a["target_nodeids"], a["target_ids"], a["target_weights"]):
+            weights[(t, n, k)] = weights.get((t, n, k), 0.0) + w
+        o = {k: [] for k in ("feat", "mode", "split", "tid", "tleaf", "fid", "fleaf", "miss", "ltarget", "lweight", "roots")}
+        sets = []
+
+        def emit(tree, node, target):
+            i = at[(tree, node)]
+            if modes[i] == "LEAF":
+                o["ltarget"].append(target)
+                o["lweight"].append(weights.get((tree, node, target), 0.0))
+                return 1, len(o["ltarget"]) - 1
+            j = len(o["feat"])
+            for k in ("feat", "mode", "split", "tid", "tleaf", "fid", "fleaf", "miss"):
+                o[k].append(0)
+            f = a["nodes_featureids"][i]
+            o["feat"][j], o["split"][j] = f, a["nodes_values"][i]
+            o["mode"][j] = code[modes[i]]
+            if members and f == 0:
+                o["mode"][j] = 6
+                sets.append((j, sorted(set(local.integers(0, 12, 5).tolist()))))
+            o["miss"][j] = int(members and j % 3 == 1)
+            o["tleaf"][j], o["tid"][j] = emit(tree, a["nodes_truenodeids"][i], target)
+            o["fleaf"][j], o["fid"][j] = emit(tree, a["nodes_falsenodeids"][i], target)
+            return 0, j
+
+        n_targets = forest.n_outputs_
+        for tree in sorted(set(a["nodes_treeids"])):
+            for target in range(n_targets):
+                o["roots"].append(emit(tree, 0, target)[1])
+        if members:
+            # A tree that is one leaf: a node whose branches both name the same leaf.
+            o["ltarget"].append(0)
+            o["lweight"].append(0.25)
+            leaf = len(o["ltarget"]) - 1
+            for k, v in (("feat", 0), ("mode", 0), ("split", 0.0), ("tid", leaf), ("tleaf", 1), ("fid", leaf), ("fleaf", 1), ("miss", 0)):
+                o[k].append(v)
+            o["roots"].append(len(o["feat"]) - 1)
+        membership = [v for _, vals in sorted(sets) for v in vals + [np.nan]]
+        return o, membership, n_targets
+
+    def t(values, dtype):
+        return numpy_helper.from_array(np.array(values, dtype=dtype))
+
+    def model(name, o, membership, n_targets, n_features, aggregate, post):
+        extra = {"membership_values": t(membership, np.float32)} if membership else {}
+        node = helper.make_node(
+            "TreeEnsemble", ["input"], ["scores"], domain="ai.onnx.ml", n_targets=n_targets,
+            aggregate_function=aggregate, post_transform=post, tree_roots=o["roots"],
+            nodes_featureids=o["feat"], nodes_modes=t(o["mode"], np.uint8), nodes_splits=t(o["split"], np.float32),
+            nodes_truenodeids=o["tid"], nodes_trueleafs=o["tleaf"], nodes_falsenodeids=o["fid"],
+            nodes_falseleafs=o["fleaf"], nodes_missing_value_tracks_true=o["miss"],
+            leaf_targetids=o["ltarget"], leaf_weights=t(o["lweight"], np.float32), **extra)
+        graph = helper.make_graph(
+            [node], name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", n_features])],
+            [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", n_targets])])
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("ai.onnx.ml", 5)])
+        m.ir_version = 9
+        onnx.checker.check_model(m)
+        return save(m, name)
+
+    y2 = np.stack([zt, np.sin(zt)], axis=1)
+    forest = RandomForestRegressor(6, max_depth=5, random_state=0).fit(xt, y2)
+    o, membership, k = encode(forest, xt[:1], False)
+    path = model("tree_ensemble_opset5", o, membership, k, N_FEATURES, 0, 0)
+    case("tree_ensemble_opset5", path, "numeric_nan.parquet", numeric_nan, {"input": x_nan})
+
+    train = mixed_table(1500).to_pandas()
+    cols = ["n_visits", "age", "income"]
+    xm = train[cols].fillna(45.0).to_numpy(np.float32)
+    ym = (train.n_visits.isin([2, 3, 7]) * 1.0 + train.age.fillna(45.0) / 50.0).to_numpy()
+    ym = np.stack([ym - 1.5, np.log(train.income.to_numpy()) - 10.0], axis=1)
+    forest = RandomForestRegressor(5, max_depth=4, random_state=0).fit(xm, ym)
+    o, membership, k = encode(forest, xm[:1], True)
+    path = model("tree_ensemble_members", o, membership, k, 3, 1, 0)
+    feed = np.stack([mixed_pd[c].to_numpy(np.float32) for c in cols], axis=1)
+    args = ["--features", ",".join(cols)]
+    case("tree_ensemble_members", path, "mixed.parquet", mixed, {"input": feed}, args=args)
+
+    # The post transforms as the operator defines them, applied to onnxruntime's
+    # scores without one.
+    def softmax(v):
+        e = np.exp(v - v.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    for name, post, f in (("tree_ensemble_softmax", 1, softmax), ("tree_ensemble_logistic", 2, lambda v: 1 / (1 + np.exp(-v)))):
+        m = model(name, o, membership, k, 3, 1, post)
+        case(name, m, "mixed.parquet", mixed, {"input": feed}, args=args, reference=(path, f))
+
 def main():
     for d in (DATA, MODELS, EXPECTED):
         d.mkdir(parents=True, exist_ok=True)
@@ -636,6 +748,7 @@ def main():
     strict_one_hot_model()
     normalizer_case()
     dense_case()
+    tree_ensemble_opset5(xt, zt, numeric_nan, x_nan, mixed, mixed_pd)
 
     (HERE / "cases.json").write_text(json.dumps(CASES, indent=1) + "\n")
     ops = {}

@@ -157,6 +157,7 @@ def main():
     model("xgb_multi_output_tree", {"objective": "reg:squarederror", "tree_method": "hist", "multi_strategy": "multi_output_tree"}, two)
 
     lightgbm_models(cases, x, xt, z, y_bin, y_3, y_pos, y_count, y_frac)
+    categorical_models(cases)
     refused()
     (HERE / "native_cases.json").write_text(json.dumps(cases, indent=1) + "\n")
     import lightgbm
@@ -213,17 +214,123 @@ def lightgbm_models(cases, x, xt, z, y_bin, y_3, y_pos, y_count, y_frac):
     model("lgbm_random_forest", {"objective": "binary", "boosting": "rf", "bagging_freq": 1, "bagging_fraction": 0.7, "feature_fraction": 0.7}, y_bin, kind="binary")
 
 
+COLORS = ["red", "green", "blue", "black", "white", "amber", "teal", "plum"]  # pandas' order = the codes
+SIZES = [3, 7, 10, 42]
+
+
+def categorical_frame(rng, n, unseen=False):
+    """Rows with two numeric features (NaN in `a`), a string category `color` and an
+    integer category `size`, both pandas categoricals with nulls; with `unseen`,
+    values no model was trained with ("purple", 99)."""
+    a = rng.normal(size=n).astype(np.float32)
+    a[rng.random(n) < 0.08] = np.nan
+    color = rng.choice(COLORS, n).astype(object)
+    color[rng.random(n) < 0.05] = None
+    size = rng.choice(SIZES, n).astype(object)
+    size[rng.random(n) < 0.05] = None
+    if unseen:
+        color[rng.random(n) < 0.1] = "purple"
+        size[rng.random(n) < 0.1] = 99
+    frame = pd.DataFrame({
+        "a": a,
+        "b": rng.normal(size=n).astype(np.float32),
+        "color": pd.Categorical(color, categories=COLORS if not unseen else COLORS + ["purple"]),
+        "size": pd.Categorical(size, categories=SIZES if not unseen else SIZES + [99]),
+    })
+    return frame
+
+
+def categorical_models(cases):
+    """Categorical splits, both libraries: trained on pandas categoricals (the
+    files store the category names: XGBoost's `cats`, LightGBM's
+    `pandas_categorical`), scored from data/categorical.parquet, whose `color`
+    and `size` are dictionary columns as pandas writes categoricals; and trained
+    on category codes (no names in the file), scored from the code columns. For
+    LightGBM also data/categorical_unseen.parquet, with categories no model saw
+    (LightGBM takes them as missing; XGBoost refuses them, a test checks that
+    batchinfer makes them bad rows)."""
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(11)
+    train = categorical_frame(rng, 2000)
+    y = (train.color.isin(["red", "blue", "teal"]).to_numpy() * 1.5 + np.nan_to_num(train.a.to_numpy()) * 0.5
+         + (train["size"] == 7).to_numpy() - (train["size"] == 42).to_numpy() * 0.7 + train.b.to_numpy() * 0.2)
+    y_bin = (y > np.median(y)).astype(np.float32)
+    scored = {}
+    for name, frame in (("categorical", categorical_frame(rng, 700)), ("categorical_unseen", categorical_frame(rng, 700, unseen=True))):
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.add_column(0, "id", pa.array(np.arange(len(frame), dtype=np.int64)))
+        # Codes as the libraries take them from an array, null (NaN) for a null.
+        codes = {c: pa.array(frame[c].cat.codes.to_numpy().astype(np.int32), mask=frame[c].isna().to_numpy()) for c in ("color", "size")}
+        table = table.append_column("color_code", codes["color"]).append_column("size_code", codes["size"])
+        pq.write_table(table, HERE / "data" / f"{name}.parquet")
+        scored[name] = frame
+    CODES = ["a", "b", "color_code", "size_code"]
+
+    def as_codes(frame):
+        x = np.stack([frame.a, frame.b, frame.color.cat.codes, frame["size"].cat.codes], axis=1).astype(np.float32)
+        x[x[:, 2] < 0, 2] = np.nan
+        x[x[:, 3] < 0, 3] = np.nan
+        return x
+
+    def add(name, model, data, cols, args=(), expected=None):
+        if expected is None:
+            expected = name
+            pq.write_table(pa.table(cols), EXPECTED / f"{name}.parquet")
+        cases.append({"name": name, "model": model, "input": f"data/{data}.parquet", "args": list(args),
+                      "expected": f"expected/native/{expected}.parquet", "tolerance": TOL})
+
+    xgb_base = {"max_depth": 4, "eta": 0.3, "seed": 0, "nthread": 1, "tree_method": "hist", "max_cat_to_onehot": 1}
+    for name, params, label, kind, k in (
+        ("xgb_categorical", {"objective": "reg:squarederror"}, y, "regression", 1),
+        ("xgb_categorical_binary", {"objective": "binary:logistic"}, y_bin, "binary", 2),
+        ("xgb_categorical_onehot", {"objective": "reg:squarederror", "max_cat_to_onehot": 16}, y, "regression", 1),
+    ):
+        booster = xgb.train({**xgb_base, **params}, xgb.DMatrix(train, label=label, enable_categorical=True), 10)
+        for ext in ("json", "ubj"):
+            booster.save_model(str(MODELS / f"{name}.{ext}"))
+        pred = booster.predict(xgb.DMatrix(scored["categorical"], enable_categorical=True))
+        cols = columns(pred, kind, k)
+        pq.write_table(pa.table(cols), EXPECTED / f"{name}.parquet")
+        for ext in ("json", "ubj"):
+            add(f"{name}_{ext}", f"models/native/{name}.{ext}", "categorical", cols, expected=name)
+    codes_train = xgb.DMatrix(as_codes(train), label=y, feature_types=["q", "q", "c", "c"], enable_categorical=True)
+    booster = xgb.train(xgb_base, codes_train, 10)
+    booster.save_model(str(MODELS / "xgb_categorical_codes.json"))
+    pred = booster.predict(xgb.DMatrix(as_codes(scored["categorical"]), feature_types=["q", "q", "c", "c"], enable_categorical=True))
+    add("xgb_categorical_codes", "models/native/xgb_categorical_codes.json", "categorical", columns(pred, "regression", 1),
+        ["--features", ",".join(CODES)])
+
+    lgb_base = {"num_leaves": 15, "learning_rate": 0.2, "min_data_in_leaf": 10, "min_data_per_group": 10, "cat_smooth": 1.0,
+                "seed": 0, "num_threads": 1, "deterministic": True, "verbose": -1}
+    for name, params, label, kind, k in (
+        ("lgbm_categorical", {"objective": "regression"}, y, "regression", 1),
+        ("lgbm_categorical_binary", {"objective": "binary"}, y_bin, "binary", 2),
+    ):
+        booster = lgb.train({**lgb_base, **params}, lgb.Dataset(train, label=label), 10)
+        booster.save_model(str(MODELS / f"{name}.txt"))
+        for data in ("categorical", "categorical_unseen"):
+            frame = scored[data]
+            if data == "categorical_unseen":
+                # LightGBM sets a frame's categories to the training ones: unseen become NaN.
+                frame = frame.assign(color=frame.color.cat.set_categories(COLORS), size=frame["size"].cat.set_categories(SIZES))
+            cols = columns(booster.predict(frame), kind, k)
+            add(f"{name}_{data.replace('categorical', 'names')}", f"models/native/{name}.txt", data, cols)
+    booster = lgb.train({**lgb_base, "objective": "regression"}, lgb.Dataset(as_codes(train), label=y, categorical_feature=[2, 3]), 10)
+    booster.save_model(str(MODELS / "lgbm_categorical_codes.txt"))
+    add("lgbm_categorical_codes", "models/native/lgbm_categorical_codes.txt", "categorical",
+        columns(booster.predict(as_codes(scored["categorical"])), "regression", 1), ["--features", ",".join(CODES)])
+
+
 def refused():
-    """Files batchinfer refuses by name: categorical splits, XGBoost's linear booster,
-    a pickle, LightGBM's linear trees and zeros taken as missing."""
+    """Files batchinfer refuses by name: XGBoost's linear booster, a pickle,
+    LightGBM's linear trees and zeros taken as missing."""
     import pickle
 
     rng = np.random.default_rng(3)
     frame = pd.DataFrame(rng.normal(size=(200, 2)).astype(np.float32), columns=["a", "b"])
     frame["c"] = pd.Categorical(rng.choice(["x", "y", "z"], 200))
     y = frame.a.to_numpy() + (frame.c == "y").to_numpy() * 2
-    cat = xgb.train({"max_depth": 2, "seed": 0, "nthread": 1}, xgb.DMatrix(frame, label=y, enable_categorical=True), 2)
-    cat.save_model(str(MODELS / "refused_categorical.json"))
     linear = xgb.train({"booster": "gblinear", "seed": 0, "nthread": 1}, xgb.DMatrix(frame[["a", "b"]], label=y), 2)
     linear.save_model(str(MODELS / "refused_gblinear.json"))
     clf = xgb.XGBClassifier(n_estimators=2, max_depth=2, n_jobs=1).fit(frame[["a", "b"]], y > 1)
@@ -232,7 +339,6 @@ def refused():
     import lightgbm as lgb
 
     lgb_params = {"num_leaves": 4, "min_data_in_leaf": 5, "seed": 0, "num_threads": 1, "deterministic": True, "verbose": -1}
-    lgb.train(lgb_params, lgb.Dataset(frame, label=y), 2).save_model(str(MODELS / "refused_lgbm_categorical.txt"))
     numeric = frame[["a", "b"]]
     lgb.train({**lgb_params, "linear_tree": True}, lgb.Dataset(numeric, label=y), 2).save_model(str(MODELS / "refused_lgbm_linear_tree.txt"))
     sparse = numeric.where(numeric.a > 0, 0.0)

@@ -168,6 +168,20 @@ fn inspect_one(
         if !i.feature_names.is_empty() {
             let _ = writeln!(out, "    features: {}", i.feature_names.join(", "));
         }
+        let categorical: Vec<String> = (i.categories.iter().enumerate())
+            .filter_map(|(j, v)| {
+                let v = v.as_deref()?;
+                let name = i
+                    .feature_names
+                    .get(j)
+                    .cloned()
+                    .unwrap_or_else(|| format!("#{j}"));
+                Some(format!("{name} ({})", v.describe()))
+            })
+            .collect();
+        if !categorical.is_empty() {
+            let _ = writeln!(out, "    categorical: {}", categorical.join(", "));
+        }
     }
     let mut widths = vec![None; model.signature.inputs.len()];
     let mut plan_text = None;

@@ -3,6 +3,7 @@
 //! and running batches through it. No tract type leaves this module: callers see
 //! [`Signature`], [`OutputColumn`] and Arrow arrays.
 
+pub mod categories;
 mod ml;
 pub mod native;
 pub mod set;
@@ -108,6 +109,24 @@ pub struct InputSpec {
     /// The names of the F features of an `[N, F]` input, where the file stores
     /// them (native XGBoost and LightGBM models); empty otherwise.
     pub feature_names: Vec<String>,
+    /// For each of the F features, the categories it was trained with, where the
+    /// file stores them (native models' categorical features); empty otherwise.
+    pub categories: Vec<Option<std::sync::Arc<categories::Vocabulary>>>,
+}
+
+impl InputSpec {
+    /// The vocabulary that encodes column `j` of this input, if a column of type
+    /// `dt` is one it encodes.
+    pub fn vocabulary(
+        &self,
+        j: usize,
+        dt: &arrow::datatypes::DataType,
+    ) -> Option<&categories::Vocabulary> {
+        self.categories
+            .get(j)
+            .and_then(|v| v.as_deref())
+            .filter(|v| v.encodes(dt))
+    }
 }
 
 impl InputSpec {
@@ -270,7 +289,10 @@ impl ModelFile {
                     reason,
                 }
             })?;
-            (t.proto, Some((t.feature_names, t.description)))
+            (
+                t.proto,
+                Some((t.feature_names, t.categories, t.description)),
+            )
         };
         let graph = proto.graph.as_ref().ok_or_else(|| ModelError::NotOnnx {
             path: path.to_owned(),
@@ -290,8 +312,9 @@ impl ModelFile {
             });
         }
         let mut signature = signature(path, graph)?;
-        let description = native.map(|(names, description)| {
+        let description = native.map(|(names, categories, description)| {
             signature.inputs[0].feature_names = names;
+            signature.inputs[0].categories = categories;
             description
         });
         Ok(ModelFile {
@@ -498,6 +521,7 @@ fn signature(path: &Path, graph: &pb::GraphProto) -> Result<Signature, ModelErro
                 elem,
                 shape,
                 feature_names: vec![],
+                categories: vec![],
             };
             return Err(ModelError::UnsupportedShape {
                 path: path.to_owned(),
@@ -510,6 +534,7 @@ fn signature(path: &Path, graph: &pb::GraphProto) -> Result<Signature, ModelErro
             elem,
             shape,
             feature_names: vec![],
+            categories: vec![],
         });
     }
     let producers: HashMap<&str, &pb::NodeProto> = graph

@@ -183,15 +183,29 @@ pub fn input_tensor(
     let cols: Vec<&ArrayRef> = feed.columns.iter().map(|&c| batch.column(c)).collect();
     let tensor = match spec.elem {
         ElemType::F32 => {
+            // Category names become codes (native models' categorical features).
+            let mut encoded = vec![];
             let mut columns = vec![];
-            for (col, name) in cols.iter().zip(&names) {
+            for (j, (col, name)) in cols.iter().zip(&names).enumerate() {
+                if let Some(v) = spec.vocabulary(j, col.data_type()) {
+                    let codes = v.encode(col).map_err(|u| bad(u.row, name, u.reason))?;
+                    encoded.push(Some(codes));
+                    columns.push(None);
+                    continue;
+                }
                 let c = cast_column(col, &DataType::Float32, name)?;
                 reject_unparsed(col, &c, name)?;
-                columns.push(c);
+                encoded.push(None);
+                columns.push(Some(c));
             }
             let values: Vec<FloatValues<f32>> = columns
                 .iter()
-                .map(|c| FloatValues::of(c.as_primitive::<Float32Type>(), f32::NAN))
+                .zip(&encoded)
+                .map(|(c, e)| match (c, e) {
+                    (Some(c), _) => FloatValues::of(c.as_primitive::<Float32Type>(), f32::NAN),
+                    (None, Some(codes)) => FloatValues::Borrowed(codes),
+                    (None, None) => unreachable!("each column is cast or encoded"),
+                })
                 .collect();
             row_major(&values, n, &shape)
         }
@@ -306,9 +320,22 @@ pub fn bad_rows(
             ElemType::Bool => DataType::Boolean,
             ElemType::Str => DataType::Utf8,
         };
-        for &c in &feed.columns {
+        for (j, &c) in feed.columns.iter().enumerate() {
             let col = batch.column(c);
             let name = schema.field(c).name();
+            if let Some(v) = spec.vocabulary(j, col.data_type()) {
+                let unseen = v.unseen_rows(col).map_err(|u| {
+                    ScoreError::Model(anyhow::anyhow!("column `{name}`: {}", u.reason))
+                })?;
+                for u in unseen {
+                    found.entry(u.row).or_insert(BadRow {
+                        row: u.row,
+                        column: name.clone(),
+                        reason: u.reason,
+                    });
+                }
+                continue;
+            }
             let cast = cast_column(col, &target, name)?;
             // Float inputs take nulls (as NaN): only values the cast lost are bad.
             if cast.null_count() == 0 || (float && cast.null_count() == col.null_count()) {
@@ -455,6 +482,7 @@ mod tests {
                 super::super::Dim::Fixed(2),
             ],
             feature_names: vec![],
+            categories: vec![],
         }
     }
 

@@ -230,6 +230,10 @@ golden!(
     catboost_regressor,
     normalizers,
     dense_layers,
+    tree_ensemble_opset5,
+    tree_ensemble_members,
+    tree_ensemble_softmax,
+    tree_ensemble_logistic,
 );
 
 #[test]

@@ -82,6 +82,18 @@ native!(
     lgbm_lambdarank,
     lgbm_rank_xendcg,
     lgbm_random_forest,
+    xgb_categorical_json,
+    xgb_categorical_ubj,
+    xgb_categorical_binary_json,
+    xgb_categorical_binary_ubj,
+    xgb_categorical_onehot_json,
+    xgb_categorical_onehot_ubj,
+    xgb_categorical_codes,
+    lgbm_categorical_names,
+    lgbm_categorical_names_unseen,
+    lgbm_categorical_binary_names,
+    lgbm_categorical_binary_names_unseen,
+    lgbm_categorical_codes,
 );
 
 #[test]
@@ -268,18 +280,10 @@ fn what_cannot_be_scored_is_refused_by_name_before_scoring() {
     let env = Env::new();
     for (model, message) in [
         (
-            "refused_categorical.json",
-            "categorical splits, which batchinfer does not support yet",
-        ),
-        (
             "refused_gblinear.json",
             "gblinear booster is not supported by batchinfer yet",
         ),
         ("refused_pickle.pkl", "is a Python pickle"),
-        (
-            "refused_lgbm_categorical.txt",
-            "categorical splits, which batchinfer does not support yet",
-        ),
         ("refused_lgbm_linear_tree.txt", "linear trees (linear_tree)"),
         (
             "refused_lgbm_zero_as_missing.txt",
@@ -322,4 +326,58 @@ fn what_cannot_be_scored_is_refused_by_name_before_scoring() {
     env.run(&["inspect", "cut.json"])
         .expect_code(3)
         .expect_stderr("cannot score XGBoost JSON model cut.json");
+}
+
+#[test]
+fn a_category_xgboost_never_saw_is_a_bad_row_naming_it() {
+    let env = Env::new();
+    let model = "TD/models/native/xgb_categorical.json";
+    let input = "TD/data/categorical_unseen.parquet";
+    env.run(&["inspect", model])
+        .expect_code(0)
+        .expect_stdout("categorical: color (8 names, an unseen one is a bad row), size (4 integer categories, an unseen one is a bad row)");
+    // XGBoost's own predict refuses such a frame; the default is to stop.
+    env.run(&["score", "-m", model, "-i", input, "-o", "out.parquet", "-q"])
+        .expect_code(4)
+        .expect_stderr(
+            "column `color`: category \"purple\" is not one of the 8 the model was trained with",
+        );
+    assert!(!env.path("out.parquet").exists());
+    env.run(&[
+        "score",
+        "-m",
+        model,
+        "-i",
+        input,
+        "-o",
+        "out.parquet",
+        "-q",
+        "--on-error",
+        "skip",
+        "--errors",
+        "errors.parquet",
+    ])
+    .expect_code(0);
+    let errors = read_parquet(&env.path("errors.parquet"));
+    let scored = read_parquet(&env.path("out.parquet"));
+    let reasons = errors
+        .column_by_name("_reason")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .unwrap()
+        .iter()
+        .map(|r| r.unwrap().to_owned())
+        .collect::<Vec<_>>();
+    // data/categorical_unseen.parquet: 700 rows, about 10% "purple" and 10% 99.
+    assert_eq!(errors.num_rows() + scored.num_rows(), 700);
+    assert!(
+        (100..180).contains(&errors.num_rows()),
+        "{}",
+        errors.num_rows()
+    );
+    assert!(reasons
+        .iter()
+        .any(|r| r.contains("category 99 is not one of the 4")));
+    assert!(reasons.iter().any(|r| r.contains("category \"purple\"")));
 }

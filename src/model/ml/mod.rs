@@ -34,6 +34,7 @@ pub const OWN_OPS: &[&str] = &[
     "Scaler",
     "SVMClassifier",
     "SVMRegressor",
+    "TreeEnsemble",
     "TreeEnsembleClassifier",
     "TreeEnsembleRegressor",
     "ZipMap",
@@ -46,6 +47,9 @@ fn tree_classifier(_: &ParsingContext, node: &NodeProto) -> Built {
 }
 fn tree_regressor(_: &ParsingContext, node: &NodeProto) -> Built {
     Ok((inference_op(trees::regressor(node)?), vec![]))
+}
+fn tree_ensemble(ctx: &ParsingContext, node: &NodeProto) -> Built {
+    Ok((inference_op(trees::tree_ensemble(ctx, node)?), vec![]))
 }
 fn category_mapper(_: &ParsingContext, node: &NodeProto) -> Built {
     Ok((inference_op(label_encoder::category_mapper(node)?), vec![]))
@@ -94,6 +98,7 @@ fn binarizer(_: &ParsingContext, node: &NodeProto) -> Built {
 pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("TreeEnsembleClassifier", tree_classifier);
     reg.insert("TreeEnsembleRegressor", tree_regressor);
+    reg.insert("TreeEnsemble", tree_ensemble);
     reg.insert("LabelEncoder", label_encoder);
     reg.insert("CategoryMapper", category_mapper);
     reg.insert("FeatureVectorizer", feature_vectorizer);

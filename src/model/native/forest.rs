@@ -20,13 +20,54 @@ pub enum Node {
         right: usize,
         missing_left: bool,
     },
+    /// A categorical split: goes to `member` when the category of `x` is in `set`
+    /// (its integer part, as the forest's `category_rule` says), to `member` also
+    /// when `x` is missing and `missing_member`; else to `other`.
+    In {
+        feature: usize,
+        set: Vec<u32>,
+        member: usize,
+        other: usize,
+        missing_member: bool,
+    },
     /// Adds `values[k]` to output `first + k`.
     Leaf { first: usize, values: Vec<f32> },
+}
+
+impl Node {
+    /// The children of a split, in the order the translation lists them.
+    fn children(&self) -> Option<(usize, usize)> {
+        match *self {
+            Node::Less { left, right, .. } => Some((left, right)),
+            Node::In { member, other, .. } => Some((member, other)),
+            Node::Leaf { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Tree {
     pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    /// The nodes in depth-first order from the root (`order`) and each node's
+    /// position in it (`ids`): nodes no path reaches (deleted by pruning) are left
+    /// out, with id `usize::MAX`.
+    fn preorder(&self) -> (Vec<usize>, Vec<usize>) {
+        let mut ids = vec![usize::MAX; self.nodes.len()];
+        let mut order = vec![];
+        let mut stack = vec![0usize];
+        while let Some(i) = stack.pop() {
+            ids[i] = order.len();
+            order.push(i);
+            if let Some((a, b)) = self.nodes[i].children() {
+                stack.push(b);
+                stack.push(a);
+            }
+        }
+        (ids, order)
+    }
 }
 
 /// What the margins become.
@@ -83,6 +124,9 @@ pub struct Forest {
     /// What the head multiplies the margins by first (LightGBM's `sigmoid`
     /// parameter); raw margins (`Head::Margin`) are not scaled.
     pub scale: f32,
+    /// How a categorical split takes the category of a value: `xgboost` or
+    /// `lightgbm` (the evaluator's membership rules of the same names).
+    pub category_rule: &'static str,
 }
 
 impl Forest {
@@ -106,19 +150,15 @@ impl Forest {
                 );
                 seen[i] = true;
                 match &tree.nodes[i] {
-                    Node::Less {
-                        feature,
-                        left,
-                        right,
-                        ..
-                    } => {
+                    Node::Less { feature, .. } | Node::In { feature, .. } => {
                         anyhow::ensure!(
                             *feature < self.n_features,
                             "tree {t}: node {i} splits on feature {feature}, the model has {}",
                             self.n_features
                         );
-                        stack.push(*left);
-                        stack.push(*right);
+                        let (a, b) = tree.nodes[i].children().expect("a split");
+                        stack.push(a);
+                        stack.push(b);
                     }
                     Node::Leaf { first, values } => anyhow::ensure!(
                         first + values.len() <= self.n_outputs(),
@@ -173,53 +213,57 @@ impl Forest {
         };
         let mut nodes = Attrs::default();
         let mut leaves = Attrs::default();
+        // The members of every categorical split in the order they are listed,
+        // each set closed by a NaN (opset 5's `membership_values`).
+        let mut members: Vec<f32> = vec![];
         for (t, tree) in self.trees.iter().enumerate() {
-            // Nodes in depth-first order from the root, numbered as visited: nodes
-            // no path reaches (deleted by pruning) are left out.
-            let mut ids = vec![usize::MAX; tree.nodes.len()];
-            let mut order = vec![];
-            let mut stack = vec![0usize];
-            while let Some(i) = stack.pop() {
-                ids[i] = order.len();
-                order.push(i);
-                if let Node::Less { left, right, .. } = tree.nodes[i] {
-                    stack.push(right);
-                    stack.push(left);
-                }
-            }
+            let (ids, order) = tree.preorder();
             for &i in &order {
                 nodes.ints("nodes_treeids", t as i64);
                 nodes.ints("nodes_nodeids", ids[i] as i64);
-                match &tree.nodes[i] {
+                let (feature, value, mode, true_id, false_id, missing) = match &tree.nodes[i] {
                     Node::Less {
                         feature,
                         threshold,
                         left,
                         right,
                         missing_left,
+                    } => (
+                        *feature,
+                        *threshold,
+                        split,
+                        ids[*left],
+                        ids[*right],
+                        *missing_left,
+                    ),
+                    Node::In {
+                        feature,
+                        set,
+                        member,
+                        other,
+                        missing_member,
                     } => {
-                        nodes.ints("nodes_featureids", *feature as i64);
-                        nodes.floats("nodes_values", *threshold);
-                        nodes.strings("nodes_modes", split);
-                        nodes.ints("nodes_truenodeids", ids[*left] as i64);
-                        nodes.ints("nodes_falsenodeids", ids[*right] as i64);
-                        nodes.ints("nodes_missing_value_tracks_true", *missing_left as i64);
+                        members.extend(set.iter().map(|&c| c as f32));
+                        members.push(f32::NAN);
+                        let (m, o) = (ids[*member], ids[*other]);
+                        (*feature, 0.0, "BRANCH_MEMBER", m, o, *missing_member)
                     }
                     Node::Leaf { first, values } => {
-                        nodes.ints("nodes_featureids", 0);
-                        nodes.floats("nodes_values", 0.0);
-                        nodes.strings("nodes_modes", "LEAF");
-                        nodes.ints("nodes_truenodeids", 0);
-                        nodes.ints("nodes_falsenodeids", 0);
-                        nodes.ints("nodes_missing_value_tracks_true", 0);
                         for (k, v) in values.iter().enumerate() {
                             leaves.ints("treeids", t as i64);
                             leaves.ints("nodeids", ids[i] as i64);
                             leaves.ints("ids", (first + k) as i64);
                             leaves.floats("weights", *v * scale);
                         }
+                        (0, 0.0, "LEAF", 0, 0, false)
                     }
-                }
+                };
+                nodes.ints("nodes_featureids", feature as i64);
+                nodes.floats("nodes_values", value);
+                nodes.strings("nodes_modes", mode);
+                nodes.ints("nodes_truenodeids", true_id as i64);
+                nodes.ints("nodes_falsenodeids", false_id as i64);
+                nodes.ints("nodes_missing_value_tracks_true", missing as i64);
             }
         }
         let classifier = matches!(self.head, Head::Binary | Head::Multiclass | Head::OneVsAll);
@@ -232,6 +276,15 @@ impl Forest {
             attrs.into_iter().map(|(n, a)| a.named(n)).collect();
         let base = self.base.iter().map(|b| b * scale).collect();
         attributes.push(Attr::Floats(base).named("base_values".into()));
+        if !members.is_empty() {
+            // BRANCH_MEMBER in a TreeEnsembleRegressor/Classifier is batchinfer's
+            // own extension (the evaluator reads it; see `ml::trees`), so that the
+            // classifier heads stay as they are for categorical models.
+            attributes.push(Attr::Floats(members).named("membership_values".into()));
+            attributes.push(
+                Attr::String(self.category_rule.into()).named("batchinfer_membership_rule".into()),
+            );
+        }
         attributes
     }
 

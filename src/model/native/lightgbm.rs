@@ -24,6 +24,7 @@ use anyhow::{bail, ensure, Context, Result};
 
 use super::forest::{Forest, Head, Link, Node, Tree};
 use super::Model;
+use crate::model::categories::{Names, Unseen, Vocabulary};
 
 const CATEGORICAL: u32 = 1;
 const DEFAULT_LEFT: u32 = 2;
@@ -177,6 +178,7 @@ pub fn read(text: &str) -> Result<Model> {
         .iter()
         .enumerate()
         .all(|(i, n)| *n == format!("Column_{i}"));
+    let categories = pandas_categories(&text, &header)?;
     let forest = Forest {
         n_features,
         trees,
@@ -184,6 +186,7 @@ pub fn read(text: &str) -> Result<Model> {
         head,
         inclusive: true,
         scale: scale as f32,
+        category_rule: "lightgbm",
     };
     forest.check()?;
     let description = format!(
@@ -195,6 +198,7 @@ pub fn read(text: &str) -> Result<Model> {
     );
     Ok(Model {
         forest,
+        categories,
         feature_names: if default_names { vec![] } else { names },
         description,
     })
@@ -233,18 +237,31 @@ fn read_tree(f: &HashMap<&str, &str>, output: usize, n_features: usize) -> Resul
         ensure!(i < internal + n_leaves, "a child index {c} is out of range");
         Ok(i)
     };
+    let bitsets = category_bitsets(f, &decision)?;
     let mut nodes = Vec::with_capacity(internal + n_leaves);
     for i in 0..internal {
         let d = decision[i];
-        if d & CATEGORICAL != 0 {
-            bail!("the model has categorical splits, which batchinfer does not support yet");
-        }
         ensure!(
             feature[i] < n_features,
             "a split on feature {} of {n_features}",
             feature[i]
         );
         let t = threshold[i];
+        if d & CATEGORICAL != 0 {
+            // The categories whose bits are set go left; the others, negative
+            // values and NaN go right.
+            let set = bitsets
+                .get(t as usize)
+                .with_context(|| format!("a categorical split names bitset {t}"))?;
+            nodes.push(Node::In {
+                feature: feature[i],
+                set: set.clone(),
+                member: child(left[i])?,
+                other: child(right[i])?,
+                missing_member: false,
+            });
+            continue;
+        }
         let missing_left = match (d >> 2) & 3 {
             // None: a missing value is taken as 0.
             0 => 0.0 <= t,
@@ -264,6 +281,87 @@ fn read_tree(f: &HashMap<&str, &str>, output: usize, n_features: usize) -> Resul
     }
     nodes.extend(leaf_values.iter().map(|&v| leaf(v)));
     Ok(Tree { nodes })
+}
+
+/// The categories of each categorical feature, from the `pandas_categorical:`
+/// line LightGBM writes when it was trained on a pandas DataFrame: one list per
+/// category column, in column order, which are the categorical features
+/// (`categorical_feature:` parameter, else the `a:b:c` entries of
+/// `feature_infos`) in index order. An unseen category is missing (NaN), as
+/// LightGBM's own predict makes it.
+fn pandas_categories(text: &str, header: &HashMap<&str, &str>) -> Result<Vec<(usize, Vocabulary)>> {
+    let Some(at) = text.rfind("\npandas_categorical:") else {
+        return Ok(vec![]);
+    };
+    let json = text[at + "\npandas_categorical:".len()..]
+        .lines()
+        .next()
+        .unwrap_or("");
+    let lists: serde_json::Value =
+        serde_json::from_str(json.trim()).context("pandas_categorical is not JSON")?;
+    let Some(lists) = lists.as_array() else {
+        return Ok(vec![]); // null: trained without category columns
+    };
+    let features: Vec<usize> = match text
+        .lines()
+        .find_map(|l| l.strip_prefix("[categorical_feature: "))
+        .map(|l| l.trim_end_matches(']').trim())
+    {
+        Some(list) if !list.is_empty() => list
+            .split(',')
+            .map(|i| i.trim().parse().ok())
+            .collect::<Option<Vec<usize>>>()
+            .context("the categorical_feature parameter is not a list of indices")?,
+        _ => get(header, "feature_infos")?
+            .split_whitespace()
+            .enumerate()
+            .filter(|(_, info)| !info.starts_with('[') && *info != "none")
+            .map(|(i, _)| i)
+            .collect(),
+    };
+    ensure!(
+        features.len() == lists.len(),
+        "pandas_categorical lists {} category columns but {} features are categorical, so which is which cannot be told; save the model from a DataFrame whose category columns are exactly the categorical features",
+        lists.len(),
+        features.len()
+    );
+    features
+        .into_iter()
+        .zip(lists)
+        .map(|(feature, list)| {
+            let items = list.as_array().context("a pandas_categorical entry is not a list")?;
+            let names = if let Some(s) = items.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>() {
+                Names::Strings(s)
+            } else if let Some(i) = items.iter().map(serde_json::Value::as_i64).collect::<Option<Vec<_>>>() {
+                Names::Ints(i)
+            } else {
+                bail!("feature {feature}: categories that are neither all strings nor all integers are not supported by batchinfer");
+            };
+            Ok((feature, Vocabulary::new(names, Unseen::Missing)))
+        })
+        .collect()
+}
+
+/// The category sets of a tree's categorical splits: bitset `k` is the 32-bit
+/// words `cat_threshold[cat_boundaries[k]..cat_boundaries[k + 1]]`.
+fn category_bitsets(f: &HashMap<&str, &str>, decision: &[u32]) -> Result<Vec<Vec<u32>>> {
+    if !decision.iter().any(|d| d & CATEGORICAL != 0) {
+        return Ok(vec![]);
+    }
+    let n_cat: usize = number(f, "num_cat")?;
+    let bounds: Vec<usize> = list(f, "cat_boundaries", n_cat + 1)?;
+    let words: Vec<u32> = list(f, "cat_threshold", bounds.last().copied().unwrap_or(0))?;
+    (0..n_cat)
+        .map(|k| {
+            let w = words
+                .get(bounds[k]..bounds[k + 1])
+                .context("cat_boundaries is not ascending")?;
+            Ok((0..w.len() * 32)
+                .filter(|&b| w[b / 32] >> (b % 32) & 1 == 1)
+                .map(|b| b as u32)
+                .collect())
+        })
+        .collect()
 }
 
 #[cfg(test)]

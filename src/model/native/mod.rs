@@ -13,8 +13,12 @@ pub mod lightgbm;
 pub mod ubjson;
 pub mod xgboost;
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use tract_onnx::pb;
+
+use super::categories::Vocabulary;
 
 /// What a model file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +88,9 @@ pub struct Model {
     pub forest: forest::Forest,
     /// Empty when the model was trained without names.
     pub feature_names: Vec<String>,
+    /// The categories of each categorical feature the file lists them for (by
+    /// feature index); empty when it lists none.
+    pub categories: Vec<(usize, Vocabulary)>,
     /// "XGBoost 3.2.0 model: objective binary:logistic, …": what `inspect` shows.
     pub description: String,
 }
@@ -92,6 +99,8 @@ pub struct Model {
 pub struct Translated {
     pub proto: pb::ModelProto,
     pub feature_names: Vec<String>,
+    /// One entry per feature (`None` for most), or empty.
+    pub categories: Vec<Option<Arc<Vocabulary>>>,
     pub description: String,
 }
 
@@ -109,9 +118,17 @@ pub fn translate(format: Format, bytes: &[u8], raw: bool) -> Result<Translated> 
     if raw {
         model.forest.head = forest::Head::Margin;
     }
+    let mut categories = vec![];
+    if !model.categories.is_empty() {
+        categories = vec![None; model.forest.n_features];
+        for (feature, v) in model.categories {
+            categories[feature] = Some(Arc::new(v));
+        }
+    }
     Ok(Translated {
         proto: model.forest.to_onnx(format.producer()),
         feature_names: model.feature_names,
+        categories,
         description: model.description,
     })
 }

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::forest::{Forest, Head, Link, Node, Tree};
 use super::Model;
+use crate::model::categories::{Names, Unseen, Vocabulary};
 
 /// How an objective turns margins into predictions.
 fn objective(name: &str) -> Result<(Head, Margin)> {
@@ -148,6 +149,14 @@ pub fn read(root: &Value) -> Result<Model> {
     let booster = field(learner, &["gradient_booster"])?;
     let booster_name = field(booster, &["name"])?.as_str().unwrap_or("");
     let trees = boosted_trees(booster, booster_name, n_outputs)?;
+    let model_json = match booster_name {
+        "dart" => field(booster, &["gbtree", "model"])?,
+        _ => field(booster, &["model"])?,
+    };
+    let categories = match model_json.get("cats") {
+        Some(cats) => category_names(cats, n_features)?,
+        None => vec![],
+    };
     let feature_names: Vec<String> = learner
         .get("feature_names")
         .and_then(Value::as_array)
@@ -169,6 +178,7 @@ pub fn read(root: &Value) -> Result<Model> {
         head,
         inclusive: false,
         scale: 1.0,
+        category_rule: "xgboost",
     };
     forest.check()?;
     let description = format!(
@@ -179,6 +189,7 @@ pub fn read(root: &Value) -> Result<Model> {
     );
     Ok(Model {
         forest,
+        categories,
         feature_names,
         description,
     })
@@ -293,11 +304,7 @@ fn read_tree(tree: &Value, group: usize, scale: f64, n_outputs: usize) -> Result
     ] {
         ensure!(len == n, "{key} has {len} entries for {n} nodes");
     }
-    if let Ok(types) = numbers(tree, "split_type") {
-        if types.iter().any(|&t| t != 0.0) {
-            bail!("the model has categorical splits, which batchinfer does not support yet");
-        }
-    }
+    let sets = category_sets(tree, n)?;
     let (leaf_size, leaf_vectors) = leaf_vectors(tree, n_outputs)?;
     let mut nodes = Vec::with_capacity(n);
     let mut leaf_ordinal = 0;
@@ -336,6 +343,17 @@ fn read_tree(tree: &Value, group: usize, scale: f64, n_outputs: usize) -> Result
                 );
                 Ok(c as usize)
             };
+            if let Some(set) = sets.get(&i) {
+                // XGBoost sends the categories of the set right, the others left.
+                nodes.push(Node::In {
+                    feature: feature[i] as usize,
+                    set: set.clone(),
+                    member: child(right[i])?,
+                    other: child(left[i])?,
+                    missing_member: default_left[i] == 0.0,
+                });
+                continue;
+            }
             nodes.push(Node::Less {
                 feature: feature[i] as usize,
                 threshold: condition[i] as f32,
@@ -346,6 +364,101 @@ fn read_tree(tree: &Value, group: usize, scale: f64, n_outputs: usize) -> Result
         }
     }
     Ok(Tree { nodes })
+}
+
+/// The categories XGBoost (≥ 3.1) stores for the features it was trained on as
+/// pandas categories (`cats.enc`, one entry per feature: empty, strings as UTF-8
+/// bytes cut at `offsets`, or numbers); a category's code is its position. XGBoost
+/// refuses a category it was not trained with, so an unseen one is a bad row.
+fn category_names(cats: &Value, n_features: usize) -> Result<Vec<(usize, Vocabulary)>> {
+    let Some(enc) = cats.get("enc").and_then(Value::as_array) else {
+        return Ok(vec![]);
+    };
+    ensure!(
+        enc.is_empty() || enc.len() == n_features,
+        "cats.enc has {} entries for {n_features} features",
+        enc.len()
+    );
+    let mut out = vec![];
+    for (feature, e) in enc.iter().enumerate() {
+        let values = numbers(e, "values").unwrap_or_default();
+        if values.is_empty() {
+            continue;
+        }
+        let offsets = numbers(e, "offsets").unwrap_or_default();
+        let names = if offsets.is_empty() {
+            ensure!(
+                values.iter().all(|v| v.fract() == 0.0),
+                "feature {feature}: categories that are not integers are not supported by batchinfer"
+            );
+            Names::Ints(values.iter().map(|&v| v as i64).collect())
+        } else {
+            let bytes: Vec<u8> = values.iter().map(|&b| b as u8).collect();
+            let names = offsets
+                .windows(2)
+                .map(|w| {
+                    let piece = bytes
+                        .get(w[0] as usize..w[1] as usize)
+                        .context("cats offsets point past the category bytes")?;
+                    String::from_utf8(piece.to_vec()).context("a category name is not UTF-8")
+                })
+                .collect::<Result<Vec<String>>>()
+                .with_context(|| format!("feature {feature}"))?;
+            Names::Strings(names)
+        };
+        out.push((feature, Vocabulary::new(names, Unseen::BadRow)));
+    }
+    Ok(out)
+}
+
+/// The categories of each categorical split (`split_type` 1) of a tree of `n`
+/// nodes, by node: `categories_nodes[k]` owns
+/// `categories[categories_segments[k]..][..categories_sizes[k]]`.
+fn category_sets(tree: &Value, n: usize) -> Result<std::collections::HashMap<usize, Vec<u32>>> {
+    let categorical: Vec<bool> = match numbers(tree, "split_type") {
+        Ok(types) => {
+            ensure!(
+                types.len() == n,
+                "split_type has {} entries for {n} nodes",
+                types.len()
+            );
+            types.iter().map(|&t| t != 0.0).collect()
+        }
+        Err(_) => vec![false; n],
+    };
+    let mut sets = std::collections::HashMap::new();
+    if !categorical.iter().any(|c| *c) {
+        return Ok(sets);
+    }
+    let nodes = numbers(tree, "categories_nodes")?;
+    let segments = numbers(tree, "categories_segments")?;
+    let sizes = numbers(tree, "categories_sizes")?;
+    let categories = numbers(tree, "categories")?;
+    ensure!(
+        segments.len() == nodes.len() && sizes.len() == nodes.len(),
+        "categories_nodes, categories_segments and categories_sizes differ in length"
+    );
+    for k in 0..nodes.len() {
+        let (node, start, size) = (nodes[k] as usize, segments[k] as usize, sizes[k] as usize);
+        ensure!(
+            categorical.get(node) == Some(&true),
+            "categories are listed for node {node}, which is not a categorical split"
+        );
+        let set = categories
+            .get(start..start + size)
+            .context("categories_segments points past `categories`")?;
+        ensure!(
+            set.iter()
+                .all(|c| *c >= 0.0 && c.fract() == 0.0 && *c < 16_777_215.0),
+            "node {node} lists a category that is not a valid category code"
+        );
+        sets.insert(node, set.iter().map(|&c| c as u32).collect());
+    }
+    // A categorical split with no categories listed sends every category left.
+    for (i, _) in categorical.iter().enumerate().filter(|(_, c)| **c) {
+        sets.entry(i).or_insert_with(Vec::new);
+    }
+    Ok(sets)
 }
 
 #[cfg(test)]

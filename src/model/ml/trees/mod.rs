@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 
+use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
@@ -27,6 +28,10 @@ use super::classes::{self, BinaryScore, Labels, PostTransform};
 use super::kernel::Kernel;
 
 mod avx2;
+mod opset5;
+mod sets;
+
+use sets::{Rule, Set};
 
 /// Rows walked through one tree before moving to the next.
 const ROW_BLOCK: usize = 64;
@@ -44,6 +49,7 @@ enum Mode {
     Gt,
     Eq,
     Neq,
+    Member,
     Leaf,
 }
 
@@ -56,6 +62,7 @@ impl Mode {
             "BRANCH_GT" => Mode::Gt,
             "BRANCH_EQ" => Mode::Eq,
             "BRANCH_NEQ" => Mode::Neq,
+            "BRANCH_MEMBER" => Mode::Member,
             "LEAF" => Mode::Leaf,
             other => bail!("unknown node mode {other}"),
         })
@@ -97,19 +104,24 @@ uniform!(Gte, >=);
 uniform!(Gt, >);
 uniform!(Equal, ==);
 
-/// Ensembles mixing comparisons, or using NEQ: the mode of every node.
-struct Mixed<'a>(&'a [Mode]);
+/// Ensembles mixing comparisons, or using NEQ or sets: the mode of every node, and
+/// the sets member nodes point to.
+struct Mixed<'a> {
+    modes: &'a [Mode],
+    sets: &'a [Set],
+}
 
 impl Compare for Mixed<'_> {
     #[inline(always)]
     fn holds(&self, node: usize, x: f32, t: f32) -> bool {
-        match self.0[node] {
+        match self.modes[node] {
             Mode::Leq => x <= t,
             Mode::Lt => x < t,
             Mode::Gte => x >= t,
             Mode::Gt => x > t,
             Mode::Eq => x == t,
             Mode::Neq => x != t,
+            Mode::Member => self.sets[t.to_bits() as usize].contains(x),
             Mode::Leaf => false,
         }
     }
@@ -139,6 +151,8 @@ pub struct Ensemble {
     mode: Option<Mode>,
     /// Per-node modes (leaves included), used when `mode` is None.
     modes: Vec<Mode>,
+    /// The sets of member nodes, whose `threshold` bits are an index here.
+    sets: Vec<Set>,
     /// For each node, its first weight in `weights`; leaves own `leaf[i]..leaf[i + 1]`.
     leaf: Vec<u32>,
     weights: Vec<(u32, f32)>,
@@ -174,10 +188,53 @@ fn refuse_as_tensor(node: &NodeProto, names: &[&str]) -> TractResult<()> {
     Ok(())
 }
 
-impl Ensemble {
-    /// Parses the node and leaf attributes; `prefix` is `class` or `target`.
-    #[allow(clippy::too_many_lines)] // one pass over the TreeEnsemble attribute table; split, the checks between parallel attribute arrays would sit apart from where the arrays are read
-    fn parse(node: &NodeProto, prefix: &str, n_targets: usize) -> TractResult<Ensemble> {
+/// An ensemble's trees as its attributes list them, before they are laid out: the
+/// legacy operators' (tree id, node id) pairs, or opset 5's nodes renamed to them.
+#[derive(Default)]
+struct Table {
+    tree_ids: Vec<i64>,
+    node_ids: Vec<i64>,
+    features: Vec<i64>,
+    values: Vec<f32>,
+    modes: Vec<Mode>,
+    true_ids: Vec<i64>,
+    false_ids: Vec<i64>,
+    missing: Vec<bool>,
+    /// The set of each `BRANCH_MEMBER` node, by position in the lists above.
+    sets: HashMap<usize, Set>,
+    /// (tree id, node id, target, weight) of every leaf weight.
+    leaves: Vec<(i64, i64, i64, f32)>,
+}
+
+impl Table {
+    /// Appends one node.
+    #[allow(clippy::too_many_arguments)] // one per column of the table
+    fn push(
+        &mut self,
+        tree: i64,
+        node: i64,
+        feature: i64,
+        value: f32,
+        mode: Mode,
+        (true_id, false_id): (i64, i64),
+        missing: bool,
+    ) {
+        self.tree_ids.push(tree);
+        self.node_ids.push(node);
+        self.features.push(feature);
+        self.values.push(value);
+        self.modes.push(mode);
+        self.true_ids.push(true_id);
+        self.false_ids.push(false_id);
+        self.missing.push(missing);
+    }
+
+    /// `TreeEnsembleClassifier`/`Regressor` (opsets 1–3); `prefix` is `class` or
+    /// `target`. `BRANCH_MEMBER` is accepted here too, with the sets in
+    /// `membership_values` (floats, NaN-delimited, as opset 5 has them) and their
+    /// rule in `batchinfer_membership_rule`: that is how a native model's
+    /// categorical splits are written ([`crate::model::native`]).
+    fn legacy(node: &NodeProto, prefix: &str) -> TractResult<Table> {
         refuse_as_tensor(
             node,
             &[
@@ -190,12 +247,11 @@ impl Ensemble {
         let tree_ids: Vec<i64> = node.get_attr_vec("nodes_treeids")?;
         let n = tree_ids.len();
         ensure!(n > 0, "the ensemble has no nodes");
-        let node_ids: Vec<i64> = attr_vec(node, "nodes_nodeids", n)?;
-        let features: Vec<i64> = attr_vec(node, "nodes_featureids", n)?;
-        let values: Vec<f32> = attr_vec(node, "nodes_values", n)?;
         let modes: Vec<String> = attr_vec(node, "nodes_modes", n)?;
-        let true_ids: Vec<i64> = attr_vec(node, "nodes_truenodeids", n)?;
-        let false_ids: Vec<i64> = attr_vec(node, "nodes_falsenodeids", n)?;
+        let modes: Vec<Mode> = modes
+            .iter()
+            .map(|m| Mode::parse(m))
+            .collect::<TractResult<_>>()?;
         let missing: Vec<i64> =
             match node.get_attr_opt_vec::<i64>("nodes_missing_value_tracks_true")? {
                 Some(v) if !v.is_empty() => {
@@ -207,13 +263,94 @@ impl Ensemble {
                 }
                 _ => vec![0; n],
             };
-
         let leaf_tree: Vec<i64> = node.get_attr_vec(&format!("{prefix}_treeids"))?;
         let m = leaf_tree.len();
         let leaf_node: Vec<i64> = attr_vec(node, &format!("{prefix}_nodeids"), m)?;
         let leaf_target: Vec<i64> = attr_vec(node, &format!("{prefix}_ids"), m)?;
         let leaf_weight: Vec<f32> = attr_vec(node, &format!("{prefix}_weights"), m)?;
+        let rule = match node.get_attr_opt::<&str>("batchinfer_membership_rule")? {
+            None => Rule::Exact,
+            Some(name) => Rule::parse(name)
+                .with_context(|| format!("unknown batchinfer_membership_rule {name}"))?,
+        };
+        let members = node
+            .get_attr_opt_vec::<f32>("membership_values")?
+            .unwrap_or_default();
+        Ok(Table {
+            node_ids: attr_vec(node, "nodes_nodeids", n)?,
+            features: attr_vec(node, "nodes_featureids", n)?,
+            values: attr_vec(node, "nodes_values", n)?,
+            true_ids: attr_vec(node, "nodes_truenodeids", n)?,
+            false_ids: attr_vec(node, "nodes_falsenodeids", n)?,
+            missing: missing.iter().map(|v| *v != 0).collect(),
+            sets: member_sets(&modes, &members, rule)?,
+            modes,
+            tree_ids,
+            leaves: (0..m)
+                .map(|j| (leaf_tree[j], leaf_node[j], leaf_target[j], leaf_weight[j]))
+                .collect(),
+        })
+    }
+}
 
+/// The set of each `BRANCH_MEMBER` node, by position, from NaN-delimited members.
+fn member_sets(modes: &[Mode], members: &[f32], rule: Rule) -> TractResult<HashMap<usize, Set>> {
+    let at: Vec<usize> = (0..modes.len())
+        .filter(|&i| modes[i] == Mode::Member)
+        .collect();
+    if at.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let lists = sets::split_members(members, at.len()).map_err(|e| anyhow!(e))?;
+    Ok(at
+        .into_iter()
+        .zip(lists)
+        .map(|(i, list)| (i, Set::new(rule, list)))
+        .collect())
+}
+
+impl Ensemble {
+    /// Parses the node and leaf attributes of a legacy ensemble; `prefix` is
+    /// `class` or `target`.
+    fn parse(node: &NodeProto, prefix: &str, n_targets: usize) -> TractResult<Ensemble> {
+        let table = Table::legacy(node, prefix)?;
+        let aggregate = match node
+            .get_attr_opt::<&str>("aggregate_function")?
+            .unwrap_or("SUM")
+        {
+            "SUM" => Aggregate::Sum,
+            "AVERAGE" => Aggregate::Average,
+            "MIN" => Aggregate::Min,
+            "MAX" => Aggregate::Max,
+            other => bail!("aggregate_function {other} is not supported"),
+        };
+        let base_values = node
+            .get_attr_opt_vec::<f32>("base_values")?
+            .unwrap_or_default();
+        Ensemble::build(table, n_targets, aggregate, base_values)
+    }
+
+    /// Lays the trees of `table` out for the walk.
+    #[allow(clippy::too_many_lines)] // one pass from the attribute table to the layout; split, the checks between parallel arrays would sit apart from where the arrays are read
+    fn build(
+        table: Table,
+        n_targets: usize,
+        aggregate: Aggregate,
+        base_values: Vec<f32>,
+    ) -> TractResult<Ensemble> {
+        let Table {
+            tree_ids,
+            node_ids,
+            features,
+            values,
+            modes: parsed_modes,
+            true_ids,
+            false_ids,
+            missing,
+            sets: sets_by_node,
+            leaves: leaf_list,
+        } = table;
+        let n = tree_ids.len();
         // Global index of each (tree, node) pair, in the order the nodes are listed.
         let mut index = HashMap::with_capacity(n);
         for i in 0..n {
@@ -228,33 +365,21 @@ impl Ensemble {
         let mut by_leaf: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
         let mut all_weights_positive = true;
         let mut used = std::collections::BTreeSet::new();
-        for j in 0..m {
-            let target = leaf_target[j];
+        for &(tree, leaf_node, target, weight) in &leaf_list {
             ensure!(
                 target >= 0 && (target as usize) < n_targets,
-                "leaf of tree {} writes to {prefix} {target}, but there are {n_targets}",
-                leaf_tree[j]
+                "leaf of tree {tree} writes to target {target}, but there are {n_targets}"
             );
-            let at = *index.get(&(leaf_tree[j], leaf_node[j])).with_context(|| {
-                format!(
-                    "leaf weight for unknown node {} of tree {}",
-                    leaf_node[j], leaf_tree[j]
-                )
+            let at = *index.get(&(tree, leaf_node)).with_context(|| {
+                format!("leaf weight for unknown node {leaf_node} of tree {tree}")
             })?;
-            by_leaf
-                .entry(at)
-                .or_default()
-                .push((target as u32, leaf_weight[j]));
-            all_weights_positive &= leaf_weight[j] >= 0.0;
+            by_leaf.entry(at).or_default().push((target as u32, weight));
+            all_weights_positive &= weight >= 0.0;
             used.insert(target);
         }
 
         // Children of every branch, by original index; roots are the nodes no node
         // points to.
-        let parsed_modes: Vec<Mode> = modes
-            .iter()
-            .map(|m| Mode::parse(m))
-            .collect::<TractResult<_>>()?;
         let mut children = vec![(0u32, 0u32); n];
         let mut is_child = vec![false; n];
         let mut max_feature = 0usize;
@@ -297,7 +422,8 @@ impl Ensemble {
         let mut nodes = Vec::with_capacity(n);
         let mut node_modes = Vec::with_capacity(n);
         let mut leaf = Vec::with_capacity(n + 1);
-        let mut weights: Vec<(u32, f32)> = Vec::with_capacity(m);
+        let mut weights: Vec<(u32, f32)> = Vec::with_capacity(leaf_list.len());
+        let mut sets = Vec::with_capacity(sets_by_node.len());
         let mut roots = Vec::with_capacity(roots_by_tree.len());
         let mut depths = Vec::with_capacity(roots_by_tree.len());
         let mut placed = vec![false; n];
@@ -331,10 +457,17 @@ impl Ensemble {
                         next: at as u32,
                     });
                 } else {
-                    let meta =
-                        features[orig] as u32 | if missing[orig] != 0 { MISSING_TRUE } else { 0 };
+                    let meta = features[orig] as u32 | if missing[orig] { MISSING_TRUE } else { 0 };
+                    // A member node's "threshold" is the index of its set.
+                    let threshold = match sets_by_node.get(&orig) {
+                        Some(set) => {
+                            sets.push(set.clone());
+                            f32::from_bits(sets.len() as u32 - 1)
+                        }
+                        None => values[orig],
+                    };
                     nodes.push(Node {
-                        threshold: values[orig],
+                        threshold,
                         meta,
                         next: 0,
                     });
@@ -364,7 +497,6 @@ impl Ensemble {
             }
             (target as usize, values)
         });
-
         let branch_modes: std::collections::BTreeSet<Mode> = node_modes
             .iter()
             .copied()
@@ -372,22 +504,12 @@ impl Ensemble {
             .collect();
         let mode = match branch_modes.len() {
             0 => Some(Mode::Leq),
-            1 => branch_modes.into_iter().next().filter(|m| *m != Mode::Neq),
+            1 => branch_modes
+                .into_iter()
+                .next()
+                .filter(|m| !matches!(m, Mode::Neq | Mode::Member)),
             _ => None,
         };
-        let aggregate = match node
-            .get_attr_opt::<&str>("aggregate_function")?
-            .unwrap_or("SUM")
-        {
-            "SUM" => Aggregate::Sum,
-            "AVERAGE" => Aggregate::Average,
-            "MIN" => Aggregate::Min,
-            "MAX" => Aggregate::Max,
-            other => bail!("aggregate_function {other} is not supported"),
-        };
-        let base_values = node
-            .get_attr_opt_vec::<f32>("base_values")?
-            .unwrap_or_default();
         let walk = mode.and_then(|mode| avx2::Walker::new(&nodes, &roots, &depths, mode));
         Ok(Ensemble {
             roots,
@@ -398,6 +520,7 @@ impl Ensemble {
             nodes,
             mode,
             modes: node_modes,
+            sets,
             leaf,
             weights,
             n_targets,
@@ -567,8 +690,12 @@ impl Ensemble {
             Some(Mode::Gte) => self.accumulate(&Gte, x, n, f, &mut out, &mut touched),
             Some(Mode::Gt) => self.accumulate(&Gt, x, n, f, &mut out, &mut touched),
             Some(Mode::Eq) => self.accumulate(&Equal, x, n, f, &mut out, &mut touched),
-            Some(Mode::Neq | Mode::Leaf) | None => {
-                self.accumulate(&Mixed(&self.modes), x, n, f, &mut out, &mut touched)
+            Some(Mode::Neq | Mode::Member | Mode::Leaf) | None => {
+                let mixed = Mixed {
+                    modes: &self.modes,
+                    sets: &self.sets,
+                };
+                self.accumulate(&mixed, x, n, f, &mut out, &mut touched)
             }
         }
         if self.aggregate == Aggregate::Average {
@@ -594,11 +721,13 @@ impl Ensemble {
     }
 }
 
-/// `TreeEnsembleRegressor`: `[N, F]` → `[N, n_targets]` f32.
+/// `TreeEnsembleRegressor` and opset 5's `TreeEnsemble`: `[N, F]` →
+/// `[N, n_targets]` f32.
 #[derive(Debug)]
 pub struct TreeRegressor {
     ensemble: Ensemble,
     post: PostTransform,
+    op: &'static str,
 }
 
 pub fn regressor(node: &NodeProto) -> TractResult<TreeRegressor> {
@@ -606,12 +735,43 @@ pub fn regressor(node: &NodeProto) -> TractResult<TreeRegressor> {
     Ok(TreeRegressor {
         ensemble: Ensemble::parse(node, "target", n_targets)?,
         post: PostTransform::from_node(node)?,
+        op: "TreeEnsembleRegressor",
+    })
+}
+
+/// `TreeEnsemble` (ai.onnx.ml opset 5), float32 splits and weights.
+pub fn tree_ensemble(ctx: &ParsingContext, node: &NodeProto) -> TractResult<TreeRegressor> {
+    let n_targets = node.get_attr::<i64>("n_targets")?;
+    ensure!(
+        n_targets > 0,
+        "n_targets must be positive, found {n_targets}"
+    );
+    let aggregate = match node.get_attr_opt::<i64>("aggregate_function")?.unwrap_or(1) {
+        0 => Aggregate::Average,
+        1 => Aggregate::Sum,
+        2 => Aggregate::Min,
+        3 => Aggregate::Max,
+        other => bail!("aggregate_function {other} is not one of 0 (AVERAGE) to 3 (MAX)"),
+    };
+    let post = match node.get_attr_opt::<i64>("post_transform")?.unwrap_or(0) {
+        0 => PostTransform::None,
+        1 => PostTransform::Softmax,
+        2 => PostTransform::Logistic,
+        3 => PostTransform::SoftmaxZero,
+        4 => bail!("post_transform 4 (PROBIT) is not supported by batchinfer yet"),
+        other => bail!("post_transform {other} is not one of 0 (NONE) to 4 (PROBIT)"),
+    };
+    let table = opset5::table(ctx, node)?;
+    Ok(TreeRegressor {
+        ensemble: Ensemble::build(table, n_targets as usize, aggregate, vec![])?,
+        post,
+        op: "TreeEnsemble",
     })
 }
 
 impl Kernel for TreeRegressor {
     fn name(&self) -> &'static str {
-        "TreeEnsembleRegressor"
+        self.op
     }
 
     fn rules<'r, 'p: 'r, 's: 'r>(

@@ -94,6 +94,16 @@ native!(
     lgbm_categorical_binary_names,
     lgbm_categorical_binary_names_unseen,
     lgbm_categorical_codes,
+    lgbm_zero_as_missing,
+    lgbm_zero_as_missing_binary,
+    xgb_gblinear_binary_json,
+    xgb_gblinear_binary_ubj,
+    xgb_gblinear_multiclass_json,
+    xgb_gblinear_multiclass_ubj,
+    xgb_gblinear_regression_json,
+    xgb_gblinear_regression_ubj,
+    xgb_gblinear_poisson_json,
+    xgb_gblinear_poisson_ubj,
 );
 
 #[test]
@@ -279,16 +289,8 @@ fn raw_scores_are_part_of_a_directory_job() {
 fn what_cannot_be_scored_is_refused_by_name_before_scoring() {
     let env = Env::new();
     for (model, message) in [
-        (
-            "refused_gblinear.json",
-            "gblinear booster is not supported by batchinfer yet",
-        ),
         ("refused_pickle.pkl", "is a Python pickle"),
         ("refused_lgbm_linear_tree.txt", "linear trees (linear_tree)"),
-        (
-            "refused_lgbm_zero_as_missing.txt",
-            "treats zeros as missing (zero_as_missing)",
-        ),
     ] {
         let model = format!("TD/models/native/{model}");
         env.run(&[

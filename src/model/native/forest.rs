@@ -7,18 +7,22 @@
 
 use tract_onnx::pb;
 
+use super::proto::{model, node, value_info, Attr, Attrs};
+
 /// A split or a leaf of one tree; children are indices into the tree's nodes.
 #[derive(Debug, Clone)]
 pub enum Node {
     /// Goes to `left` when `x < threshold` (`x <= threshold` in a forest whose
     /// `inclusive` is set), or when `x` is missing and `missing_left`; else to
-    /// `right`.
+    /// `right`. With `zero_missing` (LightGBM's zeros as missing, inclusive
+    /// forests only), a value within 1e-35 of 0 is missing too.
     Less {
         feature: usize,
         threshold: f32,
         left: usize,
         right: usize,
         missing_left: bool,
+        zero_missing: bool,
     },
     /// A categorical split: goes to `member` when the category of `x` is in `set`
     /// (its integer part, as the forest's `category_rule` says), to `member` also
@@ -35,6 +39,54 @@ pub enum Node {
 }
 
 impl Node {
+    /// A node's attributes: feature, threshold, mode, "true" and "false" children
+    /// (as numbered in `ids`), whether a missing value goes "true".
+    fn branch(
+        &self,
+        ids: &[usize],
+        split: &'static str,
+    ) -> (usize, f32, &'static str, usize, usize, bool) {
+        match *self {
+            Node::Less {
+                feature,
+                threshold,
+                left,
+                right,
+                missing_left,
+                zero_missing,
+            } => {
+                let mode = match (zero_missing, missing_left) {
+                    (false, _) => split,
+                    (true, true) => "BATCHINFER_LEQ_OR_ZERO",
+                    (true, false) => "BATCHINFER_LEQ_NOT_ZERO",
+                };
+                (
+                    feature,
+                    threshold,
+                    mode,
+                    ids[left],
+                    ids[right],
+                    missing_left,
+                )
+            }
+            Node::In {
+                feature,
+                member,
+                other,
+                missing_member,
+                ..
+            } => (
+                feature,
+                0.0,
+                "BRANCH_MEMBER",
+                ids[member],
+                ids[other],
+                missing_member,
+            ),
+            Node::Leaf { .. } => (0, 0.0, "LEAF", 0, 0, false),
+        }
+    }
+
     /// The children of a split, in the order the translation lists them.
     fn children(&self) -> Option<(usize, usize)> {
         match *self {
@@ -101,7 +153,7 @@ pub enum Link {
 
 impl Link {
     /// The standard ONNX operator that applies the link, if any.
-    fn operator(self) -> Option<&'static str> {
+    pub(super) fn operator(self) -> Option<&'static str> {
         match self {
             Link::Identity => None,
             Link::Sigmoid => Some("Sigmoid"),
@@ -180,22 +232,7 @@ impl Forest {
             input: vec![value_info("input", 1, &[self.n_features])],
             ..self.head_graph(self.tree_attributes())
         };
-        pb::ModelProto {
-            ir_version: 8,
-            producer_name: producer.into(),
-            opset_import: vec![
-                pb::OperatorSetIdProto {
-                    domain: String::new(),
-                    version: 15,
-                },
-                pb::OperatorSetIdProto {
-                    domain: "ai.onnx.ml".into(),
-                    version: 3,
-                },
-            ],
-            graph: Some(graph),
-            ..Default::default()
-        }
+        model(producer, graph)
     }
 
     /// The ensemble's attributes: nodes, leaves (named for a classifier or a
@@ -221,32 +258,11 @@ impl Forest {
             for &i in &order {
                 nodes.ints("nodes_treeids", t as i64);
                 nodes.ints("nodes_nodeids", ids[i] as i64);
-                let (feature, value, mode, true_id, false_id, missing) = match &tree.nodes[i] {
-                    Node::Less {
-                        feature,
-                        threshold,
-                        left,
-                        right,
-                        missing_left,
-                    } => (
-                        *feature,
-                        *threshold,
-                        split,
-                        ids[*left],
-                        ids[*right],
-                        *missing_left,
-                    ),
-                    Node::In {
-                        feature,
-                        set,
-                        member,
-                        other,
-                        missing_member,
-                    } => {
+                // The sets and leaf weights go in lists of their own.
+                match &tree.nodes[i] {
+                    Node::In { set, .. } => {
                         members.extend(set.iter().map(|&c| c as f32));
                         members.push(f32::NAN);
-                        let (m, o) = (ids[*member], ids[*other]);
-                        (*feature, 0.0, "BRANCH_MEMBER", m, o, *missing_member)
                     }
                     Node::Leaf { first, values } => {
                         for (k, v) in values.iter().enumerate() {
@@ -255,9 +271,11 @@ impl Forest {
                             leaves.ints("ids", (first + k) as i64);
                             leaves.floats("weights", *v * scale);
                         }
-                        (0, 0.0, "LEAF", 0, 0, false)
                     }
-                };
+                    Node::Less { .. } => {}
+                }
+                let (feature, value, mode, true_id, false_id, missing) =
+                    tree.nodes[i].branch(&ids, split);
                 nodes.ints("nodes_featureids", feature as i64);
                 nodes.floats("nodes_values", value);
                 nodes.strings("nodes_modes", mode);
@@ -358,123 +376,5 @@ impl Forest {
             output: outputs,
             ..Default::default()
         }
-    }
-}
-
-enum Attr {
-    Int(i64),
-    Ints(Vec<i64>),
-    Floats(Vec<f32>),
-    String(String),
-    Strings(Vec<String>),
-}
-
-impl Attr {
-    fn named(self, name: String) -> pb::AttributeProto {
-        use pb::attribute_proto::AttributeType as T;
-        let mut a = pb::AttributeProto {
-            name,
-            ..Default::default()
-        };
-        match self {
-            Attr::Int(i) => {
-                a.r#type = T::Int as i32;
-                a.i = i;
-            }
-            Attr::Ints(v) => {
-                a.r#type = T::Ints as i32;
-                a.ints = v;
-            }
-            Attr::Floats(v) => {
-                a.r#type = T::Floats as i32;
-                a.floats = v;
-            }
-            Attr::String(s) => {
-                a.r#type = T::String as i32;
-                a.s = s.into_bytes();
-            }
-            Attr::Strings(v) => {
-                a.r#type = T::Strings as i32;
-                a.strings = v.into_iter().map(String::into_bytes).collect();
-            }
-        }
-        a
-    }
-}
-
-/// List attributes filled one entry at a time, in the order first named.
-#[derive(Default)]
-struct Attrs(Vec<(String, Attr)>);
-
-impl Attrs {
-    fn entry(&mut self, name: &str, empty: fn() -> Attr) -> &mut Attr {
-        let i = match self.0.iter().position(|(n, _)| n == name) {
-            Some(i) => i,
-            None => {
-                self.0.push((name.to_owned(), empty()));
-                self.0.len() - 1
-            }
-        };
-        &mut self.0[i].1
-    }
-
-    fn ints(&mut self, name: &str, v: i64) {
-        if let Attr::Ints(list) = self.entry(name, || Attr::Ints(vec![])) {
-            list.push(v);
-        }
-    }
-
-    fn floats(&mut self, name: &str, v: f32) {
-        if let Attr::Floats(list) = self.entry(name, || Attr::Floats(vec![])) {
-            list.push(v);
-        }
-    }
-
-    fn strings(&mut self, name: &str, v: &str) {
-        if let Attr::Strings(list) = self.entry(name, || Attr::Strings(vec![])) {
-            list.push(v.to_owned());
-        }
-    }
-}
-
-fn node(
-    op: &str,
-    domain: &str,
-    inputs: &[&str],
-    outputs: &[&str],
-    attribute: Vec<pb::AttributeProto>,
-) -> pb::NodeProto {
-    pb::NodeProto {
-        op_type: op.into(),
-        domain: domain.into(),
-        name: format!("{op}_{}", outputs[0]),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        attribute,
-        ..Default::default()
-    }
-}
-
-/// A tensor of `elem` (ONNX element type code) shaped `[N, dims…]`.
-fn value_info(name: &str, elem: i32, dims: &[usize]) -> pb::ValueInfoProto {
-    use pb::tensor_shape_proto::{dimension::Value, Dimension};
-    let mut dim = vec![Dimension {
-        value: Some(Value::DimParam("N".into())),
-        ..Default::default()
-    }];
-    dim.extend(dims.iter().map(|&d| Dimension {
-        value: Some(Value::DimValue(d as i64)),
-        ..Default::default()
-    }));
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: elem,
-                shape: Some(pb::TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
     }
 }

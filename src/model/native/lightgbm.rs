@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use anyhow::{bail, ensure, Context, Result};
 
 use super::forest::{Forest, Head, Link, Node, Tree};
-use super::Model;
+use super::{Body, Model};
 use crate::model::categories::{Names, Unseen, Vocabulary};
 
 const CATEGORICAL: u32 = 1;
@@ -197,7 +197,7 @@ pub fn read(text: &str) -> Result<Model> {
         if average { ", averaged" } else { "" }
     );
     Ok(Model {
-        forest,
+        body: Body::Forest(forest),
         categories,
         feature_names: if default_names { vec![] } else { names },
         description,
@@ -262,14 +262,14 @@ fn read_tree(f: &HashMap<&str, &str>, output: usize, n_features: usize) -> Resul
             });
             continue;
         }
-        let missing_left = match (d >> 2) & 3 {
+        let (missing_left, zero_missing) = match (d >> 2) & 3 {
             // None: a missing value is taken as 0.
-            0 => 0.0 <= t,
+            0 => (0.0 <= t, false),
+            // Zero: a zero (within 1e-35) or missing value goes the default way.
+            1 => (d & DEFAULT_LEFT != 0, true),
             // NaN: the default direction.
-            2 => d & DEFAULT_LEFT != 0,
-            _ => bail!(
-                "the model treats zeros as missing (zero_as_missing), which batchinfer does not support yet"
-            ),
+            2 => (d & DEFAULT_LEFT != 0, false),
+            other => bail!("a split has missing type {other}, which LightGBM does not write"),
         };
         nodes.push(Node::Less {
             feature: feature[i],
@@ -277,6 +277,7 @@ fn read_tree(f: &HashMap<&str, &str>, output: usize, n_features: usize) -> Resul
             left: child(left[i])?,
             right: child(right[i])?,
             missing_left,
+            zero_missing,
         });
     }
     nodes.extend(leaf_values.iter().map(|&v| leaf(v)));

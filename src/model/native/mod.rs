@@ -10,6 +10,8 @@
 
 pub mod forest;
 pub mod lightgbm;
+pub mod linear;
+mod proto;
 pub mod ubjson;
 pub mod xgboost;
 
@@ -83,9 +85,39 @@ pub fn detect(bytes: &[u8]) -> Result<Format, String> {
     Ok(Format::Onnx)
 }
 
+/// What a native file holds.
+pub enum Body {
+    Forest(forest::Forest),
+    Linear(linear::Linear),
+}
+
+impl Body {
+    fn n_features(&self) -> usize {
+        match self {
+            Body::Forest(f) => f.n_features,
+            Body::Linear(l) => l.n_features,
+        }
+    }
+
+    /// The graph gives the margins (`--raw-score`).
+    fn give_margins(&mut self) {
+        match self {
+            Body::Forest(f) => f.head = forest::Head::Margin,
+            Body::Linear(l) => l.head = forest::Head::Margin,
+        }
+    }
+
+    fn to_onnx(&self, producer: &str) -> pb::ModelProto {
+        match self {
+            Body::Forest(f) => f.to_onnx(producer),
+            Body::Linear(l) => l.to_onnx(producer),
+        }
+    }
+}
+
 /// What a reader makes of a native file.
 pub struct Model {
-    pub forest: forest::Forest,
+    pub body: Body,
     /// Empty when the model was trained without names.
     pub feature_names: Vec<String>,
     /// The categories of each categorical feature the file lists them for (by
@@ -116,17 +148,17 @@ pub fn translate(format: Format, bytes: &[u8], raw: bool) -> Result<Translated> 
         Format::Onnx => anyhow::bail!("an ONNX model is not translated"),
     };
     if raw {
-        model.forest.head = forest::Head::Margin;
+        model.body.give_margins();
     }
     let mut categories = vec![];
     if !model.categories.is_empty() {
-        categories = vec![None; model.forest.n_features];
+        categories = vec![None; model.body.n_features()];
         for (feature, v) in model.categories {
             categories[feature] = Some(Arc::new(v));
         }
     }
     Ok(Translated {
-        proto: model.forest.to_onnx(format.producer()),
+        proto: model.body.to_onnx(format.producer()),
         feature_names: model.feature_names,
         categories,
         description: model.description,

@@ -15,7 +15,8 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 
 use super::forest::{Forest, Head, Link, Node, Tree};
-use super::Model;
+use super::linear::Linear;
+use super::{Body, Model};
 use crate::model::categories::{Names, Unseen, Vocabulary};
 
 /// How an objective turns margins into predictions.
@@ -148,7 +149,6 @@ pub fn read(root: &Value) -> Result<Model> {
     let base = base_margins(learner, margin, n_outputs, objective_name)?;
     let booster = field(learner, &["gradient_booster"])?;
     let booster_name = field(booster, &["name"])?.as_str().unwrap_or("");
-    let trees = boosted_trees(booster, booster_name, n_outputs)?;
     let model_json = match booster_name {
         "dart" => field(booster, &["gbtree", "model"])?,
         _ => field(booster, &["model"])?,
@@ -171,28 +171,61 @@ pub fn read(root: &Value) -> Result<Model> {
         "the model names {} features and reads {n_features}",
         feature_names.len()
     );
-    let forest = Forest {
-        n_features,
-        trees,
-        base,
-        head,
-        inclusive: false,
-        scale: 1.0,
-        category_rule: "xgboost",
+    let (body, parts) = if booster_name == "gblinear" {
+        let linear = linear_model(model_json, n_features, n_outputs, base, head)?;
+        (Body::Linear(linear), "linear".to_owned())
+    } else {
+        let forest = Forest {
+            n_features,
+            trees: boosted_trees(booster, booster_name, n_outputs)?,
+            base,
+            head,
+            inclusive: false,
+            scale: 1.0,
+            category_rule: "xgboost",
+        };
+        forest.check()?;
+        let trees = format!("{} trees", forest.trees.len());
+        (Body::Forest(forest), trees)
     };
-    forest.check()?;
     let description = format!(
-        "XGBoost {} model: objective {objective_name}, booster {booster_name}, {} trees, {n_features} features, {n_outputs} output{}",
+        "XGBoost {} model: objective {objective_name}, booster {booster_name}, {parts}, {n_features} features, {n_outputs} output{}",
         version.join("."),
-        forest.trees.len(),
         if n_outputs == 1 { "" } else { "s" }
     );
     Ok(Model {
-        forest,
+        body,
         categories,
         feature_names,
         description,
     })
+}
+
+/// A `gblinear` booster: `weights` holds the `[features, outputs]` matrix row by
+/// row, then one bias per output. XGBoost starts every output's margin at the
+/// first output's base score.
+fn linear_model(
+    model: &Value,
+    n_features: usize,
+    n_outputs: usize,
+    base: Vec<f32>,
+    head: Head,
+) -> Result<Linear> {
+    let weights = numbers(model, "weights")?;
+    ensure!(
+        weights.len() == (n_features + 1) * n_outputs,
+        "the linear booster has {} weights for {n_features} features and {n_outputs} outputs",
+        weights.len()
+    );
+    let (w, b) = weights.split_at(n_features * n_outputs);
+    let linear = Linear {
+        n_features,
+        weights: w.iter().map(|&v| v as f32).collect(),
+        bias: b.iter().map(|&v| (v + base[0] as f64) as f32).collect(),
+        head,
+    };
+    linear.check()?;
+    Ok(linear)
 }
 
 /// The starting margin of each output.
@@ -235,9 +268,6 @@ fn boosted_trees(booster: &Value, booster_name: &str, n_outputs: usize) -> Resul
                 .context("`weight_drop` holds a value that is not a number")?;
             (field(booster, &["gbtree", "model"])?, Some(w))
         }
-        "gblinear" => bail!(
-            "XGBoost's gblinear booster is not supported by batchinfer yet; tree boosters (gbtree, dart) are"
-        ),
         other => bail!("XGBoost booster `{other}` is not supported by batchinfer"),
     };
     let trees_json = field(model, &["trees"])?
@@ -360,6 +390,7 @@ fn read_tree(tree: &Value, group: usize, scale: f64, n_outputs: usize) -> Result
                 left: child(left[i])?,
                 right: child(right[i])?,
                 missing_left: default_left[i] != 0.0,
+                zero_missing: false,
             });
         }
     }

@@ -229,7 +229,7 @@ fn pick(mode: super::Mode, any_missing: bool) -> Option<Walk> {
             Mode::Gte => Some(walk!(_CMP_GE_OQ)),
             Mode::Gt => Some(walk!(_CMP_GT_OQ)),
             Mode::Eq => Some(walk!(_CMP_EQ_OQ)),
-            Mode::Neq | Mode::Member | Mode::Leaf => None,
+            Mode::Neq | Mode::Member | Mode::LeqOrZero | Mode::LeqNotZero | Mode::Leaf => None,
         };
     }
     #[allow(unreachable_code)]

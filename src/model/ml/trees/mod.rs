@@ -50,7 +50,20 @@ enum Mode {
     Eq,
     Neq,
     Member,
+    /// LightGBM's split with zeros as missing: `x <= t`, or `x` is within 1e-35 of
+    /// 0 (then it goes the default way, here the "true" one)...
+    LeqOrZero,
+    /// ...or `x <= t` and `x` is not within 1e-35 of 0 (default "false").
+    LeqNotZero,
     Leaf,
+}
+
+/// LightGBM's `kZeroThreshold`: values within it of 0 are zeros.
+const ZERO: f32 = 1e-35;
+
+#[inline(always)]
+fn is_zero(x: f32) -> bool {
+    (-ZERO..=ZERO).contains(&x)
 }
 
 impl Mode {
@@ -63,6 +76,9 @@ impl Mode {
             "BRANCH_EQ" => Mode::Eq,
             "BRANCH_NEQ" => Mode::Neq,
             "BRANCH_MEMBER" => Mode::Member,
+            // batchinfer's own, for native LightGBM models (`model::native`).
+            "BATCHINFER_LEQ_OR_ZERO" => Mode::LeqOrZero,
+            "BATCHINFER_LEQ_NOT_ZERO" => Mode::LeqNotZero,
             "LEAF" => Mode::Leaf,
             other => bail!("unknown node mode {other}"),
         })
@@ -122,6 +138,8 @@ impl Compare for Mixed<'_> {
             Mode::Eq => x == t,
             Mode::Neq => x != t,
             Mode::Member => self.sets[t.to_bits() as usize].contains(x),
+            Mode::LeqOrZero => x <= t || is_zero(x),
+            Mode::LeqNotZero => x <= t && !is_zero(x),
             Mode::Leaf => false,
         }
     }
@@ -507,7 +525,7 @@ impl Ensemble {
             1 => branch_modes
                 .into_iter()
                 .next()
-                .filter(|m| !matches!(m, Mode::Neq | Mode::Member)),
+                .filter(|m| matches!(m, Mode::Leq | Mode::Lt | Mode::Gte | Mode::Gt | Mode::Eq)),
             _ => None,
         };
         let walk = mode.and_then(|mode| avx2::Walker::new(&nodes, &roots, &depths, mode));
@@ -690,7 +708,8 @@ impl Ensemble {
             Some(Mode::Gte) => self.accumulate(&Gte, x, n, f, &mut out, &mut touched),
             Some(Mode::Gt) => self.accumulate(&Gt, x, n, f, &mut out, &mut touched),
             Some(Mode::Eq) => self.accumulate(&Equal, x, n, f, &mut out, &mut touched),
-            Some(Mode::Neq | Mode::Member | Mode::Leaf) | None => {
+            Some(Mode::Neq | Mode::Member | Mode::LeqOrZero | Mode::LeqNotZero | Mode::Leaf)
+            | None => {
                 let mixed = Mixed {
                     modes: &self.modes,
                     sets: &self.sets,

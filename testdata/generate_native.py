@@ -162,6 +162,7 @@ def main():
     model("xgb_gblinear_poisson", {**linear, "objective": "count:poisson"}, y_count)
 
     lightgbm_models(cases, x, xt, z, y_bin, y_3, y_pos, y_count, y_frac)
+    iterations(cases, x, xt, z)
     categorical_models(cases)
     refused()
     (HERE / "native_cases.json").write_text(json.dumps(cases, indent=1) + "\n")
@@ -217,7 +218,44 @@ def lightgbm_models(cases, x, xt, z, y_bin, y_3, y_pos, y_count, y_frac):
     for objective in ["lambdarank", "rank_xendcg"]:
         model(f"lgbm_{objective}", {"objective": objective}, grades, group=groups)
     zero_as_missing(cases, base)
+    # Linear trees: a NaN in a leaf's features gives the leaf's plain value.
+    model("lgbm_linear_tree", {"objective": "regression", "linear_tree": True}, z)
+    model("lgbm_linear_tree_binary", {"objective": "binary", "linear_tree": True, "linear_lambda": 0.1}, y_bin, kind="binary")
     model("lgbm_random_forest", {"objective": "binary", "boosting": "rf", "bagging_freq": 1, "bagging_fraction": 0.7, "feature_fraction": 0.7}, y_bin, kind="binary")
+
+
+def iterations(cases, x, xt, z):
+    """--iterations: an XGBoost model trained with early stopping (its file records
+    best_iteration and holds the trees after it): all trees (Booster.predict), the
+    best iteration (the scikit-learn estimator's predict) and the first 2; the first
+    5 iterations of the 3-class XGBoost and LightGBM models."""
+    import lightgbm as lgb
+
+    scored = pd.DataFrame(x, columns=FEATURES)
+
+    def add(name, model, args, cols):
+        pq.write_table(pa.table(cols), EXPECTED / f"{name}.parquet")
+        cases.append({"name": name, "model": model, "input": "data/numeric_nan.parquet", "args": args,
+                      "expected": f"expected/native/{name}.parquet", "tolerance": TOL})
+
+    est = xgb.XGBRegressor(n_estimators=200, max_depth=4, learning_rate=0.6, early_stopping_rounds=3, n_jobs=1, random_state=0)
+    named = pd.DataFrame(xt, columns=FEATURES)
+    est.fit(named[:1000], z[:1000], eval_set=[(named[1000:], z[1000:])], verbose=False)
+    path = MODELS / "xgb_early_stopping.json"
+    est.save_model(str(path))
+    booster = xgb.Booster(model_file=str(path))
+    assert booster.best_iteration + 1 < booster.num_boosted_rounds(), "early stopping kept every round"
+    model = "models/native/xgb_early_stopping.json"
+    add("xgb_early_stopping_all", model, [], columns(booster.predict(xgb.DMatrix(scored)), "regression", 1))
+    add("xgb_early_stopping_best", model, ["--iterations", "best"], columns(est.predict(scored), "regression", 1))
+    add("xgb_early_stopping_2", model, ["--iterations", "2"],
+        columns(booster.predict(xgb.DMatrix(scored), iteration_range=(0, 2)), "regression", 1))
+    soft = xgb.Booster(model_file=str(MODELS / "xgb_multi_softprob.json"))
+    add("xgb_multi_softprob_5", "models/native/xgb_multi_softprob.json", ["--iterations", "5"],
+        columns(soft.predict(xgb.DMatrix(scored), iteration_range=(0, 5)), "multiclass", 3))
+    lgbm = lgb.Booster(model_file=str(MODELS / "lgbm_multiclass.txt"))
+    add("lgbm_multiclass_5", "models/native/lgbm_multiclass.txt", ["--iterations", "5"],
+        columns(lgbm.predict(scored, num_iteration=5), "multiclass", 3))
 
 
 def zero_as_missing(cases, base):
@@ -361,7 +399,7 @@ def categorical_models(cases):
 
 
 def refused():
-    """Files batchinfer refuses by name: a pickle and LightGBM's linear trees."""
+    """Files batchinfer refuses by name: a pickle."""
     import pickle
 
     rng = np.random.default_rng(3)
@@ -370,12 +408,6 @@ def refused():
     y = frame.a.to_numpy() + (frame.c == "y").to_numpy() * 2
     clf = xgb.XGBClassifier(n_estimators=2, max_depth=2, n_jobs=1).fit(frame[["a", "b"]], y > 1)
     (MODELS / "refused_pickle.pkl").write_bytes(pickle.dumps(clf, protocol=4))
-
-    import lightgbm as lgb
-
-    lgb_params = {"num_leaves": 4, "min_data_in_leaf": 5, "seed": 0, "num_threads": 1, "deterministic": True, "verbose": -1}
-    numeric = frame[["a", "b"]]
-    lgb.train({**lgb_params, "linear_tree": True}, lgb.Dataset(numeric, label=y), 2).save_model(str(MODELS / "refused_lgbm_linear_tree.txt"))
 
 
 if __name__ == "__main__":

@@ -162,8 +162,8 @@ pub struct ModelSpec {
     pub outputs: Option<Vec<String>>,
     /// Outputs written as one list column each.
     pub as_list: Vec<String>,
-    /// A native tree model's margins instead of its predictions (`--raw-score`).
-    pub raw_score: bool,
+    /// How a native model is scored (`--raw-score`, `--iterations`).
+    pub native: crate::model::native::Options,
 }
 
 /// A model name: it prefixes column names, so letters, digits, `_` and `-`.
@@ -271,7 +271,7 @@ pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpe
             mapping: MappingRequest::default(),
             outputs: None,
             as_list: vec![],
-            raw_score: false,
+            native: Default::default(),
         });
     }
     if specs.len() > 1 {
@@ -315,7 +315,10 @@ pub fn model_specs(models: &[String], args: &MappingArgs) -> Result<Vec<ModelSpe
         let select = select.for_model(i, !select.own[i].is_empty());
         spec.outputs = (!select.is_empty()).then_some(select);
         spec.as_list = as_list.for_model(i, !as_list.own[i].is_empty());
-        spec.raw_score = args.raw_score;
+        spec.native = crate::model::native::Options {
+            raw_score: args.raw_score,
+            iterations: args.iterations.unwrap_or_default(),
+        };
         spec.mapping = MappingRequest {
             features: (!features.is_empty()).then_some(features),
             input_map,
@@ -578,6 +581,7 @@ mod tests {
             select_outputs: vec!["b:probabilities".into()],
             as_list: vec!["probabilities".into()],
             raw_score: false,
+            iterations: None,
         }
     }
 

@@ -445,6 +445,10 @@ pub struct MappingArgs {
     #[arg(long)]
     pub raw_score: bool,
 
+    /// XGBoost and LightGBM files: which boosting iterations score. `all` (every tree, as Booster.predict does), `best` (up to the best iteration an XGBoost file records from early stopping, as its scikit-learn estimators predict), or N (the first N).
+    #[arg(long, value_name = "all|best|N", value_parser = crate::model::native::Iterations::parse)]
+    pub iterations: Option<crate::model::native::Iterations>,
+
     /// Columns copied to the output before the predictions, types unchanged (comma-separated).
     #[arg(long, value_delimiter = ',', help_heading = "Output")]
     pub keep: Vec<String>,

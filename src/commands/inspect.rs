@@ -144,7 +144,7 @@ fn inspect_one(
     spec: &ModelSpec,
     schema: Option<&SchemaRef>,
 ) -> Result<(String, Vec<String>), CliError> {
-    let model = ModelFile::open_with(&spec.path, spec.raw_score).exit(ExitCode::Validation)?;
+    let model = ModelFile::open_with(&spec.path, spec.native).exit(ExitCode::Validation)?;
     let mut out = String::new();
     match &spec.name {
         Some(name) => {
@@ -161,6 +161,9 @@ fn inspect_one(
     let _ = writeln!(out, "sha256 {}", model.sha256);
     if let Some(d) = &model.description {
         let _ = writeln!(out, "format {d}");
+    }
+    for w in &model.warnings {
+        let _ = writeln!(out, "warning: {w}");
     }
     let _ = writeln!(out, "inputs:");
     for i in &model.signature.inputs {

@@ -66,6 +66,19 @@ fn job_identity(cfg: &ScoreConfig, prepared: &Prepared) -> Result<JobIdentity, C
 
 /// The options that shape the output, as the flags and values the user would
 /// write (`--rows-per-file` → `256`); options not given are left out.
+/// `--raw-score` and `--iterations` where a run sets them.
+fn native_options(cfg: &ScoreConfig) -> Vec<(&'static str, String)> {
+    let mut out = vec![];
+    if cfg.models.iter().any(|s| s.native.raw_score) {
+        out.push(("--raw-score", "true".into()));
+    }
+    let mut iterations = cfg.models.iter().map(|s| s.native.iterations);
+    if let Some(i) = iterations.find(|i| *i != Default::default()) {
+        out.push(("--iterations", i.to_string()));
+    }
+    out
+}
+
 fn job_options(cfg: &ScoreConfig) -> BTreeMap<String, String> {
     let mut options = BTreeMap::new();
     let mut set = |flag: String, value: String| {
@@ -104,9 +117,9 @@ fn job_options(cfg: &ScoreConfig) -> BTreeMap<String, String> {
             set(flag("as-list"), spec.as_list.join(","));
         }
     }
-    // One flag for the run, carried by every model's spec.
-    if cfg.models.iter().any(|s| s.raw_score) {
-        set("--raw-score".into(), "true".into());
+    // Flags for the run, carried by every model's spec.
+    for (flag, value) in native_options(cfg) {
+        set(flag.into(), value);
     }
     match cfg.on_error {
         OnError::Fail => set("--on-error".into(), "fail".into()),

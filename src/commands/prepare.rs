@@ -52,9 +52,14 @@ pub fn prepare(
 ) -> Result<Prepared, CliError> {
     let model_files = models
         .iter()
-        .map(|spec| ModelFile::open_with(&spec.path, spec.raw_score))
+        .map(|spec| ModelFile::open_with(&spec.path, spec.native))
         .collect::<Result<Vec<_>, _>>()
         .exit(ExitCode::Validation)?;
+    for m in &model_files {
+        for w in &m.warnings {
+            crate::sys::log::warn(&format!("{}: {w}", m.path.display()));
+        }
+    }
     let names: Vec<String> = files.iter().map(|f| f.display()).collect();
     let inputs = crate::source::describe_files(&names);
     let mut selection = Selection::new(select).exit(ExitCode::Usage)?;

@@ -181,7 +181,7 @@ pub enum ModelError {
     },
     #[error("{path} is not an ONNX model: {reason}")]
     NotOnnx { path: PathBuf, reason: String },
-    #[error("--raw-score gives the margins of XGBoost and LightGBM files; {path} is an ONNX model, whose outputs are what its graph computes (export the margins from the graph, or score it without --raw-score)")]
+    #[error("--raw-score and --iterations apply to XGBoost and LightGBM files; {path} is an ONNX model, whose outputs are what its graph computes (export the margins from the graph, or score it without these options)")]
     NoRawScore { path: PathBuf },
     #[error("{path} is not a model batchinfer reads: {reason}")]
     Unknown { path: PathBuf, reason: String },
@@ -214,6 +214,9 @@ pub struct ModelFile {
     pub path: PathBuf,
     /// What a native file holds ("XGBoost 3.2.0 model: objective …"); None for ONNX.
     pub description: Option<String>,
+    /// What a run should warn of before scoring (a native model's best iteration
+    /// not used).
+    pub warnings: Vec<String>,
     /// SHA-256 of the file's bytes, whatever its format.
     pub sha256: String,
     pub signature: Signature,
@@ -243,14 +246,15 @@ impl ModelFile {
     /// Reads the file, hashes it, and checks its operators and input types. A
     /// parser panic on a damaged file is reported as "not an ONNX model".
     pub fn open(path: &Path) -> Result<ModelFile, ModelError> {
-        Self::open_with(path, false)
+        Self::open_with(path, native::Options::default())
     }
 
-    /// As [`ModelFile::open`]; `raw_score`: a native tree model gives its margins
-    /// (`margin`) instead of probabilities or predictions. Refused for ONNX models,
-    /// whose outputs are what their graph computes.
-    pub fn open_with(path: &Path, raw_score: bool) -> Result<ModelFile, ModelError> {
-        crate::sys::panics::catch(|| Self::open_unguarded(path, raw_score)).unwrap_or_else(|p| {
+    /// As [`ModelFile::open`], a native model scored as `options` say (its margins
+    /// instead of probabilities or predictions, some of its iterations). Options
+    /// other than the defaults are refused for ONNX models, whose outputs are what
+    /// their graph computes.
+    pub fn open_with(path: &Path, options: native::Options) -> Result<ModelFile, ModelError> {
+        crate::sys::panics::catch(|| Self::open_unguarded(path, options)).unwrap_or_else(|p| {
             Err(ModelError::NotOnnx {
                 path: path.to_owned(),
                 reason: format!("parsing it crashed the ONNX reader ({p})"),
@@ -258,7 +262,7 @@ impl ModelFile {
         })
     }
 
-    fn open_unguarded(path: &Path, raw_score: bool) -> Result<ModelFile, ModelError> {
+    fn open_unguarded(path: &Path, options: native::Options) -> Result<ModelFile, ModelError> {
         let bytes = read_model(path).map_err(|source| ModelError::Read {
             path: path.to_owned(),
             source,
@@ -268,11 +272,12 @@ impl ModelFile {
             path: path.to_owned(),
             reason,
         })?;
-        if raw_score && format == native::Format::Onnx {
+        if !options.is_default() && format == native::Format::Onnx {
             return Err(ModelError::NoRawScore {
                 path: path.to_owned(),
             });
         }
+        let mut warnings = vec![];
         let (proto, native) = if format == native::Format::Onnx {
             let proto = onnx()
                 .proto_model_for_read(&mut bytes.as_slice())
@@ -282,13 +287,14 @@ impl ModelFile {
                 })?;
             (proto, None)
         } else {
-            let t = native::translate(format, &bytes, raw_score).map_err(|reason| {
+            let t = native::translate(format, &bytes, options).map_err(|reason| {
                 ModelError::Native {
                     path: path.to_owned(),
                     format: format.name(),
                     reason,
                 }
             })?;
+            warnings = t.warnings;
             (
                 t.proto,
                 Some((t.feature_names, t.categories, t.description)),
@@ -320,6 +326,7 @@ impl ModelFile {
         Ok(ModelFile {
             path: path.to_owned(),
             description,
+            warnings,
             sha256,
             signature,
             ops,

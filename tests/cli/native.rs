@@ -95,6 +95,13 @@ native!(
     lgbm_categorical_binary_names_unseen,
     lgbm_categorical_codes,
     lgbm_zero_as_missing,
+    xgb_early_stopping_all,
+    xgb_early_stopping_best,
+    xgb_early_stopping_2,
+    xgb_multi_softprob_5,
+    lgbm_multiclass_5,
+    lgbm_linear_tree,
+    lgbm_linear_tree_binary,
     lgbm_zero_as_missing_binary,
     xgb_gblinear_binary_json,
     xgb_gblinear_binary_ubj,
@@ -258,45 +265,55 @@ fn a_native_model_scores_beside_an_onnx_one_and_its_hash_is_the_files() {
     assert_matches(&native, &expected, 1e-5, "native beside onnx");
 }
 
+/// A directory job scored with `option` records it; the same job without it is
+/// another job: its resume is refused, not mixed into the parts.
+fn a_directory_job_records(env: &Env, model: &str, option: &[&str], recorded: &str) {
+    let input = "TD/data/numeric_nan.parquet";
+    let mut args = vec!["score", "-m", model, "-i", input, "-o", "out/", "-q"];
+    args.extend(option);
+    env.run(&args).expect_code(0);
+    let manifest = read_json(&env.path("out/_manifest.json"));
+    assert_eq!(manifest["job"]["options"][option[0]], recorded);
+    let resume = [
+        "score", "-m", model, "-i", input, "-o", "out/", "--resume", "-q",
+    ];
+    env.run(&resume)
+        .expect_code(2)
+        .expect_stderr(&format!("it was written with {} {recorded}", option[0]));
+}
+
 #[test]
 fn raw_scores_are_part_of_a_directory_job() {
     let env = Env::new();
-    let model = "TD/models/native/lgbm_binary.txt";
-    let input = "TD/data/numeric_nan.parquet";
+    a_directory_job_records(
+        &env,
+        "TD/models/native/lgbm_binary.txt",
+        &["--raw-score"],
+        "true",
+    );
     env.run(&[
         "score",
         "-m",
-        model,
+        "TD/models/native/lgbm_binary.txt",
         "-i",
-        input,
+        "TD/data/numeric_nan.parquet",
         "-o",
         "out/",
-        "--raw-score",
+        "--resume",
         "-q",
     ])
-    .expect_code(0);
-    let manifest = read_json(&env.path("out/_manifest.json"));
-    assert_eq!(manifest["job"]["options"]["--raw-score"], "true");
-    // The same job without it is another job: refused, not mixed into the parts.
-    env.run(&[
-        "score", "-m", model, "-i", input, "-o", "out/", "--resume", "-q",
-    ])
-    .expect_code(2)
-    .expect_stderr("it was written with --raw-score true, this run has no --raw-score");
+    .expect_stderr("this run has no --raw-score");
 }
 
 #[test]
 fn what_cannot_be_scored_is_refused_by_name_before_scoring() {
     let env = Env::new();
-    for (model, message) in [
-        ("refused_pickle.pkl", "is a Python pickle"),
-        ("refused_lgbm_linear_tree.txt", "linear trees (linear_tree)"),
-    ] {
-        let model = format!("TD/models/native/{model}");
+    {
+        let (model, message) = ("TD/models/native/refused_pickle.pkl", "is a Python pickle");
         env.run(&[
             "score",
             "-m",
-            &model,
+            model,
             "-i",
             "TD/data/numeric_nan.parquet",
             "-o",
@@ -305,7 +322,7 @@ fn what_cannot_be_scored_is_refused_by_name_before_scoring() {
         .expect_code(3)
         .expect_stderr(message);
         assert!(!env.path("out.parquet").exists(), "{model}");
-        env.run(&["inspect", &model])
+        env.run(&["inspect", model])
             .expect_code(3)
             .expect_stderr(message);
     }
@@ -382,4 +399,67 @@ fn a_category_xgboost_never_saw_is_a_bad_row_naming_it() {
         .iter()
         .any(|r| r.contains("category 99 is not one of the 4")));
     assert!(reasons.iter().any(|r| r.contains("category \"purple\"")));
+}
+
+#[test]
+fn iterations_are_chosen_checked_and_part_of_a_directory_job() {
+    let env = Env::new();
+    let early = "TD/models/native/xgb_early_stopping.json";
+    let input = "TD/data/numeric_nan.parquet";
+    // Every tree by default, with a warning that the file records an earlier best.
+    env.run(&["score", "-m", early, "-i", input, "-o", "all.parquet", "-q"])
+        .expect_code(0)
+        .expect_stderr("records a best iteration")
+        .expect_stderr("pass --iterations best");
+    env.run(&["inspect", early])
+        .expect_code(0)
+        .expect_stdout("warning: the model records a best iteration");
+    env.run(&["inspect", early, "--iterations", "best"])
+        .expect_code(0)
+        .expect_stdout(", scoring ");
+    // LightGBM files record no best iteration; no model has 10,000 iterations.
+    for (model, iterations, message) in [
+        (
+            "TD/models/native/lgbm_binary.txt",
+            "best",
+            "records no best iteration",
+        ),
+        (early, "10000", "--iterations 10000: the model has"),
+        (
+            "TD/models/native/xgb_gblinear_binary.json",
+            "2",
+            "this one is linear",
+        ),
+        ("TD/models/xgb_binary.onnx", "2", "is an ONNX model"),
+    ] {
+        env.run(&[
+            "score",
+            "-m",
+            model,
+            "-i",
+            input,
+            "-o",
+            "x.parquet",
+            "--iterations",
+            iterations,
+        ])
+        .expect_code(3)
+        .expect_stderr(message);
+    }
+    env.run(&[
+        "score",
+        "-m",
+        early,
+        "-i",
+        input,
+        "-o",
+        "x.parquet",
+        "--iterations",
+        "0",
+    ])
+    .expect_code(2)
+    .expect_stderr("not all, best or a number of iterations above 0");
+    assert!(!env.path("x.parquet").exists());
+    // A directory job records its iterations; a resume with others is refused.
+    a_directory_job_records(&env, early, &["--iterations", "best"], "best");
 }

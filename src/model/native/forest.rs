@@ -34,8 +34,22 @@ pub enum Node {
         other: usize,
         missing_member: bool,
     },
-    /// Adds `values[k]` to output `first + k`.
-    Leaf { first: usize, values: Vec<f32> },
+    /// Adds `values[k]` to output `first + k`; with `linear` (one value), adds
+    /// what the linear model gives instead.
+    Leaf {
+        first: usize,
+        values: Vec<f32>,
+        linear: Option<LinearLeaf>,
+    },
+}
+
+/// A leaf's linear model (LightGBM's linear trees): its value is
+/// `constant + Σ coefficient · x[feature]`, or the leaf's own value when one of
+/// those features is missing.
+#[derive(Debug, Clone)]
+pub struct LinearLeaf {
+    pub constant: f32,
+    pub terms: Vec<(usize, f32)>,
 }
 
 impl Node {
@@ -212,12 +226,30 @@ impl Forest {
                         stack.push(a);
                         stack.push(b);
                     }
-                    Node::Leaf { first, values } => anyhow::ensure!(
-                        first + values.len() <= self.n_outputs(),
-                        "tree {t}: leaf {i} writes output {}, the model has {}",
-                        first + values.len(),
-                        self.n_outputs()
-                    ),
+                    Node::Leaf {
+                        first,
+                        values,
+                        linear,
+                    } => {
+                        anyhow::ensure!(
+                            first + values.len() <= self.n_outputs(),
+                            "tree {t}: leaf {i} writes output {}, the model has {}",
+                            first + values.len(),
+                            self.n_outputs()
+                        );
+                        let reads = linear.iter().flat_map(|l| &l.terms).map(|(f, _)| *f);
+                        if let Some(f) = reads.max().filter(|&f| f >= self.n_features) {
+                            anyhow::bail!(
+                                "tree {t}: leaf {i} reads feature {f}, the model has {}",
+                                self.n_features
+                            );
+                        }
+                        anyhow::ensure!(
+                            linear.is_none() || values.len() == 1,
+                            "tree {t}: linear leaf {i} holds {} values",
+                            values.len()
+                        );
+                    }
                 }
             }
         }
@@ -253,6 +285,7 @@ impl Forest {
         // The members of every categorical split in the order they are listed,
         // each set closed by a NaN (opset 5's `membership_values`).
         let mut members: Vec<f32> = vec![];
+        let mut linear_leaves = Attrs::default();
         for (t, tree) in self.trees.iter().enumerate() {
             let (ids, order) = tree.preorder();
             for &i in &order {
@@ -264,12 +297,27 @@ impl Forest {
                         members.extend(set.iter().map(|&c| c as f32));
                         members.push(f32::NAN);
                     }
-                    Node::Leaf { first, values } => {
+                    Node::Leaf {
+                        first,
+                        values,
+                        linear,
+                    } => {
                         for (k, v) in values.iter().enumerate() {
                             leaves.ints("treeids", t as i64);
                             leaves.ints("nodeids", ids[i] as i64);
                             leaves.ints("ids", (first + k) as i64);
                             leaves.floats("weights", *v * scale);
+                        }
+                        if let Some(l) = linear {
+                            // The evaluator's linear leaves (`ml::trees::linear`).
+                            linear_leaves.ints("batchinfer_linear_treeids", t as i64);
+                            linear_leaves.ints("batchinfer_linear_nodeids", ids[i] as i64);
+                            linear_leaves.floats("batchinfer_linear_constants", l.constant * scale);
+                            linear_leaves.ints("batchinfer_linear_counts", l.terms.len() as i64);
+                            for &(f, c) in &l.terms {
+                                linear_leaves.ints("batchinfer_linear_features", f as i64);
+                                linear_leaves.floats("batchinfer_linear_coefficients", c * scale);
+                            }
                         }
                     }
                     Node::Less { .. } => {}
@@ -290,6 +338,7 @@ impl Forest {
         for (name, a) in leaves.0 {
             attrs.push((format!("{prefix}{name}"), a));
         }
+        attrs.extend(linear_leaves.0);
         let mut attributes: Vec<pb::AttributeProto> =
             attrs.into_iter().map(|(n, a)| a.named(n)).collect();
         let base = self.base.iter().map(|b| b * scale).collect();

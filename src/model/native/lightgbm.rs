@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use anyhow::{bail, ensure, Context, Result};
 
-use super::forest::{Forest, Head, Link, Node, Tree};
+use super::forest::{Forest, Head, LinearLeaf, Link, Node, Tree};
 use super::{Body, Model};
 use crate::model::categories::{Names, Unseen, Vocabulary};
 
@@ -154,16 +154,7 @@ pub fn read(text: &str) -> Result<Model> {
     ensure!(!trees.is_empty(), "the file has no trees");
     let iterations = trees.len().div_ceil(n_outputs);
     if average {
-        let factor = 1.0 / iterations as f64;
-        for tree in &mut trees {
-            for node in &mut tree.nodes {
-                if let Node::Leaf { values, .. } = node {
-                    for v in values {
-                        *v = (*v as f64 * factor) as f32;
-                    }
-                }
-            }
-        }
+        scale_leaves(&mut trees, 1.0 / iterations as f64);
     }
     let names: Vec<String> = header
         .get("feature_names")
@@ -196,7 +187,12 @@ pub fn read(text: &str) -> Result<Model> {
         if n_outputs == 1 { "" } else { "s" },
         if average { ", averaged" } else { "" }
     );
+    let n_trees = forest.trees.len();
     Ok(Model {
+        iterations: (1..=iterations)
+            .map(|i| (i * n_outputs).min(n_trees))
+            .collect(),
+        best: None,
         body: Body::Forest(forest),
         categories,
         feature_names: if default_names { vec![] } else { names },
@@ -204,22 +200,35 @@ pub fn read(text: &str) -> Result<Model> {
     })
 }
 
+/// Multiplies every leaf's value (and linear model) by `factor`.
+fn scale_leaves(trees: &mut [Tree], factor: f64) {
+    let scale = |v: &mut f32| *v = (*v as f64 * factor) as f32;
+    for node in trees.iter_mut().flat_map(|t| &mut t.nodes) {
+        if let Node::Leaf { values, linear, .. } = node {
+            values.iter_mut().for_each(scale);
+            if let Some(l) = linear {
+                scale(&mut l.constant);
+                l.terms.iter_mut().for_each(|(_, c)| scale(c));
+            }
+        }
+    }
+}
+
 /// One `Tree=` block; internal nodes come first (0 is the root), then leaves.
 fn read_tree(f: &HashMap<&str, &str>, output: usize, n_features: usize) -> Result<Tree> {
     let n_leaves: usize = number(f, "num_leaves")?;
     ensure!(n_leaves >= 1, "the tree has no leaves");
-    if f.get("is_linear").is_some_and(|v| *v != "0") {
-        bail!("the model has linear trees (linear_tree), which batchinfer does not support yet");
-    }
     let leaf_values: Vec<f64> = list(f, "leaf_value", n_leaves)?;
+    let linear = linear_leaves(f, n_leaves, n_features)?;
     let internal = n_leaves - 1;
-    let leaf = |v: f64| Node::Leaf {
+    let leaf = |j: usize| Node::Leaf {
         first: output,
-        values: vec![v as f32],
+        values: vec![leaf_values[j] as f32],
+        linear: linear.as_ref().map(|l| l[j].clone()),
     };
     if internal == 0 {
         return Ok(Tree {
-            nodes: vec![leaf(leaf_values[0])],
+            nodes: vec![leaf(0)],
         });
     }
     let feature: Vec<usize> = list(f, "split_feature", internal)?;
@@ -280,8 +289,43 @@ fn read_tree(f: &HashMap<&str, &str>, output: usize, n_features: usize) -> Resul
             zero_missing,
         });
     }
-    nodes.extend(leaf_values.iter().map(|&v| leaf(v)));
+    nodes.extend((0..n_leaves).map(leaf));
     Ok(Tree { nodes })
+}
+
+/// The linear model of each leaf of a linear tree (`is_linear=1`): `leaf_const`,
+/// and `num_features` terms per leaf from `leaf_features` and `leaf_coeff`.
+fn linear_leaves(
+    f: &HashMap<&str, &str>,
+    n_leaves: usize,
+    n_features: usize,
+) -> Result<Option<Vec<LinearLeaf>>> {
+    if f.get("is_linear").is_none_or(|v| *v == "0") {
+        return Ok(None);
+    }
+    let constants: Vec<f64> = list(f, "leaf_const", n_leaves)?;
+    let counts: Vec<usize> = list(f, "num_features", n_leaves)?;
+    let total = counts.iter().sum();
+    let features: Vec<usize> = list(f, "leaf_features", total)?;
+    let coefficients: Vec<f64> = list(f, "leaf_coeff", total)?;
+    ensure!(
+        features.iter().all(|&i| i < n_features),
+        "a linear leaf reads a feature the model does not have"
+    );
+    let mut at = 0;
+    let leaves = (0..n_leaves)
+        .map(|j| {
+            let terms = (at..at + counts[j])
+                .map(|k| (features[k], coefficients[k] as f32))
+                .collect();
+            at += counts[j];
+            LinearLeaf {
+                constant: constants[j] as f32,
+                terms,
+            }
+        })
+        .collect();
+    Ok(Some(leaves))
 }
 
 /// The categories of each categorical feature, from the `pandas_categorical:`

@@ -115,9 +115,66 @@ impl Body {
     }
 }
 
+/// Which of a native model's boosting iterations score (`--iterations`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Iterations {
+    /// Every tree in the file (XGBoost's `Booster.predict`, LightGBM's `predict`).
+    #[default]
+    All,
+    /// Up to the best iteration the file records (XGBoost's early stopping; what
+    /// its scikit-learn estimators predict with).
+    Best,
+    /// The first N iterations.
+    First(usize),
+}
+
+impl Iterations {
+    pub fn parse(s: &str) -> Result<Iterations, String> {
+        match s.trim() {
+            "all" => Ok(Iterations::All),
+            "best" => Ok(Iterations::Best),
+            n => match n.parse::<usize>() {
+                Ok(k) if k > 0 => Ok(Iterations::First(k)),
+                _ => Err(format!(
+                    "`{s}` is not all, best or a number of iterations above 0"
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Iterations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Iterations::All => f.write_str("all"),
+            Iterations::Best => f.write_str("best"),
+            Iterations::First(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// How a native file is scored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The graph gives the margins (`--raw-score`).
+    pub raw_score: bool,
+    pub iterations: Iterations,
+}
+
+impl Options {
+    /// Whether these are the defaults, which ONNX models take too.
+    pub fn is_default(&self) -> bool {
+        *self == Options::default()
+    }
+}
+
 /// What a reader makes of a native file.
 pub struct Model {
     pub body: Body,
+    /// For a forest: the number of trees at the end of each iteration, and the
+    /// best iteration (0-based) where the file records one.
+    pub iterations: Vec<usize>,
+    pub best: Option<usize>,
     /// Empty when the model was trained without names.
     pub feature_names: Vec<String>,
     /// The categories of each categorical feature the file lists them for (by
@@ -130,15 +187,16 @@ pub struct Model {
 /// A native model translated.
 pub struct Translated {
     pub proto: pb::ModelProto,
+    /// What the run should say before scoring (a best iteration not used).
+    pub warnings: Vec<String>,
     pub feature_names: Vec<String>,
     /// One entry per feature (`None` for most), or empty.
     pub categories: Vec<Option<Arc<Vocabulary>>>,
     pub description: String,
 }
 
-/// Translates a native model file (not ONNX); `raw`: the graph gives the margins
-/// (`margin`) instead of what the objective makes of them.
-pub fn translate(format: Format, bytes: &[u8], raw: bool) -> Result<Translated> {
+/// Translates a native model file (not ONNX), as `options` say.
+pub fn translate(format: Format, bytes: &[u8], options: Options) -> Result<Translated> {
     let mut model = match format {
         Format::XgboostJson => xgboost::read(&serde_json::from_slice(bytes)?)?,
         Format::XgboostUbj => xgboost::read(&ubjson::parse(bytes)?)?,
@@ -147,7 +205,8 @@ pub fn translate(format: Format, bytes: &[u8], raw: bool) -> Result<Translated> 
         }
         Format::Onnx => anyhow::bail!("an ONNX model is not translated"),
     };
-    if raw {
+    let warnings = select_iterations(&mut model, options.iterations)?;
+    if options.raw_score {
         model.body.give_margins();
     }
     let mut categories = vec![];
@@ -162,7 +221,43 @@ pub fn translate(format: Format, bytes: &[u8], raw: bool) -> Result<Translated> 
         feature_names: model.feature_names,
         categories,
         description: model.description,
+        warnings,
     })
+}
+
+/// Keeps the trees of the iterations `which` says; returns a warning when every
+/// tree is scored but the file records an earlier best iteration.
+fn select_iterations(model: &mut Model, which: Iterations) -> Result<Vec<String>> {
+    if which != Iterations::All && matches!(model.body, Body::Linear(_)) {
+        anyhow::bail!("--iterations applies to tree models; this one is linear");
+    }
+    let total = model.iterations.len();
+    let keep = match (which, model.best) {
+        (Iterations::All, Some(best)) if best + 1 < total => {
+            return Ok(vec![format!(
+                "the model records a best iteration ({} of {total}, from early stopping) and every tree is scored, as Booster.predict does; XGBoost's scikit-learn estimators predict with the best iteration: pass --iterations best for that",
+                best + 1
+            )]);
+        }
+        (Iterations::All, _) => return Ok(vec![]),
+        (Iterations::Best, Some(best)) => best + 1,
+        (Iterations::Best, None) => anyhow::bail!(
+            "--iterations best: the file records no best iteration (XGBoost records one when trained with early stopping; LightGBM's save_model writes the trees up to it, so score it with --iterations all)"
+        ),
+        (Iterations::First(n), _) => {
+            anyhow::ensure!(
+                n <= total,
+                "--iterations {n}: the model has {total} iteration{}",
+                if total == 1 { "" } else { "s" }
+            );
+            n
+        }
+    };
+    if let Body::Forest(forest) = &mut model.body {
+        forest.trees.truncate(model.iterations[keep - 1]);
+    }
+    model.description += &format!(", scoring {keep} of {total} iterations");
+    Ok(vec![])
 }
 
 #[cfg(test)]

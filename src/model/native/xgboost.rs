@@ -175,16 +175,8 @@ pub fn read(root: &Value) -> Result<Model> {
         let linear = linear_model(model_json, n_features, n_outputs, base, head)?;
         (Body::Linear(linear), "linear".to_owned())
     } else {
-        let forest = Forest {
-            n_features,
-            trees: boosted_trees(booster, booster_name, n_outputs)?,
-            base,
-            head,
-            inclusive: false,
-            scale: 1.0,
-            category_rule: "xgboost",
-        };
-        forest.check()?;
+        let trees = boosted_trees(booster, booster_name, n_outputs)?;
+        let forest = forest(trees, n_features, base, head)?;
         let trees = format!("{} trees", forest.trees.len());
         (Body::Forest(forest), trees)
     };
@@ -193,12 +185,69 @@ pub fn read(root: &Value) -> Result<Model> {
         version.join("."),
         if n_outputs == 1 { "" } else { "s" }
     );
+    let (iterations, best) = match &body {
+        Body::Forest(f) => iteration_ends(learner, model_json, f.trees.len())?,
+        Body::Linear(_) => (vec![], None),
+    };
     Ok(Model {
         body,
+        iterations,
+        best,
         categories,
         feature_names,
         description,
     })
+}
+
+/// The number of trees at the end of each boosting iteration
+/// (`iteration_indptr`, or from the trees per iteration in older files), and the
+/// best iteration early stopping recorded (`best_iteration`).
+fn iteration_ends(
+    learner: &Value,
+    model: &Value,
+    n_trees: usize,
+) -> Result<(Vec<usize>, Option<usize>)> {
+    let ends: Vec<usize> = match numbers(model, "iteration_indptr") {
+        Ok(indptr) => indptr.iter().skip(1).map(|&v| v as usize).collect(),
+        Err(_) => {
+            let groups: std::collections::BTreeSet<u64> = numbers(model, "tree_info")?
+                .iter()
+                .map(|&g| g as u64)
+                .collect();
+            let parallel = count(model, &["gbtree_model_param", "num_parallel_tree"]).unwrap_or(1);
+            let per = (groups.len() * parallel).max(1);
+            (1..=n_trees.div_ceil(per))
+                .map(|i| (i * per).min(n_trees))
+                .collect()
+        }
+    };
+    ensure!(
+        ends.last() == Some(&n_trees) || n_trees == 0,
+        "iteration_indptr ends at {:?} for {n_trees} trees",
+        ends.last()
+    );
+    let best = match learner
+        .get("attributes")
+        .and_then(|a| a.get("best_iteration"))
+    {
+        Some(_) => Some(count(learner, &["attributes", "best_iteration"])?),
+        None => None,
+    };
+    Ok((ends, best))
+}
+
+fn forest(trees: Vec<Tree>, n_features: usize, base: Vec<f32>, head: Head) -> Result<Forest> {
+    let forest = Forest {
+        n_features,
+        trees,
+        base,
+        head,
+        inclusive: false,
+        scale: 1.0,
+        category_rule: "xgboost",
+    };
+    forest.check()?;
+    Ok(forest)
 }
 
 /// A `gblinear` booster: `weights` holds the `[features, outputs]` matrix row by
@@ -364,7 +413,11 @@ fn read_tree(tree: &Value, group: usize, scale: f64, n_outputs: usize) -> Result
                 }
             };
             leaf_ordinal += 1;
-            nodes.push(Node::Leaf { first, values });
+            nodes.push(Node::Leaf {
+                first,
+                values,
+                linear: None,
+            });
         } else {
             let child = |c: f64| -> Result<usize> {
                 ensure!(

@@ -28,6 +28,7 @@ use super::classes::{self, BinaryScore, Labels, PostTransform};
 use super::kernel::Kernel;
 
 mod avx2;
+mod linear;
 mod opset5;
 mod sets;
 
@@ -164,6 +165,8 @@ pub struct Ensemble {
     leaf_value: Option<(usize, Vec<f32>)>,
     /// The AVX2 walk, where the CPU and the ensemble allow it.
     walk: Option<avx2::Walker>,
+    /// Leaves holding a linear model, if any.
+    linear: Option<linear::Leaves>,
     nodes: Vec<Node>,
     /// The one comparison every branch uses, or None: see `modes`.
     mode: Option<Mode>,
@@ -222,6 +225,8 @@ struct Table {
     sets: HashMap<usize, Set>,
     /// (tree id, node id, target, weight) of every leaf weight.
     leaves: Vec<(i64, i64, i64, f32)>,
+    /// The leaves that hold a linear model (batchinfer's extension).
+    linear: Vec<linear::Listed>,
 }
 
 impl Table {
@@ -304,6 +309,7 @@ impl Table {
             sets: member_sets(&modes, &members, rule)?,
             modes,
             tree_ids,
+            linear: linear::read(node)?,
             leaves: (0..m)
                 .map(|j| (leaf_tree[j], leaf_node[j], leaf_target[j], leaf_weight[j]))
                 .collect(),
@@ -367,6 +373,7 @@ impl Ensemble {
             missing,
             sets: sets_by_node,
             leaves: leaf_list,
+            linear: linear_list,
         } = table;
         let n = tree_ids.len();
         // Global index of each (tree, node) pair, in the order the nodes are listed.
@@ -445,6 +452,7 @@ impl Ensemble {
         let mut roots = Vec::with_capacity(roots_by_tree.len());
         let mut depths = Vec::with_capacity(roots_by_tree.len());
         let mut placed = vec![false; n];
+        let mut new_index = vec![usize::MAX; n];
         for (&tree, &root) in &roots_by_tree {
             roots.push(nodes.len() as u32);
             let mut depth = 0u32;
@@ -459,6 +467,7 @@ impl Ensemble {
                 );
                 placed[orig] = true;
                 let at = nodes.len();
+                new_index[orig] = at;
                 if let Some(p) = false_parent {
                     let parent: &mut Node = &mut nodes[p];
                     parent.next = at as u32;
@@ -529,12 +538,25 @@ impl Ensemble {
             _ => None,
         };
         let walk = mode.and_then(|mode| avx2::Walker::new(&nodes, &roots, &depths, mode));
+        let linear = if linear_list.is_empty() {
+            None
+        } else {
+            let place = |tree: i64, node: i64| {
+                let at = new_index[*index.get(&(tree, node))? as usize];
+                (node_modes[at] == Mode::Leaf).then_some(at)
+            };
+            Some(linear::Leaves::new(linear_list, nodes.len(), place)?)
+        };
+        let max_feature = max_feature.max(linear.as_ref().map_or(0, linear::Leaves::width));
         Ok(Ensemble {
             roots,
             depths,
-            leaf_value: leaf_value
-                .filter(|_| matches!(aggregate, Aggregate::Sum | Aggregate::Average)),
+            // A linear leaf's value depends on the row: no value per leaf.
+            leaf_value: leaf_value.filter(|_| {
+                linear.is_none() && matches!(aggregate, Aggregate::Sum | Aggregate::Average)
+            }),
             walk,
+            linear,
             nodes,
             mode,
             modes: node_modes,
@@ -643,7 +665,7 @@ impl Ensemble {
                     Some((walk, (_, values))) => unsafe {
                         walk.add_values(values, &leaves, &mut sums)
                     },
-                    None => self.add_leaves(&leaves[..end - start], start, out, touched),
+                    None => self.add_leaves(&leaves[..end - start], start, (x, f), out, touched),
                 }
             }
             if let Some((_, (target, _))) = gather {
@@ -656,7 +678,14 @@ impl Ensemble {
     }
 
     /// Adds the weights of the leaves that rows `start..` reached in one tree.
-    fn add_leaves(&self, leaves: &[u32], start: usize, out: &mut [f32], touched: &mut [bool]) {
+    fn add_leaves(
+        &self,
+        leaves: &[u32],
+        start: usize,
+        (x, f): (&[f32], usize),
+        out: &mut [f32],
+        touched: &mut [bool],
+    ) {
         let t = self.n_targets;
         if let Some((target, values)) = &self.leaf_value {
             for (r, &leaf) in (start..).zip(leaves) {
@@ -669,6 +698,10 @@ impl Ensemble {
             let acc = &mut out[r * t..(r + 1) * t];
             let ws = &self.weights[self.leaf[leaf] as usize..self.leaf[leaf + 1] as usize];
             for &(target, w) in ws {
+                let w = match &self.linear {
+                    Some(linear) => linear.value(leaf, &x[r * f..(r + 1) * f], w),
+                    None => w,
+                };
                 let slot = &mut acc[target as usize];
                 match self.aggregate {
                     Aggregate::Sum | Aggregate::Average => *slot += w,

@@ -121,6 +121,40 @@ uniform!(Gte, >=);
 uniform!(Gt, >);
 uniform!(Equal, ==);
 
+/// A member node's threshold is a NaN whose payload is its set's index plus 1; a
+/// leaf's is the plain NaN (payload 0).
+const SET_PAYLOAD: u32 = 0x003F_FFFF;
+
+fn member_threshold(set: usize) -> f32 {
+    f32::from_bits(f32::NAN.to_bits() | (set as u32 + 1))
+}
+
+/// Whether `x` is in the set a member node's threshold `t` names (false for a
+/// leaf's threshold).
+#[inline(always)]
+fn member(sets: &[Set], x: f32, t: f32) -> bool {
+    let payload = (t.to_bits() & SET_PAYLOAD) as usize;
+    payload != 0 && sets[payload - 1].contains(x)
+}
+
+/// Ensembles whose splits compare one way (`C`) or test sets: a NaN threshold is
+/// a set (or a leaf, which then stays where it is), so no node's mode is looked up.
+struct WithSets<'a, C> {
+    compare: C,
+    sets: &'a [Set],
+}
+
+impl<C: Compare> Compare for WithSets<'_, C> {
+    #[inline(always)]
+    fn holds(&self, node: usize, x: f32, t: f32) -> bool {
+        if t.is_nan() {
+            member(self.sets, x, t)
+        } else {
+            self.compare.holds(node, x, t)
+        }
+    }
+}
+
 /// Ensembles mixing comparisons, or using NEQ or sets: the mode of every node, and
 /// the sets member nodes point to.
 struct Mixed<'a> {
@@ -138,7 +172,7 @@ impl Compare for Mixed<'_> {
             Mode::Gt => x > t,
             Mode::Eq => x == t,
             Mode::Neq => x != t,
-            Mode::Member => self.sets[t.to_bits() as usize].contains(x),
+            Mode::Member => member(self.sets, x, t),
             Mode::LeqOrZero => x <= t || is_zero(x),
             Mode::LeqNotZero => x <= t && !is_zero(x),
             Mode::Leaf => false,
@@ -170,6 +204,9 @@ pub struct Ensemble {
     nodes: Vec<Node>,
     /// The one comparison every branch uses, or None: see `modes`.
     mode: Option<Mode>,
+    /// The one comparison every branch that is not a set split uses, where the
+    /// others are set splits (`WithSets`).
+    with_sets: Option<Mode>,
     /// Per-node modes (leaves included), used when `mode` is None.
     modes: Vec<Mode>,
     /// The sets of member nodes, whose `threshold` bits are an index here.
@@ -489,7 +526,11 @@ impl Ensemble {
                     let threshold = match sets_by_node.get(&orig) {
                         Some(set) => {
                             sets.push(set.clone());
-                            f32::from_bits(sets.len() as u32 - 1)
+                            ensure!(
+                                sets.len() < SET_PAYLOAD as usize,
+                                "the ensemble has more than {SET_PAYLOAD} set splits"
+                            );
+                            member_threshold(sets.len() - 1)
                         }
                         None => values[orig],
                     };
@@ -538,6 +579,15 @@ impl Ensemble {
             _ => None,
         };
         let walk = mode.and_then(|mode| avx2::Walker::new(&nodes, &roots, &depths, mode));
+        let with_sets = {
+            let others: std::collections::BTreeSet<Mode> = (node_modes.iter().copied())
+                .filter(|m| !matches!(m, Mode::Leaf | Mode::Member))
+                .collect();
+            // XGBoost's (LT) and LightGBM's (LEQ) categorical models.
+            let uniform = matches!(others.iter().next(), Some(Mode::Leq | Mode::Lt));
+            (mode.is_none() && !sets.is_empty() && others.len() == 1 && uniform)
+                .then(|| *others.iter().next().expect("one mode"))
+        };
         let linear = if linear_list.is_empty() {
             None
         } else {
@@ -559,6 +609,7 @@ impl Ensemble {
             linear,
             nodes,
             mode,
+            with_sets,
             modes: node_modes,
             sets,
             leaf,
@@ -582,7 +633,7 @@ impl Ensemble {
         rows: &[&[f32]; LANES],
     ) -> [usize; LANES] {
         let mut at = [root as usize; LANES];
-        let check_leaf = self.mode.is_none();
+        let check_leaf = self.mode.is_none() && self.with_sets.is_none();
         for step in 0..deepest {
             // Past the shallowest leaf, stop as soon as every lane is on a leaf
             // (unbalanced trees, such as LightGBM's, end long before their depth).
@@ -735,6 +786,20 @@ impl Ensemble {
         }
         let min_max = matches!(self.aggregate, Aggregate::Min | Aggregate::Max);
         let mut touched = vec![false; if min_max { n * t } else { 0 }];
+        let sets = &self.sets;
+        match self.with_sets {
+            Some(Mode::Leq) => {
+                let cmp = WithSets { compare: Leq, sets };
+                self.accumulate(&cmp, x, n, f, &mut out, &mut touched);
+                return Ok(self.finish(out, touched));
+            }
+            Some(Mode::Lt) => {
+                let cmp = WithSets { compare: Lt, sets };
+                self.accumulate(&cmp, x, n, f, &mut out, &mut touched);
+                return Ok(self.finish(out, touched));
+            }
+            _ => {}
+        }
         match self.mode {
             Some(Mode::Leq) => self.accumulate(&Leq, x, n, f, &mut out, &mut touched),
             Some(Mode::Lt) => self.accumulate(&Lt, x, n, f, &mut out, &mut touched),
@@ -750,6 +815,11 @@ impl Ensemble {
                 self.accumulate(&mixed, x, n, f, &mut out, &mut touched)
             }
         }
+        Ok(self.finish(out, touched))
+    }
+
+    /// Averages, and zeroes the targets no leaf wrote to under MIN and MAX.
+    fn finish(&self, mut out: Vec<f32>, touched: Vec<bool>) -> Vec<f32> {
         if self.aggregate == Aggregate::Average {
             let trees = self.roots.len() as f32;
             out.iter_mut().for_each(|v| *v /= trees);
@@ -759,7 +829,7 @@ impl Ensemble {
                 *v = 0.0;
             }
         }
-        Ok(out)
+        out
     }
 
     fn add_base_values(&self, scores: &mut [f32]) {

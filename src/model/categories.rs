@@ -173,45 +173,41 @@ impl Vocabulary {
     /// a null or a name taken as missing, `Err(reason)` for an unseen name that
     /// is a bad row.
     fn codes_of(&self, values: &ArrayRef) -> Result<Vec<Result<Option<f32>, String>>, UnseenValue> {
-        let look = |found: Option<f32>, shown: &dyn std::fmt::Display| match (found, self.unseen) {
+        // Found, or missing, or why not: the name is shown only for an unseen one.
+        let look = |found: Option<f32>, shown: &dyn Fn() -> String| match (found, self.unseen) {
             (Some(c), _) => Ok(Some(c)),
             (None, Unseen::Missing) => Ok(None),
             (None, Unseen::BadRow) => Err(format!(
-                "category {shown} is not one of the {} the model was trained with",
+                "category {} is not one of the {} the model was trained with",
+                shown(),
                 self.len()
             )),
         };
-        let strings = match values.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                let cast =
-                    arrow::compute::cast(values, &DataType::Utf8).map_err(|e| UnseenValue {
-                        row: 0,
-                        reason: e.to_string(),
-                    })?;
-                let cast = cast.as_string::<i32>().clone();
-                Some(cast)
-            }
-            _ => None,
+        let failed = |e: arrow::error::ArrowError| UnseenValue {
+            row: 0,
+            reason: e.to_string(),
         };
-        if let Some(s) = strings {
-            return Ok(s
+        if matches!(
+            values.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) {
+            let strings = arrow::compute::cast(values, &DataType::Utf8).map_err(failed)?;
+            return Ok(strings
+                .as_string::<i32>()
                 .iter()
                 .map(|v| match v {
                     None => Ok(None),
-                    Some(v) => look(self.strings.get(v).copied(), &format!("{v:?}")),
+                    Some(v) => look(self.strings.get(v).copied(), &|| format!("{v:?}")),
                 })
                 .collect());
         }
-        let ints = arrow::compute::cast(values, &DataType::Int64).map_err(|e| UnseenValue {
-            row: 0,
-            reason: e.to_string(),
-        })?;
+        let ints = arrow::compute::cast(values, &DataType::Int64).map_err(failed)?;
         Ok(ints
             .as_primitive::<Int64Type>()
             .iter()
             .map(|v| match v {
                 None => Ok(None),
-                Some(v) => look(self.ints.get(&v).copied(), &v),
+                Some(v) => look(self.ints.get(&v).copied(), &|| v.to_string()),
             })
             .collect())
     }

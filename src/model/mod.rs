@@ -127,9 +127,7 @@ impl InputSpec {
             .and_then(|v| v.as_deref())
             .filter(|v| v.encodes(dt))
     }
-}
 
-impl InputSpec {
     /// How many columns feed this input: `Some(F)` for `[N, F]`, 1 for `[N]` or
     /// `[N, 1]`, `None` when the width is symbolic.
     pub fn width(&self) -> Option<usize> {
@@ -182,7 +180,7 @@ pub enum ModelError {
     #[error("{path} is not an ONNX model: {reason}")]
     NotOnnx { path: PathBuf, reason: String },
     #[error("--raw-score and --iterations apply to XGBoost and LightGBM files; {path} is an ONNX model, whose outputs are what its graph computes (export the margins from the graph, or score it without these options)")]
-    NoRawScore { path: PathBuf },
+    NativeOnly { path: PathBuf },
     #[error("{path} is not a model batchinfer reads: {reason}")]
     Unknown { path: PathBuf, reason: String },
     #[error("cannot score {format} model {path}: {reason:#}")]
@@ -273,7 +271,7 @@ impl ModelFile {
             reason,
         })?;
         if !options.is_default() && format == native::Format::Onnx {
-            return Err(ModelError::NoRawScore {
+            return Err(ModelError::NativeOnly {
                 path: path.to_owned(),
             });
         }

@@ -41,6 +41,7 @@ fn arrow_to_tensor(c: &mut Criterion) {
     let spec = InputSpec {
         feature_names: vec![],
         categories: vec![],
+        map: None,
         name: "input".into(),
         elem: ElemType::F32,
         shape: vec![Dim::Symbolic("N".into()), Dim::Fixed(FEATURES)],

@@ -4,7 +4,7 @@
 //! 3. otherwise a single `[N, F]` input whose model names its features (XGBoost's
 //!    and LightGBM's own files) takes the columns of those names, in the model's order;
 //! 4. otherwise a single `[N, F]` input takes the F numeric columns that are not
-//!    kept-only, in file order.
+//!    kept-only, in file order (a single map input, the only map or struct column).
 //!
 //! The plan is checked against the cast table before anything is scored.
 
@@ -79,9 +79,9 @@ fn input_plan(
     if let Some(width) = spec.width() {
         if width != columns.len() {
             return Err(err(format!(
-                "model input `{}` takes {width} columns (shape {}), but {} were mapped to it: {}",
+                "model input `{}` takes {width} columns ({}), but {} were mapped to it: {}",
                 spec.name,
-                spec.shape_text(),
+                spec.shape_or_type(),
                 columns.len(),
                 columns.join(", ")
             )));
@@ -90,9 +90,10 @@ fn input_plan(
     let mut casts = vec![];
     for (j, c) in columns.iter().enumerate() {
         let dt = column_type(schema, c)?;
-        let kind = match spec.vocabulary(j, dt) {
-            Some(v) => CastKind::Narrowing(v.plan_text()),
-            None => cast_kind(dt, spec.elem),
+        let kind = match (&spec.map, spec.vocabulary(j, dt)) {
+            (Some(m), _) => m.cast_kind(dt, spec.elem),
+            (None, Some(v)) => CastKind::Narrowing(v.plan_text()),
+            (None, None) => cast_kind(dt, spec.elem),
         };
         if let CastKind::Impossible(why) = kind {
             return Err(err(format!(
@@ -205,36 +206,43 @@ pub fn plan(
         )?);
     } else if inputs.len() == 1 {
         let spec = &inputs[0];
+        // A map input takes the one map or struct column instead of numeric ones.
+        let (kind, rule) = if spec.map.is_some() {
+            ("map or struct", "the only map or struct column")
+        } else {
+            ("numeric", "numeric columns in file order")
+        };
         let candidates: Vec<String> = schema
             .fields()
             .iter()
             // Kept-only columns are those named in --keep; --keep-all copies every
             // column but leaves them all candidates.
-            .filter(|f| is_numeric(f.data_type()) && !req.keep.contains(f.name()))
+            .filter(|f| {
+                let fits = if spec.map.is_some() {
+                    matches!(f.data_type(), DataType::Map(..) | DataType::Struct(_))
+                } else {
+                    is_numeric(f.data_type())
+                };
+                fits && !req.keep.contains(f.name())
+            })
             .map(|f| f.name().clone())
             .collect();
         match spec.width() {
             Some(w) if w != candidates.len() => {
                 return Err(err(format!(
-                    "model input `{}` takes {w} columns (shape {}) and the input has {} numeric columns that are not kept: {}. Name them with --features",
+                    "model input `{}` takes {w} columns ({}) and the input has {} {kind} columns that are not kept: {}. Name them with --features",
                     spec.name,
-                    spec.shape_text(),
+                    spec.shape_or_type(),
                     candidates.len(),
                     candidates.join(", ")
                 )))
             }
             _ if candidates.is_empty() => {
-                return Err(err(format!("model input `{}` needs numeric columns and the input has none that are not kept", spec.name)))
+                return Err(err(format!("model input `{}` needs {kind} columns and the input has none that are not kept", spec.name)))
             }
             _ => {}
         }
-        plans.push(input_plan(
-            schema,
-            spec,
-            0,
-            candidates,
-            "numeric columns in file order",
-        )?);
+        plans.push(input_plan(schema, spec, 0, candidates, rule)?);
     } else {
         let missing: Vec<&str> = inputs
             .iter()
@@ -305,10 +313,9 @@ impl MappingPlan {
             let spec = &sig.inputs[p.input];
             let _ = writeln!(
                 out,
-                "input `{}` {} {} ← {} column(s) by {}:",
+                "input `{}` {} ← {} column(s) by {}:",
                 spec.name,
-                spec.elem,
-                spec.shape_text(),
+                spec.type_text(),
                 p.columns.len(),
                 p.rule
             );
@@ -382,6 +389,7 @@ mod tests {
                 shape: vec![Dim::Symbolic("N".into()), width],
                 feature_names: vec![],
                 categories: vec![],
+                map: None,
             }],
             outputs: vec![],
         }

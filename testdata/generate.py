@@ -518,6 +518,131 @@ def tree_ensemble_opset5(xt, zt, numeric_nan, x_nan, mixed, mixed_pd):
         m = model(name, o, membership, k, 3, 1, post)
         case(name, m, "mixed.parquet", mixed, {"input": feed}, args=args, reference=(path, f))
 
+def map_inputs():
+    """Map inputs: scikit-learn DictVectorizer pipelines as skl2onnx exports them (string
+    and int64 keys), and CastMap (SPARSE, to floats and to int64) built with the onnx
+    package. onnxruntime takes one map per run, so the references are made row by row.
+    data/maps.parquet: `features` map<string, float32> (keys a..f and an unseen `zz`),
+    `counts` map<int64, float32> (keys 0..7, beyond CastMap's max_map of 6 too), and
+    `attrs`, the features as a struct (null field = absent key, no field `f`)."""
+    from sklearn.feature_extraction import DictVectorizer
+    from skl2onnx.common.data_types import DictionaryType
+
+    r = np.random.default_rng(20261202)
+    keys = list("abcdef")
+
+    def draw(n, unseen):
+        rows = []
+        for _ in range(n):
+            picked = r.choice(keys, size=int(r.integers(1, 5)), replace=False)
+            d = {str(k): float(np.float32(r.normal())) for k in picked}
+            if unseen and r.random() < 0.1:
+                d["zz"] = float(np.float32(r.normal()))
+            rows.append(d)
+        return rows
+
+    def draw_counts(n):
+        return [
+            {int(k): float(np.float32(r.normal() * 3)) for k in r.choice(8, size=int(r.integers(1, 5)), replace=False)}
+            for _ in range(n)
+        ]
+
+    train = draw(600, unseen=False)
+    y = np.array([int(d.get("a", 0) - d.get("b", 0) + 0.5 * d.get("c", 0) > 0) for d in train])
+    train_counts = draw_counts(600)
+    yc = np.array([d.get(0, 0) * 0.5 - d.get(3, 0) + d.get(5, 0) ** 2 * 0.1 for d in train_counts])
+
+    n = 300
+    feats = draw(n, unseen=True)
+    counts = draw_counts(n)
+    # The struct form of the features: no field `f`; rows keep at least one key.
+    attrs = [{k: d.get(k) for k in "abcde"} for d in feats]
+    for a, d in zip(attrs, feats):
+        if all(v is None for v in a.values()):
+            a["a"] = d["a"] = 1.0
+            d.pop("f", None)
+    struct_feats = [{k: v for k, v in a.items() if v is not None} for a in attrs]
+    table = pa.table(
+        {
+            "id": pa.array(np.arange(n, dtype=np.int64) + 50_000),
+            "features": pa.array([list(d.items()) for d in feats], type=pa.map_(pa.string(), pa.float32())),
+            "counts": pa.array([list(d.items()) for d in counts], type=pa.map_(pa.int64(), pa.float32())),
+            "attrs": pa.array(attrs, type=pa.struct([(k, pa.float32()) for k in "abcde"])),
+        }
+    )
+    pq.write_table(table, DATA / "maps.parquet", row_group_size=128)
+
+    def by_row(model_path, name, rows, reference=None):
+        sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        runs = [sess.run(None, {name: d}) for d in rows]
+        values = []
+        for i in range(len(names)):
+            parts = [run[i] for run in runs]
+            values.append(sum(parts, []) if isinstance(parts[0], list) else np.concatenate(parts))
+        cols = {"id": table["id"]}
+        cols.update(flatten(names, values))
+        return cols
+
+    def golden(name, model_path, input_name, rows, args=()):
+        pq.write_table(pa.table(by_row(model_path, input_name, rows)), EXPECTED / f"{name}.parquet")
+        CASES.append(
+            {
+                "name": name,
+                "model": f"models/{model_path.name}",
+                "input": "data/maps.parquet",
+                "args": list(args),
+                "expected": f"expected/{name}.parquet",
+                "tolerance": 1e-5,
+            }
+        )
+
+    pipe = Pipeline([("dv", DictVectorizer(sparse=False)), ("clf", LogisticRegression(max_iter=500))]).fit(train, y)
+    m = convert_sklearn(
+        pipe,
+        initial_types=[("features", DictionaryType(StringTensorType([1]), FloatTensorType([1])))],
+        target_opset=OPSET,
+    )
+    m = save(m, "dictvectorizer_logreg")
+    golden("dictvectorizer_logreg", m, "features", feats)
+    golden("dictvectorizer_logreg_struct", m, "features", struct_feats, args=["--input-map", "features=attrs"])
+
+    pipe = Pipeline([("dv", DictVectorizer(sparse=False)), ("reg", RandomForestRegressor(10, max_depth=5, random_state=0))])
+    pipe.fit(train_counts, yc)
+    m = convert_sklearn(
+        pipe,
+        initial_types=[("counts", DictionaryType(Int64TensorType([1]), FloatTensorType([1])))],
+        target_opset=OPSET,
+    )
+    m = save(m, "dictvectorizer_int_keys_forest")
+    golden("dictvectorizer_int_keys_forest", m, "counts", counts)
+
+    def cast_map(name, cast_to, form="SPARSE"):
+        from onnx import numpy_helper
+
+        w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(6, 2) / 4 - 1, "w")
+        nodes = [helper.make_node("CastMap", ["counts"], ["dense"], domain="ai.onnx.ml", cast_to=cast_to,
+                                  map_form=form, max_map=6)]
+        if cast_to == "TO_INT64":
+            nodes.append(helper.make_node("Cast", ["dense"], ["dense_f"], to=TensorProto.FLOAT))
+            nodes.append(helper.make_node("MatMul", ["dense_f", "w"], ["y"]))
+        else:
+            nodes.append(helper.make_node("MatMul", ["dense", "w"], ["y"]))
+        inp = helper.make_value_info(
+            "counts", helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, []))
+        )
+        graph = helper.make_graph(nodes, name, [inp], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])], [w])
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 3)])
+        m.ir_version = 8
+        onnx.checker.check_model(m)
+        return save(m, name)
+
+    golden("castmap_sparse_float", cast_map("castmap_sparse_float", "TO_FLOAT"), "counts", counts)
+    golden("castmap_sparse_int64", cast_map("castmap_sparse_int64", "TO_INT64"), "counts", counts)
+    # Refused by name: map_form DENSE makes a tensor as wide as each row's map.
+    cast_map("castmap_dense", "TO_FLOAT", form="DENSE")
+
+
 def main():
     for d in (DATA, MODELS, EXPECTED):
         d.mkdir(parents=True, exist_ok=True)
@@ -749,6 +874,7 @@ def main():
     normalizer_case()
     dense_case()
     tree_ensemble_opset5(xt, zt, numeric_nan, x_nan, mixed, mixed_pd)
+    map_inputs()
 
     (HERE / "cases.json").write_text(json.dumps(CASES, indent=1) + "\n")
     ops = {}

@@ -167,7 +167,7 @@ fn inspect_one(
     }
     let _ = writeln!(out, "inputs:");
     for i in &model.signature.inputs {
-        let _ = writeln!(out, "  {} {} {}", i.name, i.elem, i.shape_text());
+        let _ = writeln!(out, "  {} {}", i.name, i.type_text());
         if !i.feature_names.is_empty() {
             let _ = writeln!(out, "    features: {}", i.feature_names.join(", "));
         }

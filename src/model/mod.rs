@@ -4,6 +4,7 @@
 //! [`Signature`], [`OutputColumn`] and Arrow arrays.
 
 pub mod categories;
+pub mod maps;
 mod ml;
 pub mod native;
 pub mod set;
@@ -112,6 +113,9 @@ pub struct InputSpec {
     /// For each of the F features, the categories it was trained with, where the
     /// file stores them (native models' categorical features); empty otherwise.
     pub categories: Vec<Option<std::sync::Arc<categories::Vocabulary>>>,
+    /// A map input (`DictVectorizer`, `CastMap`): fed by one map or struct column,
+    /// which the input stage turns into this `[N, C]` tensor.
+    pub map: Option<Arc<maps::MapInput>>,
 }
 
 impl InputSpec {
@@ -131,10 +135,29 @@ impl InputSpec {
     /// How many columns feed this input: `Some(F)` for `[N, F]`, 1 for `[N]` or
     /// `[N, 1]`, `None` when the width is symbolic.
     pub fn width(&self) -> Option<usize> {
+        if self.map.is_some() {
+            return Some(1);
+        }
         match self.shape.as_slice() {
             [] | [_] => Some(1),
             [_, Dim::Fixed(f)] => Some(*f),
             _ => None,
+        }
+    }
+
+    /// `float32 [N, 8]`, or for a map input what it takes and the tensor it makes.
+    pub fn type_text(&self) -> String {
+        match &self.map {
+            Some(m) => format!("{} → {} {}", m.describe(), self.elem, self.shape_text()),
+            None => format!("{} {}", self.elem, self.shape_text()),
+        }
+    }
+
+    /// `shape [N, 8]`, or a map input's [`Self::type_text`] (mapping messages).
+    pub fn shape_or_type(&self) -> String {
+        match &self.map {
+            Some(_) => self.type_text(),
+            None => format!("shape {}", self.shape_text()),
         }
     }
 
@@ -203,6 +226,12 @@ pub enum ModelError {
         input: String,
         shape: String,
     },
+    #[error("model {path} input `{input}` cannot be fed: {reason}")]
+    MapInput {
+        path: PathBuf,
+        input: String,
+        reason: String,
+    },
     #[error("model {path} could not be prepared for scoring: {reason}")]
     Compile { path: PathBuf, reason: String },
 }
@@ -220,6 +249,26 @@ pub struct ModelFile {
     pub signature: Signature,
     pub ops: OpReport,
     proto: pb::ModelProto,
+}
+
+/// An ONNX file's graph, its map inputs lowered (`maps::lower`).
+fn read_onnx(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(pb::ModelProto, Vec<(String, maps::MapInput)>), ModelError> {
+    let mut proto =
+        onnx()
+            .proto_model_for_read(&mut &bytes[..])
+            .map_err(|e| ModelError::NotOnnx {
+                path: path.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
+    let lowered = maps::lower(bytes, &mut proto).map_err(|r| ModelError::MapInput {
+        path: path.to_owned(),
+        input: r.input,
+        reason: r.reason,
+    })?;
+    Ok((proto, lowered))
 }
 
 /// The model file's bytes: a local file, or an object (`s3://…`) fetched whole.
@@ -276,13 +325,10 @@ impl ModelFile {
             });
         }
         let mut warnings = vec![];
+        let mut lowered = vec![];
         let (proto, native) = if format == native::Format::Onnx {
-            let proto = onnx()
-                .proto_model_for_read(&mut bytes.as_slice())
-                .map_err(|e| ModelError::NotOnnx {
-                    path: path.to_owned(),
-                    reason: format!("{e:#}"),
-                })?;
+            let proto;
+            (proto, lowered) = read_onnx(path, &bytes)?;
             (proto, None)
         } else {
             let t = native::translate(format, &bytes, options).map_err(|reason| {
@@ -308,7 +354,12 @@ impl ModelFile {
                 reason: "the graph is empty".into(),
             });
         }
-        let ops = op_report(graph);
+        let mut ops = op_report(graph);
+        // The map operators run in the input stage (`maps`): their nodes are gone.
+        ops.own
+            .extend(lowered.iter().map(|(_, m)| m.op.to_string()));
+        ops.own.sort();
+        ops.own.dedup();
         if !ops.missing.is_empty() {
             return Err(ModelError::MissingOps {
                 path: path.to_owned(),
@@ -316,6 +367,11 @@ impl ModelFile {
             });
         }
         let mut signature = signature(path, graph)?;
+        for (name, m) in lowered {
+            if let Some(spec) = signature.inputs.iter_mut().find(|i| i.name == name) {
+                spec.map = Some(Arc::new(m));
+            }
+        }
         let description = native.map(|(names, categories, description)| {
             signature.inputs[0].feature_names = names;
             signature.inputs[0].categories = categories;
@@ -527,6 +583,7 @@ fn signature(path: &Path, graph: &pb::GraphProto) -> Result<Signature, ModelErro
                 shape,
                 feature_names: vec![],
                 categories: vec![],
+                map: None,
             };
             return Err(ModelError::UnsupportedShape {
                 path: path.to_owned(),
@@ -540,6 +597,7 @@ fn signature(path: &Path, graph: &pb::GraphProto) -> Result<Signature, ModelErro
             shape,
             feature_names: vec![],
             categories: vec![],
+            map: None,
         });
     }
     let producers: HashMap<&str, &pb::NodeProto> = graph

@@ -181,6 +181,9 @@ pub fn input_tensor(
         .map(|&c| schema.field(c).name().as_str())
         .collect();
     let cols: Vec<&ArrayRef> = feed.columns.iter().map(|&c| batch.column(c)).collect();
+    if let Some(m) = &spec.map {
+        return m.tensor(cols[0], names[0], spec.elem);
+    }
     let tensor = match spec.elem {
         ElemType::F32 => {
             // Category names become codes (native models' categorical features).
@@ -312,6 +315,13 @@ pub fn bad_rows(
     let mut found: std::collections::BTreeMap<usize, BadRow> = Default::default();
     for feed in feeds {
         let spec = &specs[feed.input];
+        if let Some(m) = &spec.map {
+            let c = feed.columns[0];
+            for b in m.bad_rows(batch.column(c), schema.field(c).name(), spec.elem)? {
+                found.entry(b.row).or_insert(b);
+            }
+            continue;
+        }
         let float = spec.elem.is_float();
         let target = match spec.elem {
             ElemType::F32 | ElemType::F64 => DataType::Float64,
@@ -483,6 +493,7 @@ mod tests {
             ],
             feature_names: vec![],
             categories: vec![],
+            map: None,
         }
     }
 

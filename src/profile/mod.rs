@@ -81,7 +81,12 @@ impl ProfilePlan {
         let mut columns: Vec<PlanColumn> = vec![];
         for m in &models.members {
             for feed in &m.feeds {
-                let elem = m.model.signature.inputs[feed.input].elem;
+                let spec = &m.model.signature.inputs[feed.input];
+                // Map and struct columns (map inputs) are not profiled.
+                if spec.map.is_some() {
+                    continue;
+                }
+                let elem = spec.elem;
                 for &c in &feed.columns {
                     if columns.iter().any(|p| p.index == c) {
                         continue;

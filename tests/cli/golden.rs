@@ -234,6 +234,11 @@ golden!(
     tree_ensemble_members,
     tree_ensemble_softmax,
     tree_ensemble_logistic,
+    dictvectorizer_logreg,
+    dictvectorizer_logreg_struct,
+    dictvectorizer_int_keys_forest,
+    castmap_sparse_float,
+    castmap_sparse_int64,
 );
 
 #[test]

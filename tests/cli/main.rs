@@ -15,6 +15,7 @@ pub mod interrupt;
 mod jobfile;
 pub mod jobs;
 mod logs;
+mod maps;
 mod models;
 mod native;
 mod rejects;

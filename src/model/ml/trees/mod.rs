@@ -578,7 +578,6 @@ impl Ensemble {
                 .filter(|m| matches!(m, Mode::Leq | Mode::Lt | Mode::Gte | Mode::Gt | Mode::Eq)),
             _ => None,
         };
-        let walk = mode.and_then(|mode| avx2::Walker::new(&nodes, &roots, &depths, mode));
         let with_sets = {
             let others: std::collections::BTreeSet<Mode> = (node_modes.iter().copied())
                 .filter(|m| !matches!(m, Mode::Leaf | Mode::Member))
@@ -587,6 +586,11 @@ impl Ensemble {
             let uniform = matches!(others.iter().next(), Some(Mode::Leq | Mode::Lt));
             (mode.is_none() && !sets.is_empty() && others.len() == 1 && uniform)
                 .then(|| *others.iter().next().expect("one mode"))
+        };
+        let walk = match (mode, with_sets) {
+            (Some(mode), _) => avx2::Walker::new(&nodes, &roots, &depths, mode, &[]),
+            (None, Some(mode)) => avx2::Walker::new(&nodes, &roots, &depths, mode, &sets),
+            (None, None) => None,
         };
         let linear = if linear_list.is_empty() {
             None
@@ -1040,6 +1044,35 @@ mod tests {
             state ^= state << 17;
             state
         };
+        // With set splits, also categories: small integers, values about the
+        // rules' edges (negative, fractions, -0, beyond the bits and the ranges).
+        const CATEGORIES: [f32; 24] = [
+            -3.0e9,
+            -2.0,
+            -1.0,
+            -0.5,
+            -0.0,
+            0.5,
+            1.9,
+            31.0,
+            32.0,
+            63.0,
+            64.0,
+            65.0,
+            127.5,
+            1000.0,
+            65_535.0,
+            65_536.0,
+            16_777_214.0,
+            16_777_215.0,
+            2.2e9,
+            3.0e9,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            1.0,
+        ];
+        let sets = !e.sets.is_empty();
         (0..n * f)
             .map(|_| {
                 let t = thresholds[next() as usize % thresholds.len()];
@@ -1047,6 +1080,8 @@ mod tests {
                     0 => f32::NAN,
                     1..=7 => t,
                     8..=13 => f32::from_bits(t.to_bits() + 1),
+                    14..=16 if sets => (next() % 70) as f32,
+                    17..=19 if sets => CATEGORIES[next() as usize % CATEGORIES.len()],
                     _ => t + (next() % 2001) as f32 / 1000.0 - 1.0,
                 }
             })
@@ -1092,6 +1127,37 @@ mod tests {
                 scalar.iter().any(|v| *v != 0.0),
                 "{model}: all scores are zero"
             );
+            assert_eq!(fast, scalar, "{model}");
+        }
+    }
+
+    #[test]
+    fn avx2_walk_agrees_on_set_splits() {
+        // XGBoost (LT, sets sent right) and LightGBM (LEQ, bitsets sent left)
+        // categorical models, through the native translation.
+        use crate::model::native;
+        for model in [
+            "xgb_categorical.json",
+            "xgb_categorical_binary.json",
+            "xgb_categorical_codes.json",
+            "lgbm_categorical.txt",
+            "lgbm_categorical_binary.txt",
+            "lgbm_categorical_codes.txt",
+        ] {
+            let path = format!(
+                "{}/testdata/models/native/{model}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let bytes = std::fs::read(&path).unwrap();
+            let format = native::detect(&bytes).unwrap();
+            let t = native::translate(format, &bytes, native::Options::default()).unwrap();
+            let node = (t.proto.graph.unwrap().node.into_iter())
+                .find(|n| n.op_type.starts_with("TreeEnsemble"))
+                .unwrap();
+            let mut e = parse(&node);
+            assert!(e.with_sets.is_some() && !e.sets.is_empty(), "{model}");
+            let (fast, scalar) = both_walks(&mut e, 203);
+            assert!(scalar.iter().any(|v| *v != 0.0), "{model}: all zero");
             assert_eq!(fast, scalar, "{model}");
         }
     }
@@ -1194,9 +1260,9 @@ mod tests {
         let wide = [branch(1 << 30, 2), leaf(1), leaf(2)];
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
-            assert!(avx2::Walker::new(&fits, &[0], &[(1, 1)], Mode::Leq).is_some());
+            assert!(avx2::Walker::new(&fits, &[0], &[(1, 1)], Mode::Leq, &[]).is_some());
         }
-        assert!(avx2::Walker::new(&wide, &[0], &[(1, 1)], Mode::Leq).is_none());
-        assert!(avx2::Walker::new(&fits, &[0], &[(1, 1)], Mode::Neq).is_none());
+        assert!(avx2::Walker::new(&wide, &[0], &[(1, 1)], Mode::Leq, &[]).is_none());
+        assert!(avx2::Walker::new(&fits, &[0], &[(1, 1)], Mode::Neq, &[]).is_none());
     }
 }

@@ -94,6 +94,16 @@ impl Set {
         self.others.binary_search_by(|m| m.total_cmp(&v)).is_ok()
     }
 
+    pub fn rule(&self) -> Rule {
+        self.rule
+    }
+
+    /// The member bits (bit `i` of word `i / 64` for member `i`), when every member
+    /// is one of them: the sets the AVX2 walk can test.
+    pub fn bits_only(&self) -> Option<&[u64]> {
+        self.others.is_empty().then_some(&self.bits[..])
+    }
+
     /// Members, for tests and probes: the integers held as bits, then the others.
     #[cfg(test)]
     pub fn members(&self) -> Vec<f32> {

@@ -120,8 +120,11 @@ fn try_acquire(path: &Path, output: &Path) -> Result<File, LockError> {
     Ok(file)
 }
 
-/// Removes temporary files a killed run left beside `output`. Only called while
-/// holding the lock, so none of them belongs to a live run.
+/// Removes temporary files a killed run left beside `output`: `.<name>.<random>.batchinfer-tmp`,
+/// the random part without a dot, so that the temporary file of another output
+/// whose name starts with this one's (a summary `<name>.json` this run is about
+/// to write) is left alone. Only called while holding the lock, so none of them
+/// belongs to a live run.
 pub fn remove_leftovers(output: &Path) {
     let (Some(dir), Some(name)) = (output.parent(), output.file_name().and_then(|n| n.to_str()))
     else {
@@ -141,7 +144,10 @@ pub fn remove_leftovers(output: &Path) {
         let Some(f) = file_name.to_str() else {
             continue;
         };
-        if f.starts_with(&prefix) && f.ends_with(".batchinfer-tmp") {
+        let random = f
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".batchinfer-tmp"));
+        if random.is_some_and(|r| !r.is_empty() && !r.contains('.')) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -181,7 +187,18 @@ mod tests {
             b"x",
         )
         .unwrap();
+        // Another output's, whose name starts with this one's.
+        std::fs::write(
+            dir.path()
+                .join(".scores.parquet.json.abc123.batchinfer-tmp"),
+            b"x",
+        )
+        .unwrap();
         remove_leftovers(&out);
+        assert!(dir
+            .path()
+            .join(".scores.parquet.json.abc123.batchinfer-tmp")
+            .exists());
         assert!(!dir
             .path()
             .join(".scores.parquet.abc123.batchinfer-tmp")

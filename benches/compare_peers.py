@@ -138,6 +138,9 @@ def main():
     ap.add_argument("--batchinfer", default=None)
     ap.add_argument("--batchinfer-b", default=None,
                     help="a second batchinfer binary (another build: static, dist profile) run alternately with the first")
+    ap.add_argument("--b-args", default="",
+                    help="extra arguments for the B runs, space-separated (B is the first binary unless --batchinfer-b): "
+                         "--b-args=--no-profile measures what profiling costs")
     ap.add_argument("--no-python", action="store_true", help="leave the Python script out (to compare two builds)")
     ap.add_argument("--models", default="io_floor,io_floor_4class,logistic_regression,random_forest_100,gradient_boosting_200,mlp_2x256")
     ap.add_argument("--spark-models", default="", help="models to also run with Spark local (needs pyspark, Java 17)")
@@ -147,6 +150,9 @@ def main():
         (p for p in [ROOT / "target/release/batchinfer", ROOT / "target/debug/batchinfer"] if p.exists()), None)
     if binary is None:
         sys.exit("build batchinfer first (cargo build --release)")
+    b_args = args.b_args.split()
+    if b_args and binary_b is None:
+        binary_b = binary
     OUT.mkdir(parents=True, exist_ok=True)
     if not (OUT / "random_forest_100.onnx").exists():
         make_models()
@@ -156,7 +162,7 @@ def main():
     formats = ["parquet"] + (["csv"] if args.csv else [])
     t = str(args.threads)
     print(f"{args.rows:,} rows x {N_FEATURES} float32 + id; {args.threads} threads each; {os.cpu_count()} cores; "
-          f"median of {args.repeat}; batchinfer binary {binary}" + (f"; B: {binary_b}" if binary_b else ""))
+          f"median of {args.repeat}; batchinfer binary {binary}" + (f"; B: {binary_b} {' '.join(b_args)}" if binary_b else ""))
     header = ["model", "input", "batchinfer rows/s"]
     if not args.no_python:
         header += ["python rows/s", "ratio"]
@@ -177,7 +183,7 @@ def main():
             for _ in range(args.repeat):
                 ours.append(timed([str(binary)] + score))
                 if binary_b:
-                    b_runs.append(timed([str(binary_b)] + score))
+                    b_runs.append(timed([str(binary_b)] + score + b_args))
                 if not args.no_python:
                     theirs.append(timed([sys.executable, str(ROOT / "benches/peer_python.py"), m, data, out, "--threads", t]))
             ow, orss = statistics.median(w for w, _ in ours), max(r for _, r in ours)

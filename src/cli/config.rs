@@ -65,6 +65,8 @@ pub struct DriftOptions {
     pub baseline: Option<PathBuf>,
     pub thresholds: crate::profile::drift::Thresholds,
     pub on_drift: crate::profile::drift::OnDrift,
+    /// Profile the run (not with `--no-profile`).
+    pub profile: bool,
 }
 
 /// `--max-drift` and `--on-drift` take effect with a baseline only.
@@ -78,6 +80,9 @@ fn drift_options(args: &ScoreArgs, dated: &dyn Fn(&str) -> String) -> Result<Dri
     if args.baseline.is_none() && (!args.max_drift.is_empty() || args.on_drift.is_some()) {
         bail!("--max-drift and --on-drift compare a run with a baseline: pass --baseline PATH (a file `batchinfer profile` wrote, or an earlier run's --summary-json)");
     }
+    if args.no_profile && args.baseline.is_some() {
+        bail!("--no-profile turns off the profile that --baseline compares with the baseline: pass one or the other");
+    }
     Ok(DriftOptions {
         baseline: args
             .baseline
@@ -85,6 +90,7 @@ fn drift_options(args: &ScoreArgs, dated: &dyn Fn(&str) -> String) -> Result<Dri
             .map(|p| PathBuf::from(dated(&p.display().to_string()))),
         thresholds,
         on_drift,
+        profile: !args.no_profile,
     })
 }
 

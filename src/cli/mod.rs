@@ -237,6 +237,10 @@ pub struct ScoreArgs {
     #[arg(help_heading = "Drift", long, value_name = "PATH")]
     pub baseline: Option<PathBuf>,
 
+    /// Do not profile the run: the summary has no `profile`. Saves what profiling costs (a few percent of the wall time of the cheapest models). Refused with --baseline, which compares the profile.
+    #[arg(help_heading = "Drift", long)]
+    pub no_profile: bool,
+
     /// Drift thresholds, comma-separated or repeated: MEASURE=LIMIT for every column, COLUMN:MEASURE=LIMIT for one; LIMIT a number or `off`. Measures: psi (0.25), null-rate (0.05), nan-rate (0.05), range (0.01), unseen (0.01).
     #[arg(
         help_heading = "Drift",

@@ -157,6 +157,9 @@ fn profile_plan(
     cfg: &ScoreConfig,
     prepared: &Prepared,
 ) -> Result<(Arc<ProfilePlan>, Option<Arc<DriftGuard>>), CliError> {
+    if !cfg.drift.profile {
+        return Ok((Arc::new(ProfilePlan::default()), None));
+    }
     let plan = ProfilePlan::new(
         &prepared.models,
         &prepared.projected,
@@ -426,7 +429,7 @@ fn summarize(
         cost: cfg
             .price_per_hour
             .map(|p| summary::cost(p, wall_s, rows_scored)),
-        profile: stats.profile.clone(),
+        profile: stats.profile.clone().filter(|_| cfg.drift.profile),
         drift: stats.drift.clone().map(|checked| summary::DriftSummary {
             baseline: cfg
                 .drift

@@ -604,7 +604,12 @@ impl Scorer<'_> {
                 return WorkerStats::default();
             }
         };
-        let sampled = Sampled::of(n, |i| rb_run_row + (rows.at(i) - first_row));
+        let sampled = match rows {
+            // Nothing profiled (--no-profile): no sample either.
+            _ if self.profile.columns.is_empty() => Sampled::default(),
+            RowNumbers::From(first) => Sampled::of_range(rb_run_row + (first - first_row), n),
+            RowNumbers::Picked(_) => Sampled::of(n, |i| rb_run_row + (rows.at(i) - first_row)),
+        };
         let profile = self.profile.profile(
             &batch,
             &outcome.predictions,

@@ -163,6 +163,7 @@ impl NumericProfile {
         if let Some(o) = &mut self.outside_baseline {
             *o = m.outside;
         }
+        self.samples.reserve(sampled.rows().len());
         for &(row, weight) in sampled.rows() {
             let row = row as usize;
             if a.is_valid(row) {
@@ -402,8 +403,14 @@ impl Lanes for f32 {
     fn kernel<const RANGE: bool>(values: &[f32], shift: f64, lo: f64, hi: f64) -> Sums {
         let (shift32, lo32, hi32) = (shift as f32, lo as f32, hi as f32);
         #[cfg(target_arch = "x86_64")]
-        let sums = if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
+        let sums = if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX-512F, AVX2 and FMA, checked just above.
+            unsafe { avx512::f32_sums::<RANGE>(values, shift32, lo32, hi32) }
+        } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
             unsafe { avx2::f32_sums::<RANGE>(values, shift32, lo32, hi32) }
         } else {
             portable_f32::<RANGE>(values, shift32, lo32, hi32)
@@ -490,7 +497,7 @@ mod avx2 {
     /// without it every value is taken as it is, right when all are finite
     /// (`count == seen`).
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn sums<const RANGE: bool, const BLEND: bool>(
+    pub(super) unsafe fn sums<const RANGE: bool, const BLEND: bool>(
         values: &[f32],
         shift: f32,
         lo: f32,
@@ -586,6 +593,112 @@ mod avx2 {
                 seen: seen as u64,
             }
         }
+    }
+}
+
+/// AVX-512: sixteen values a vector, and a chunk of values that are all finite
+/// (the usual case) takes a loop with no finiteness test at all: a NaN or an
+/// infinity makes the sum of squares NaN or infinite, and only then is the chunk
+/// measured again, by the AVX2 loop that replaces them. Two to three times fewer
+/// instructions a value than the AVX2 loop.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::Sums;
+
+    /// `values.len()` is a multiple of 128 (`f32::CHUNK`).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn f32_sums<const RANGE: bool>(
+        values: &[f32],
+        shift: f32,
+        lo: f32,
+        hi: f32,
+    ) -> Sums {
+        let mut total = Sums::default();
+        for chunk in values.chunks(128 * 64) {
+            // SAFETY: AVX-512F, AVX2 and FMA are enabled for this function's callers.
+            let part = match unsafe { clean::<RANGE>(chunk, shift, lo, hi) } {
+                Some(part) => part,
+                // SAFETY: as above.
+                None => unsafe { super::avx2::sums::<RANGE, true>(chunk, shift, lo, hi) },
+            };
+            total.count += part.count;
+            total.sum += part.sum;
+            total.sq += part.sq;
+            total.min = total.min.min(part.min);
+            total.max = total.max.max(part.max);
+            total.outside += part.outside;
+            total.seen += part.seen;
+        }
+        total
+    }
+
+    /// The sums of `values`, all taken as they are; None when a value was not
+    /// finite (or a square overflowed), which the sum of squares shows.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn clean<const RANGE: bool>(
+        values: &[f32],
+        shift: f32,
+        lo: f32,
+        hi: f32,
+    ) -> Option<Sums> {
+        let (sh, vlo, vhi) = (
+            _mm512_set1_ps(shift),
+            _mm512_set1_ps(lo),
+            _mm512_set1_ps(hi),
+        );
+        let mut mn = [_mm512_set1_ps(f32::INFINITY); 2];
+        let mut mx = [_mm512_set1_ps(f32::NEG_INFINITY); 2];
+        let mut outside = 0u64;
+        let (mut sum, mut sq) = ([_mm512_setzero_pd(); 2], [_mm512_setzero_pd(); 2]);
+        for chunk in values.chunks_exact(128) {
+            let (mut s, mut q) = ([_mm512_setzero_ps(); 2], [_mm512_setzero_ps(); 2]);
+            for (k, sixteen) in chunk.chunks_exact(16).enumerate() {
+                // SAFETY: `sixteen` holds 16 floats; an unaligned load reads just them.
+                let x = unsafe { _mm512_loadu_ps(sixteen.as_ptr()) };
+                let d = _mm512_sub_ps(x, sh);
+                let a = k & 1;
+                s[a] = _mm512_add_ps(s[a], d);
+                q[a] = _mm512_fmadd_ps(d, d, q[a]);
+                mn[a] = _mm512_min_ps(mn[a], x);
+                mx[a] = _mm512_max_ps(mx[a], x);
+                if RANGE {
+                    let out = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, vlo)
+                        | _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, vhi);
+                    outside += u64::from(out.count_ones());
+                }
+            }
+            let (s, q) = (_mm512_add_ps(s[0], s[1]), _mm512_add_ps(q[0], q[1]));
+            let high =
+                |v: __m512| _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+            sum[0] = _mm512_add_pd(sum[0], _mm512_cvtps_pd(_mm512_castps512_ps256(s)));
+            sum[1] = _mm512_add_pd(sum[1], _mm512_cvtps_pd(high(s)));
+            sq[0] = _mm512_add_pd(sq[0], _mm512_cvtps_pd(_mm512_castps512_ps256(q)));
+            sq[1] = _mm512_add_pd(sq[1], _mm512_cvtps_pd(high(q)));
+        }
+        let sum = _mm512_reduce_add_pd(_mm512_add_pd(sum[0], sum[1]));
+        let sq = _mm512_reduce_add_pd(_mm512_add_pd(sq[0], sq[1]));
+        if !(sum.is_finite() && sq.is_finite()) {
+            return None;
+        }
+        let n = values.len() as u64;
+        Some(Sums {
+            count: n,
+            sum,
+            sq,
+            min: f64::from(_mm512_reduce_min_ps(_mm512_min_ps(mn[0], mn[1]))),
+            max: f64::from(_mm512_reduce_max_ps(_mm512_max_ps(mx[0], mx[1]))),
+            outside,
+            seen: n,
+        })
+    }
+
+    #[cfg(test)]
+    pub fn available() -> bool {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
     }
 }
 
@@ -879,15 +992,38 @@ mod tests {
                     true => portable_f32::<true>(values, 1.5, -40.0, 300.0),
                     false => portable_f32::<false>(values, 1.5, -40.0, 300.0),
                 };
-                let chosen = match range {
+                let mut loops = vec![match range {
                     true => f32::kernel::<true>(values, 1.5, -40.0, 300.0),
                     false => f32::kernel::<false>(values, 1.5, -40.0, 300.0),
-                };
+                }];
+                // Each vector loop this CPU can run, whichever the kernel picks.
+                #[cfg(target_arch = "x86_64")]
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has AVX2 and FMA, checked just above.
+                    loops.push(unsafe {
+                        match range {
+                            true => avx2::f32_sums::<true>(values, 1.5, -40.0, 300.0),
+                            false => avx2::f32_sums::<false>(values, 1.5, -40.0, 300.0),
+                        }
+                    });
+                }
+                #[cfg(target_arch = "x86_64")]
+                if avx512::available() {
+                    // SAFETY: the CPU has AVX-512F, AVX2 and FMA, checked just above.
+                    loops.push(unsafe {
+                        match range {
+                            true => avx512::f32_sums::<true>(values, 1.5, -40.0, 300.0),
+                            false => avx512::f32_sums::<false>(values, 1.5, -40.0, 300.0),
+                        }
+                    });
+                }
                 let figures = |s: &Sums| (s.count, s.outside, s.min, s.max, s.seen);
-                assert_eq!(figures(&chosen), figures(&portable));
                 assert_eq!(portable.count, finite);
-                assert!((chosen.sum / portable.sum - 1.0).abs() < 1e-6);
-                assert!((chosen.sq / portable.sq - 1.0).abs() < 1e-6);
+                for chosen in &loops {
+                    assert_eq!(figures(chosen), figures(&portable));
+                    assert!((chosen.sum / portable.sum - 1.0).abs() < 1e-6);
+                    assert!((chosen.sq / portable.sq - 1.0).abs() < 1e-6);
+                }
             }
         }
     }

@@ -51,6 +51,32 @@ impl Sampled {
         Sampled(rows)
     }
 
+    /// The same sample as [`Sampled::of`] over the `n` consecutive positions from
+    /// `first` (a batch no filter thinned), found block by block: a block of
+    /// `rate` positions never straddles a change of rate, since each band starts
+    /// at a multiple of its rate.
+    pub fn of_range(first: u64, n: usize) -> Sampled {
+        let end = first + n as u64;
+        let mut rows = vec![];
+        let mut p = first;
+        while p < end {
+            if p < HEAD {
+                let stop = end.min(HEAD);
+                rows.extend((p..stop).map(|q| ((q - first) as u32, 1)));
+                p = stop;
+                continue;
+            }
+            let rate = rate_at(p);
+            let block = p / rate;
+            let pick = block * rate + mix(block) % rate;
+            if (p..end).contains(&pick) {
+                rows.push(((pick - first) as u32, rate));
+            }
+            p = (block + 1) * rate;
+        }
+        Sampled(rows)
+    }
+
     /// Every row, weight 1 (tests).
     #[cfg(test)]
     pub fn every_row(n: usize) -> Sampled {
@@ -91,6 +117,26 @@ fn mix(mut z: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_range_of_positions_is_sampled_as_row_by_row() {
+        let edges = [
+            0,
+            1,
+            HEAD - 3,
+            HEAD,
+            2 * HEAD - 5,
+            3 * HEAD + 7,
+            128 * HEAD - 100,
+            1 << 33,
+        ];
+        for first in edges {
+            for n in [0, 1, 5, 300, 8192, 20_000] {
+                let by_row = Sampled::of(n, |i| first + i as u64);
+                assert_eq!(Sampled::of_range(first, n).0, by_row.0, "{first} + {n}");
+            }
+        }
+    }
 
     #[test]
     fn the_rate_doubles_band_by_band_up_to_its_limit() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 
-use super::harness::{read_json, write_parquet, Env};
+use super::harness::{read_json, read_parquet, write_parquet, Env};
 
 const MODEL: &str = "TD/models/pipeline_mixed.onnx";
 
@@ -608,7 +608,62 @@ fn drift_options_are_checked_before_anything_runs() {
     with(&["--baseline", "base.json", "--summary-json", "base.json"])
         .expect_code(2)
         .expect_stderr("--baseline");
+    with(&["--baseline", "base.json", "--no-profile"])
+        .expect_code(2)
+        .expect_stderr("--no-profile turns off the profile that --baseline compares");
     assert!(!env.path("out.parquet").exists());
+}
+
+#[test]
+fn no_profile_scores_the_same_rows_and_leaves_the_profile_out() {
+    let env = Env::new();
+    let run = |out: &str, extra: &[&str]| {
+        let summary = format!("{out}.json");
+        let mut a = vec![
+            "score",
+            "-m",
+            MODEL,
+            "-i",
+            "TD/data/mixed.parquet",
+            "-o",
+            out,
+            "--keep",
+            "id",
+            "--summary-json",
+            &summary,
+        ];
+        a.extend_from_slice(extra);
+        let stderr = env.run(&a).expect_code(0).stderr();
+        (read_json(&env.path(&summary)), stderr)
+    };
+    let (with, with_text) = run("with.parquet", &[]);
+    let (without, without_text) = run("without.parquet", &["--no-profile"]);
+    assert_eq!(with["profile"]["rows"], 600);
+    assert!(without["profile"].is_null(), "{}", without["profile"]);
+    assert!(with_text.contains("  profile ") && !without_text.contains("  profile "));
+    assert_eq!(
+        read_parquet(&env.path("with.parquet")),
+        read_parquet(&env.path("without.parquet"))
+    );
+    // As a variable, as every flag.
+    let vars = [("BATCHINFER_NO_PROFILE", "true")];
+    env.run_with(
+        &[
+            "score",
+            "-m",
+            MODEL,
+            "-i",
+            "TD/data/mixed.parquet",
+            "-o",
+            "v.parquet",
+            "--summary-json",
+            "v.json",
+        ],
+        None,
+        &vars,
+    )
+    .expect_code(0);
+    assert!(read_json(&env.path("v.json"))["profile"].is_null());
 }
 
 #[test]

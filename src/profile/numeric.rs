@@ -358,6 +358,17 @@ impl Default for Sums {
 }
 
 impl Sums {
+    /// Adds the sums of other values (with the same shift).
+    fn absorb(&mut self, part: &Sums) {
+        self.count += part.count;
+        self.sum += part.sum;
+        self.sq += part.sq;
+        self.min = self.min.min(part.min);
+        self.max = self.max.max(part.max);
+        self.outside += part.outside;
+        self.seen += part.seen;
+    }
+
     fn add(&mut self, tail: &Moments, shift: f64) {
         self.count += tail.count;
         self.sum += tail.sum_d(shift);
@@ -482,13 +493,7 @@ mod avx2 {
                 // SAFETY: as above.
                 part = unsafe { sums::<RANGE, true>(chunk, shift, lo, hi) };
             }
-            total.count += part.count;
-            total.sum += part.sum;
-            total.sq += part.sq;
-            total.min = total.min.min(part.min);
-            total.max = total.max.max(part.max);
-            total.outside += part.outside;
-            total.seen += part.seen;
+            total.absorb(&part);
         }
         total
     }
@@ -623,13 +628,7 @@ mod avx512 {
                 // SAFETY: as above.
                 None => unsafe { super::avx2::sums::<RANGE, true>(chunk, shift, lo, hi) },
             };
-            total.count += part.count;
-            total.sum += part.sum;
-            total.sq += part.sq;
-            total.min = total.min.min(part.min);
-            total.max = total.max.max(part.max);
-            total.outside += part.outside;
-            total.seen += part.seen;
+            total.absorb(&part);
         }
         total
     }

@@ -228,6 +228,9 @@ pub fn plan(
             .map(|f| f.name().clone())
             .collect();
         match spec.width() {
+            _ if candidates.is_empty() => {
+                return Err(err(format!("model input `{}` needs {kind} columns and the input has none that are not kept", spec.name)))
+            }
             Some(w) if w != candidates.len() => {
                 return Err(err(format!(
                     "model input `{}` takes {w} columns ({}) and the input has {} {kind} columns that are not kept: {}. Name them with --features",
@@ -236,9 +239,6 @@ pub fn plan(
                     candidates.len(),
                     candidates.join(", ")
                 )))
-            }
-            _ if candidates.is_empty() => {
-                return Err(err(format!("model input `{}` needs {kind} columns and the input has none that are not kept", spec.name)))
             }
             _ => {}
         }

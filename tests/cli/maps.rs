@@ -170,6 +170,19 @@ fn columns_that_cannot_feed_a_map_input_are_refused_before_scoring() {
         .expect_code(3)
         .expect_stderr(why);
     }
+    // A table without a map or struct column: the mapping says what the input needs.
+    env.run(&[
+        "score",
+        "-m",
+        DICT,
+        "-i",
+        "TD/data/mixed.parquet",
+        "-o",
+        "out.parquet",
+        "-q",
+    ])
+    .expect_code(3)
+    .expect_stderr("model input `features` needs map or struct columns and the input has none");
     assert!(env.files().is_empty());
 }
 

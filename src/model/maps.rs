@@ -52,7 +52,10 @@ pub struct MapInput {
     pub value: ElemType,
     /// Keys, in the order of the tensor's C entries.
     keys: Vec<String>,
+    /// Each key's entry (as text: struct field names, string keys).
     positions: HashMap<String, usize>,
+    /// Int64 keys' entries, looked up without formatting each key of the data.
+    int_positions: HashMap<i64, usize>,
 }
 
 impl MapInput {
@@ -62,12 +65,17 @@ impl MapInput {
             // The first of a repeated key wins, as in the operators' implementations.
             positions.entry(k.clone()).or_insert(j);
         }
+        let int_positions = positions
+            .iter()
+            .filter_map(|(k, &j)| Some((k.parse::<i64>().ok()?, j)))
+            .collect();
         MapInput {
             op,
             key,
             value,
             keys,
             positions,
+            int_positions,
         }
     }
 
@@ -322,7 +330,7 @@ impl<'a> Entries<'a> {
                     KeyType::I64 => keys
                         .as_primitive::<Int64Type>()
                         .iter()
-                        .map(|k| k.and_then(|k| m.positions.get(&k.to_string()).copied()))
+                        .map(|k| k.and_then(|k| m.int_positions.get(&k).copied()))
                         .collect(),
                 };
                 let cast_values = cast(&values, &to, name)?;

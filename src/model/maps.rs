@@ -283,9 +283,8 @@ fn cast(a: &ArrayRef, to: &DataType, name: &str) -> Result<ArrayRef, ScoreError>
 struct Entries<'a> {
     col: &'a ArrayRef,
     rows: Vec<std::ops::Range<usize>>,
-    position: Vec<Option<usize>>,
-    array: Vec<usize>,
-    index: Vec<usize>,
+    /// Where each entry goes and where its value is.
+    layout: Layout,
     /// The values cast to the tensor's type, and as they were (to tell a null from
     /// a value the cast could not convert).
     values: Vec<ArrayRef>,
@@ -294,6 +293,29 @@ struct Entries<'a> {
     key: Box<dyn Fn(usize) -> String + 'a>,
     /// Struct columns: a null field is an absent key.
     null_is_absent: bool,
+}
+
+/// Entry `e` of a batch: its tensor position, and the value array and index its
+/// value is at.
+enum Layout {
+    /// A map column: entry e is value e of one array; its key's position, if the
+    /// vocabulary has the key.
+    Map(Vec<Option<usize>>),
+    /// A struct column of k used fields, entry e is field e % k of row e / k:
+    /// each used field's position.
+    Struct(Vec<usize>),
+}
+
+impl Layout {
+    fn locate(&self, e: usize) -> Option<(usize, usize, usize)> {
+        match self {
+            Layout::Map(position) => position[e].map(|p| (p, 0, e)),
+            Layout::Struct(positions) => {
+                let k = positions.len();
+                Some((positions[e % k], e % k, e / k))
+            }
+        }
+    }
 }
 
 impl<'a> Entries<'a> {
@@ -337,9 +359,7 @@ impl<'a> Entries<'a> {
                 Ok(Entries {
                     col,
                     rows,
-                    position,
-                    array: vec![0; len],
-                    index: (0..len).collect(),
+                    layout: Layout::Map(position),
                     values: vec![cast_values],
                     originals: vec![values],
                     key: Box::new(move |e| {
@@ -370,9 +390,7 @@ impl<'a> Entries<'a> {
                 Ok(Entries {
                     col,
                     rows: (0..n).map(|i| i * k..(i + 1) * k).collect(),
-                    position: (0..n * k).map(|e| Some(used[e % k].1)).collect(),
-                    array: (0..n * k).map(|e| e % k).collect(),
-                    index: (0..n * k).map(|e| e / k).collect(),
+                    layout: Layout::Struct(used.iter().map(|&(_, p)| p).collect()),
                     values,
                     originals,
                     key: Box::new(move |e| names[e % k].clone()),
@@ -414,8 +432,9 @@ impl<'a> Entries<'a> {
                 break;
             }
             for e in self.rows[i].clone() {
-                let Some(p) = self.position[e] else { continue };
-                let (a, ix) = (self.array[e], self.index[e]);
+                let Some((p, a, ix)) = self.layout.locate(e) else {
+                    continue;
+                };
                 let value = &self.values[a];
                 let reason = if value.is_null(ix) {
                     if self.originals[a].is_null(ix) {

@@ -277,13 +277,11 @@ fn cast(a: &ArrayRef, to: &DataType, name: &str) -> Result<ArrayRef, ScoreError>
     })
 }
 
-/// A map or struct column as entries: for row `i`, the entries `e` in
-/// `rows[i]`, each at tensor position `position[e]` (None: not a model key) with
-/// its value at `values[array[e]]`, index `index[e]`.
+/// A map or struct column as entries: row `i` holds the entries
+/// `layout.entries(i)`, and `layout.locate(e)` gives entry `e`'s tensor position
+/// (None: not a model key) and where its value is in `values`.
 struct Entries<'a> {
     col: &'a ArrayRef,
-    rows: Vec<std::ops::Range<usize>>,
-    /// Where each entry goes and where its value is.
     layout: Layout,
     /// The values cast to the tensor's type, and as they were (to tell a null from
     /// a value the cast could not convert).
@@ -295,21 +293,35 @@ struct Entries<'a> {
     null_is_absent: bool,
 }
 
-/// Entry `e` of a batch: its tensor position, and the value array and index its
-/// value is at.
+/// Which entries each row holds, and where each entry goes and its value is.
 enum Layout {
-    /// A map column: entry e is value e of one array; its key's position, if the
+    /// A map column: row i holds entries `offsets[i] - offsets[0]` up to the next
+    /// row's; entry e is value e of one array, at its key's position if the
     /// vocabulary has the key.
-    Map(Vec<Option<usize>>),
-    /// A struct column of k used fields, entry e is field e % k of row e / k:
-    /// each used field's position.
+    Map {
+        offsets: arrow::buffer::OffsetBuffer<i32>,
+        position: Vec<Option<usize>>,
+    },
+    /// A struct column of k used fields (each used field's position): row i holds
+    /// entries i·k up to (i + 1)·k, and entry e is field e % k of row e / k.
     Struct(Vec<usize>),
 }
 
 impl Layout {
+    fn entries(&self, i: usize) -> std::ops::Range<usize> {
+        match self {
+            Layout::Map { offsets, .. } => {
+                let base = offsets[0] as usize;
+                offsets[i] as usize - base..offsets[i + 1] as usize - base
+            }
+            Layout::Struct(positions) => i * positions.len()..(i + 1) * positions.len(),
+        }
+    }
+
+    /// Entry `e`'s tensor position, and the value array and index its value is at.
     fn locate(&self, e: usize) -> Option<(usize, usize, usize)> {
         match self {
-            Layout::Map(position) => position[e].map(|p| (p, 0, e)),
+            Layout::Map { position, .. } => position[e].map(|p| (p, 0, e)),
             Layout::Struct(positions) => {
                 let k = positions.len();
                 Some((positions[e % k], e % k, e / k))
@@ -332,9 +344,6 @@ impl<'a> Entries<'a> {
                 let map = col.as_map();
                 let offsets = map.value_offsets();
                 let base = offsets[0] as usize;
-                let rows = (0..n)
-                    .map(|i| offsets[i] as usize - base..offsets[i + 1] as usize - base)
-                    .collect();
                 let len = offsets[n] as usize - base;
                 let keys = map.keys().slice(base, len);
                 let values = map.values().slice(base, len);
@@ -358,8 +367,10 @@ impl<'a> Entries<'a> {
                 let cast_values = cast(&values, &to, name)?;
                 Ok(Entries {
                     col,
-                    rows,
-                    layout: Layout::Map(position),
+                    layout: Layout::Map {
+                        offsets: map.offsets().clone(),
+                        position,
+                    },
                     values: vec![cast_values],
                     originals: vec![values],
                     key: Box::new(move |e| {
@@ -389,7 +400,6 @@ impl<'a> Entries<'a> {
                     .collect();
                 Ok(Entries {
                     col,
-                    rows: (0..n).map(|i| i * k..(i + 1) * k).collect(),
                     layout: Layout::Struct(used.iter().map(|&(_, p)| p).collect()),
                     values,
                     originals,
@@ -431,7 +441,7 @@ impl<'a> Entries<'a> {
                 }
                 break;
             }
-            for e in self.rows[i].clone() {
+            for e in self.layout.entries(i) {
                 let Some((p, a, ix)) = self.layout.locate(e) else {
                     continue;
                 };

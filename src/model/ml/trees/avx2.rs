@@ -79,17 +79,17 @@ impl Sets {
     /// than bits, the sets' rules differ, or the padded sets would be too large.
     fn new(sets: &[Set]) -> Option<(Sets, Option<Rule>)> {
         let rule = sets.first().map(Set::rule);
-        let bits: Vec<_> = sets
+        let set_bits: Vec<_> = sets
             .iter()
             .map(|set| set.bits_only().filter(|_| Some(set.rule()) == rule))
             .collect::<Option<_>>()?;
-        let width = bits.iter().map(|b| b.len() * 2).max().unwrap_or(0);
+        let width = set_bits.iter().map(|b| b.len() * 2).max().unwrap_or(0);
         // Payloads are word index + 1 and must leave the leaves' payload 0 alone.
         if sets.len() * width >= MAX_SET_WORDS - 1 {
             return None;
         }
         let mut words = vec![0u32; sets.len() * width];
-        for (s, bits) in bits.iter().enumerate() {
+        for (s, bits) in set_bits.iter().enumerate() {
             for (w, &word) in bits.iter().enumerate() {
                 words[s * width + 2 * w] = word as u32;
                 words[s * width + 2 * w + 1] = (word >> 32) as u32;

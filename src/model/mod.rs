@@ -28,6 +28,8 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::DimLike;
 
+use crate::profile::rows::RowSums;
+
 pub use tensors::{cast_kind, CastKind};
 
 /// Element type of a model input or output, as batchinfer supports it.
@@ -814,15 +816,28 @@ impl Session {
         batch: &RecordBatch,
         feeds: &[Feed],
     ) -> Result<Vec<ArrayRef>, ScoreError> {
+        self.score_observed(model, batch, feeds, &mut [])
+    }
+
+    /// The same, adding each float32 input's tensor to `sums[input]` where it is
+    /// Some (`tensors::input_tensor_observed`); `sums` may be shorter than the
+    /// inputs.
+    pub fn score_observed(
+        &mut self,
+        model: &Model,
+        batch: &RecordBatch,
+        feeds: &[Feed],
+        sums: &mut [Option<RowSums>],
+    ) -> Result<Vec<ArrayRef>, ScoreError> {
         let n = batch.num_rows();
         if n <= model.chunk_rows {
-            return self.score_chunk(model, batch, feeds);
+            return self.score_chunk(model, batch, feeds, sums);
         }
         let mut parts: Vec<Vec<ArrayRef>> = vec![];
         for start in (0..n).step_by(model.chunk_rows) {
             let len = model.chunk_rows.min(n - start);
             let part = self
-                .score_chunk(model, &batch.slice(start, len), feeds)
+                .score_chunk(model, &batch.slice(start, len), feeds, sums)
                 .map_err(|e| match e {
                     ScoreError::BadRow(mut b) => {
                         b.row += start;
@@ -846,13 +861,15 @@ impl Session {
         model: &Model,
         batch: &RecordBatch,
         feeds: &[Feed],
+        sums: &mut [Option<RowSums>],
     ) -> Result<Vec<ArrayRef>, ScoreError> {
         let mut inputs: TVec<TValue> = tvec![];
         for (ix, spec) in model.signature.inputs.iter().enumerate() {
             let feed = feeds.iter().find(|f| f.input == ix).ok_or_else(|| {
                 ScoreError::Model(anyhow::anyhow!("no columns feed input `{}`", spec.name))
             })?;
-            inputs.push(tensors::input_tensor(batch, feed, spec)?.into_tvalue());
+            let tap = sums.get_mut(ix).and_then(Option::as_mut);
+            inputs.push(tensors::input_tensor_observed(batch, feed, spec, tap)?.into_tvalue());
         }
         let run = crate::sys::panics::catch(|| self.state.run(inputs))
             .unwrap_or_else(|p| Err(anyhow::anyhow!("the model crashed on this batch ({p})")));

@@ -13,6 +13,7 @@ use arrow::datatypes::Field;
 use arrow::record_batch::RecordBatch;
 
 use crate::model::{BadRow, Feed, Model, ScoreError, Session};
+use crate::profile::rows::InputSums;
 
 /// One model of the run and the columns that feed it.
 pub struct Member {
@@ -132,12 +133,24 @@ impl ModelSet {
         sessions: &mut [Session],
         batch: &RecordBatch,
     ) -> Result<Scores, ScoreError> {
+        self.score_observed(sessions, batch, &mut InputSums::default())
+    }
+
+    /// The same, adding the float32 inputs' tensors to `sums` (per model, per
+    /// input; see `Session::score_observed`).
+    pub fn score_observed(
+        &self,
+        sessions: &mut [Session],
+        batch: &RecordBatch,
+        sums: &mut InputSums,
+    ) -> Result<Scores, ScoreError> {
         let mut columns = vec![];
         let mut model_s = vec![];
-        for (m, session) in self.members.iter().zip(sessions.iter_mut()) {
+        for (i, (m, session)) in self.members.iter().zip(sessions.iter_mut()).enumerate() {
             let started = Instant::now();
+            let taps = sums.0.get_mut(i).map_or(&mut [][..], Vec::as_mut_slice);
             let predictions = session
-                .score(&m.model, batch, &m.feeds)
+                .score_observed(&m.model, batch, &m.feeds, taps)
                 .map_err(|e| self.name_model(m, e))?;
             model_s.push(started.elapsed().as_secs_f64());
             columns.extend(predictions);

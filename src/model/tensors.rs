@@ -18,6 +18,7 @@ use arrow::record_batch::RecordBatch;
 use tract_onnx::prelude::*;
 
 use super::{BadRow, ElemType, Feed, InputSpec, OutputColumn, ScoreError};
+use crate::profile::rows::RowSums;
 
 /// Whether a column type can feed an input type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +140,13 @@ const TRANSPOSE_ROWS: usize = 256;
 
 /// Interleaves F columns of n values into one row-major `[n, F]` tensor, in
 /// blocks of rows, and hands the buffer to the tensor without another copy.
-fn row_major<T>(columns: &[FloatValues<T>], n: usize, shape: &[usize]) -> TractResult<Tensor>
+/// `on_block` sees each block of rows once it is written, while it is in L1.
+fn row_major<T>(
+    columns: &[FloatValues<T>],
+    n: usize,
+    shape: &[usize],
+    mut on_block: impl FnMut(&[T]),
+) -> TractResult<Tensor>
 where
     T: arrow::datatypes::ArrowNativeType + Datum + Copy,
 {
@@ -156,16 +163,28 @@ where
                 rows[r * f + j] = *v;
             }
         }
+        on_block(rows);
     }
     Ok(tract_ndarray::ArrayD::from_shape_vec(shape, out)?.into_tensor())
 }
 
 /// Builds the tensor for one input: `[N, F]` (or `[N]` when the input is rank 1).
-#[allow(clippy::too_many_lines)] // one match over the cast table (docs/reference.md, "Columns and model inputs"), a row each
 pub fn input_tensor(
     batch: &RecordBatch,
     feed: &Feed,
     spec: &InputSpec,
+) -> Result<Tensor, ScoreError> {
+    input_tensor_observed(batch, feed, spec, None)
+}
+
+/// The same, adding a float32 tensor's rows to `sums` as they are written (the
+/// profile's moments of the input, `profile::rows`); other tensors leave it.
+#[allow(clippy::too_many_lines)] // one match over the cast table (docs/reference.md, "Columns and model inputs"), a row each
+pub fn input_tensor_observed(
+    batch: &RecordBatch,
+    feed: &Feed,
+    spec: &InputSpec,
+    sums: Option<&mut RowSums>,
 ) -> Result<Tensor, ScoreError> {
     let n = batch.num_rows();
     let f = feed.columns.len();
@@ -210,7 +229,10 @@ pub fn input_tensor(
                     (None, None) => unreachable!("each column is cast or encoded"),
                 })
                 .collect();
-            row_major(&values, n, &shape)
+            match sums {
+                Some(s) if s.width() == f => row_major(&values, n, &shape, |b| s.add_block(b)),
+                _ => row_major(&values, n, &shape, |_| {}),
+            }
         }
         ElemType::F64 => {
             let mut columns = vec![];
@@ -223,7 +245,7 @@ pub fn input_tensor(
                 .iter()
                 .map(|c| FloatValues::of(c.as_primitive::<Float64Type>(), f64::NAN))
                 .collect();
-            row_major(&values, n, &shape)
+            row_major(&values, n, &shape, |_| {})
         }
         ElemType::I64 => {
             let mut out = vec![0i64; n * f];

@@ -558,6 +558,8 @@ impl Scorer<'_> {
             }
         };
         let n = batch.num_rows();
+        // The profile's moments of the float32 inputs, gathered as they are fed.
+        let mut sums = self.profile.input_sums();
         let scored = if n == 0 {
             // Nothing selected: an empty batch keeps the writer's order.
             Ok(rejects::Outcome {
@@ -576,7 +578,7 @@ impl Scorer<'_> {
             match self.on_error {
                 OnError::Fail => self
                     .models
-                    .score(sessions, &batch)
+                    .score_observed(sessions, &batch, &mut sums)
                     .map(|s| rejects::Outcome {
                         kept_rows: None,
                         predictions: s.columns,
@@ -615,6 +617,7 @@ impl Scorer<'_> {
             &outcome.predictions,
             outcome.kept_rows.as_deref(),
             &sampled,
+            &sums,
         );
         let elapsed = started.elapsed().as_secs_f64();
         let nan_predictions = rejects::count_nan(&outcome.predictions);

@@ -74,13 +74,12 @@ impl CategoricalProfile {
         };
         if let Some(ints) = integers {
             let ints = ints.as_primitive::<Int64Type>();
-            let small = arrow::compute::min(ints).is_some_and(|m| m >= 0)
-                && arrow::compute::max(ints).is_some_and(|m| m < SMALL as i64);
-            if small {
-                p.count_small(ints, &mut hll);
-            } else {
-                let name = |k: i64| Cow::Owned(k.to_string());
-                p.count(ints.iter(), name, vocabulary, &mut hll);
+            match small_counts(ints) {
+                Some(counts) => p.count_small(&counts, &mut hll),
+                None => {
+                    let name = |k: i64| Cow::Owned(k.to_string());
+                    p.count(ints.iter(), name, vocabulary, &mut hll);
+                }
             }
         } else {
             let strings = match column.data_type() {
@@ -102,12 +101,8 @@ impl CategoricalProfile {
         p
     }
 
-    /// Integers in 0..SMALL (class labels, mostly): counted in an array.
-    fn count_small(&mut self, ints: &arrow::array::Int64Array, hll: &mut Hll) {
-        let mut counts = [0u64; SMALL];
-        for v in ints.iter().flatten() {
-            counts[v as usize] += 1;
-        }
+    /// Integers in 0..SMALL (class labels, mostly), counted by `small_counts`.
+    fn count_small(&mut self, counts: &[u64; SMALL], hll: &mut Hll) {
         for (k, &c) in counts.iter().enumerate().filter(|(_, &c)| c > 0) {
             let k = k.to_string();
             hll.insert(&k);
@@ -200,6 +195,35 @@ impl CategoricalProfile {
             .sum();
         tracked + self.untracked
     }
+}
+
+/// The count of each value of a column whose non-null values all lie in
+/// 0..SMALL, in one pass; None as soon as one does not. Four tables taken in turn,
+/// so that a run of equal labels does not wait on its own count.
+fn small_counts(ints: &arrow::array::Int64Array) -> Option<[u64; SMALL]> {
+    let mut tables = [[0u64; SMALL]; 4];
+    let values = ints.values();
+    match ints.nulls().filter(|n| n.null_count() > 0) {
+        None => {
+            for (i, &v) in values.iter().enumerate() {
+                let k = usize::try_from(v).ok().filter(|&k| k < SMALL)?;
+                tables[i & 3][k] += 1;
+            }
+        }
+        Some(valid) => {
+            for (i, (&v, ok)) in values.iter().zip(valid.iter()).enumerate() {
+                if ok {
+                    let k = usize::try_from(v).ok().filter(|&k| k < SMALL)?;
+                    tables[i & 3][k] += 1;
+                }
+            }
+        }
+    }
+    let mut counts = [0u64; SMALL];
+    for (k, c) in counts.iter_mut().enumerate() {
+        *c = tables.iter().map(|t| t[k]).sum();
+    }
+    Some(counts)
 }
 
 fn new_hll() -> Hll {

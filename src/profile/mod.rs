@@ -15,6 +15,7 @@ pub mod baseline;
 pub mod categorical;
 pub mod drift;
 pub mod numeric;
+pub mod rows;
 pub mod sample;
 
 use std::collections::{BTreeMap, HashSet};
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use self::categorical::CategoricalProfile;
 use self::numeric::NumericProfile;
+use self::rows::{InputSums, RowSums};
 use self::sample::Sampled;
 use crate::model::set::ModelSet;
 use crate::model::ElemType;
@@ -63,6 +65,11 @@ pub struct PlanColumn {
     /// Inputs: the column of the scored batch; predictions: the prediction column.
     index: usize,
     kind: Kind,
+    /// The column's Arrow type, as the profile names it.
+    data_type: String,
+    /// Where its moments are gathered as a tensor is built (`rows`): model,
+    /// input and feature of a float32 tensor fed from this float32 column.
+    tap: Option<(usize, usize, usize)>,
     range: Option<(f64, f64)>,
     vocabulary: Option<Arc<HashSet<String>>>,
 }
@@ -72,6 +79,8 @@ pub struct PlanColumn {
 #[derive(Debug, Clone, Default)]
 pub struct ProfilePlan {
     pub columns: Vec<PlanColumn>,
+    /// Per model, per input: the features of its tensor (0 when not float32).
+    widths: Vec<Vec<usize>>,
 }
 
 impl ProfilePlan {
@@ -79,20 +88,28 @@ impl ProfilePlan {
     /// the models' output fields, named as in the output.
     pub fn new(models: &ModelSet, batch: &Schema, predictions: &[Field]) -> ProfilePlan {
         let mut columns: Vec<PlanColumn> = vec![];
-        for m in &models.members {
+        let mut widths = vec![];
+        for (mi, m) in models.members.iter().enumerate() {
+            let inputs = &m.model.signature.inputs;
+            let mut width = vec![0; inputs.len()];
             for feed in &m.feeds {
-                let spec = &m.model.signature.inputs[feed.input];
+                let spec = &inputs[feed.input];
                 // Map and struct columns (map inputs) are not profiled.
                 if spec.map.is_some() {
                     continue;
                 }
                 let elem = spec.elem;
-                for &c in &feed.columns {
+                if elem == ElemType::F32 {
+                    width[feed.input] = feed.columns.len();
+                }
+                for (j, &c) in feed.columns.iter().enumerate() {
                     if columns.iter().any(|p| p.index == c) {
                         continue;
                     }
+                    let field = batch.field(c);
+                    let tapped = elem == ElemType::F32 && field.data_type() == &DataType::Float32;
                     columns.push(PlanColumn {
-                        name: batch.field(c).name().clone(),
+                        name: field.name().clone(),
                         role: Role::Input,
                         index: c,
                         kind: if elem == ElemType::Str {
@@ -100,11 +117,14 @@ impl ProfilePlan {
                         } else {
                             Kind::Numeric
                         },
+                        data_type: field.data_type().to_string(),
+                        tap: tapped.then_some((mi, feed.input, j)),
                         range: None,
                         vocabulary: None,
                     });
                 }
             }
+            widths.push(width);
         }
         for (i, f) in predictions.iter().enumerate() {
             let kind = match f.data_type() {
@@ -120,11 +140,13 @@ impl ProfilePlan {
                 role: Role::Prediction,
                 index: i,
                 kind,
+                data_type: f.data_type().to_string(),
+                tap: None,
                 range: None,
                 vocabulary: None,
             });
         }
-        ProfilePlan { columns }
+        ProfilePlan { columns, widths }
     }
 
     /// What the workers need of a baseline: numeric ranges, string vocabularies.
@@ -141,14 +163,52 @@ impl ProfilePlan {
         self
     }
 
+    /// Empty sums for the float32 tensors whose moments this plan reads, to
+    /// gather as a batch is scored (`ModelSet::score_observed`).
+    pub fn input_sums(&self) -> InputSums {
+        let sums = |m: usize, i: usize, f: usize| {
+            let mut ranges = vec![None; f];
+            let mut tapped = false;
+            for c in &self.columns {
+                if let Some((cm, ci, j)) = c.tap {
+                    if (cm, ci) == (m, i) {
+                        ranges[j] = c.range;
+                        tapped = true;
+                    }
+                }
+            }
+            if tapped {
+                RowSums::new(&ranges)
+            } else {
+                None
+            }
+        };
+        InputSums(
+            self.widths
+                .iter()
+                .enumerate()
+                .map(|(m, inputs)| {
+                    inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &f)| sums(m, i, f))
+                        .collect()
+                })
+                .collect(),
+        )
+    }
+
     /// The profile of one scored batch: `batch` as scored, `predictions` for the
-    /// rows `kept` (None: every row), `sampled` the sketched rows of `batch`.
+    /// rows `kept` (None: every row), `sampled` the sketched rows of `batch`,
+    /// `sums` the moments its float32 tensors gathered (`input_sums`; empty when
+    /// it was scored without, and then every column is measured here).
     pub fn profile(
         &self,
         batch: &RecordBatch,
         predictions: &[ArrayRef],
         kept: Option<&[u32]>,
         sampled: &Sampled,
+        sums: &InputSums,
     ) -> RunProfile {
         let kept_sample = kept.map(|k| sampled.within(k));
         let columns = self
@@ -162,10 +222,16 @@ impl ProfilePlan {
                         kept_sample.as_ref().unwrap_or(sampled),
                     ),
                 };
+                let known = c
+                    .tap
+                    .and_then(|(m, i, j)| sums.0.get(m)?.get(i)?.as_ref()?.moments(j));
                 match c.kind {
-                    Kind::Numeric => {
-                        ColumnProfile::Numeric(NumericProfile::of(array, sampled, c.range))
-                    }
+                    Kind::Numeric => ColumnProfile::Numeric(match known {
+                        Some(moments) => {
+                            NumericProfile::of_moments(array, sampled, c.range, moments)
+                        }
+                        None => NumericProfile::of(array, sampled, c.range),
+                    }),
                     Kind::Categorical => ColumnProfile::Categorical(CategoricalProfile::of(
                         array,
                         c.vocabulary.as_ref(),
@@ -227,6 +293,9 @@ impl RunProfile {
         for (column, c) in self.columns.iter().zip(&plan.columns) {
             let mut column = column.clone();
             column.finish();
+            if let ColumnProfile::Numeric(n) = &mut column {
+                n.data_type.clone_from(&c.data_type);
+            }
             if c.role == Role::Input && p.rows == 0 {
                 p.rows = column.rows();
             }

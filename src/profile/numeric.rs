@@ -34,7 +34,8 @@ pub const QUANTILES: [(&str, f64); 9] = [
 /// Counts, moments and the sketch of one numeric column.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct NumericProfile {
-    /// The column's Arrow type (`Float64`, `Int64`, …).
+    /// The column's Arrow type (`Float64`, `Int64`, …), set by the plan when the
+    /// profile is named (the workers' batch profiles leave it empty).
     #[serde(default)]
     pub data_type: String,
     /// Rows seen, nulls included.
@@ -108,13 +109,32 @@ impl NumericProfile {
 
     /// The profile of one batch's column; `range` is the baseline's [min, max].
     pub fn of(column: &ArrayRef, sampled: &Sampled, range: Option<(f64, f64)>) -> NumericProfile {
+        NumericProfile::measure(column, sampled, range, None)
+    }
+
+    /// The same profile, with the column's moments already known (gathered as its
+    /// tensor was built, `rows`): only its nulls and sampled values are read.
+    pub fn of_moments(
+        column: &ArrayRef,
+        sampled: &Sampled,
+        range: Option<(f64, f64)>,
+        moments: Moments,
+    ) -> NumericProfile {
+        NumericProfile::measure(column, sampled, range, Some(moments))
+    }
+
+    fn measure(
+        column: &ArrayRef,
+        sampled: &Sampled,
+        range: Option<(f64, f64)>,
+        known: Option<Moments>,
+    ) -> NumericProfile {
         let mut p = NumericProfile::empty(range.is_some());
-        p.data_type = column.data_type().to_string();
         match column.data_type() {
-            DataType::Float64 => p.add(column.as_primitive::<Float64Type>(), sampled, range),
-            DataType::Float32 => p.add(column.as_primitive::<Float32Type>(), sampled, range),
-            DataType::Int64 => p.add(column.as_primitive::<Int64Type>(), sampled, range),
-            DataType::Int32 => p.add(column.as_primitive::<Int32Type>(), sampled, range),
+            DataType::Float64 => p.add(column.as_primitive::<Float64Type>(), sampled, range, known),
+            DataType::Float32 => p.add(column.as_primitive::<Float32Type>(), sampled, range, known),
+            DataType::Int64 => p.add(column.as_primitive::<Int64Type>(), sampled, range, known),
+            DataType::Int32 => p.add(column.as_primitive::<Int32Type>(), sampled, range, known),
             _ => {
                 // Other types through the cast table's float64; what does not cast is null.
                 let opts = CastOptions {
@@ -122,7 +142,7 @@ impl NumericProfile {
                     ..Default::default()
                 };
                 match cast_with_options(column, &DataType::Float64, &opts) {
-                    Ok(c) => p.add(c.as_primitive::<Float64Type>(), sampled, range),
+                    Ok(c) => p.add(c.as_primitive::<Float64Type>(), sampled, range, None),
                     Err(_) => {
                         p.rows = column.len() as u64;
                         p.nulls = p.rows;
@@ -133,8 +153,13 @@ impl NumericProfile {
         p
     }
 
-    fn add<T>(&mut self, a: &PrimitiveArray<T>, sampled: &Sampled, range: Option<(f64, f64)>)
-    where
+    fn add<T>(
+        &mut self,
+        a: &PrimitiveArray<T>,
+        sampled: &Sampled,
+        range: Option<(f64, f64)>,
+        known: Option<Moments>,
+    ) where
         T: ArrowPrimitiveType,
         T::Native: Lanes,
     {
@@ -142,7 +167,7 @@ impl NumericProfile {
         self.nulls = a.null_count() as u64;
         let values = a.values();
         let m = match a.nulls().filter(|n| n.null_count() > 0) {
-            None => dense_moments(values, range),
+            None => known.unwrap_or_else(|| dense_moments(values, range)),
             Some(valid) => moments(
                 values
                     .iter()
@@ -193,9 +218,6 @@ impl NumericProfile {
         }
         self.min = min_of(self.min, other.min, f64::min);
         self.max = min_of(self.max, other.max, f64::max);
-        if self.data_type.is_empty() {
-            self.data_type.clone_from(&other.data_type);
-        }
         self.rows += other.rows;
         self.nulls += other.nulls;
         self.nan += other.nan;
@@ -301,7 +323,8 @@ impl ToF64 for i32 {
     }
 }
 
-struct Moments {
+/// Counts, range and moments of a batch's values.
+pub struct Moments {
     count: u64,
     nan: u64,
     min: f64,
@@ -332,14 +355,14 @@ fn dense_moments<T: Lanes>(values: &[T], range: Option<(f64, f64)>) -> Moments {
 }
 
 /// Sums over a chunk of values, before they are turned into `Moments`.
-struct Sums {
-    count: u64,
-    sum: f64,
-    sq: f64,
-    min: f64,
-    max: f64,
-    outside: u64,
-    seen: u64,
+pub(super) struct Sums {
+    pub(super) count: u64,
+    pub(super) sum: f64,
+    pub(super) sq: f64,
+    pub(super) min: f64,
+    pub(super) max: f64,
+    pub(super) outside: u64,
+    pub(super) seen: u64,
 }
 
 impl Default for Sums {
@@ -381,7 +404,7 @@ impl Sums {
 }
 
 impl Moments {
-    fn from_sums(s: Sums, shift: f64) -> Moments {
+    pub(super) fn from_sums(s: Sums, shift: f64) -> Moments {
         let mean_d = if s.count > 0 {
             s.sum / s.count as f64
         } else {

@@ -5,14 +5,14 @@
 //! one in `RATE`, each at an offset a hash of its block of positions picks and
 //! counted as many times as it stands for. The rate rises gradually so that no
 //! few heavy rows outweigh the rest: the sample is worth about 1.5·HEAD
-//! unweighted rows at any input size, and more past 128·HEAD positions. A row's
+//! unweighted rows at any input size, and more past 512·HEAD positions. A row's
 //! position is its place in input order, so the sample, like the merged sketch,
 //! is the same whatever the thread count and batch size.
 
 /// Positions at the start of a run that are all sketched.
 pub const HEAD: u64 = 4096;
 /// The lowest sampling rate: one row in this many.
-pub const RATE: u64 = 256;
+pub const RATE: u64 = 1024;
 
 /// One row in how many is sketched at position `p`.
 pub fn rate_at(p: u64) -> u64 {
@@ -153,7 +153,7 @@ mod tests {
         .iter()
         .map(|&p| rate_at(p))
         .collect();
-        assert_eq!(rates, [1, 1, 2, 2, 4, 8, 256, 256]);
+        assert_eq!(rates, [1, 1, 2, 2, 4, 8, 256, 1024]);
         // Worth about 1.5·HEAD unweighted rows at 20 × HEAD positions.
         let s = Sampled::of(20 * HEAD as usize, |i| i as u64);
         let (w, w2) = s.rows().iter().fold((0.0, 0.0), |(a, b), (_, w)| {

@@ -473,6 +473,123 @@ fn the_profile_does_not_depend_on_threads_or_batch_size() {
     assert_eq!(one["rows"], 60_000);
 }
 
+/// 20,000 rows of eight float32 features (the columns `logreg_multiclass` takes):
+/// one with a large mean, one with a NaN late in the input, one with nulls.
+fn float32_features(seed: u64, shift: f32) -> RecordBatch {
+    let mut rng = Rng(seed);
+    let n = 20_000;
+    let mut fields = vec![Field::new("id", DataType::Int64, false)];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from_iter_values(0..n as i64))];
+    for j in 0..8 {
+        let values: Vec<Option<f32>> = (0..n)
+            .map(|i| {
+                let x = rng.normal() as f32 + shift;
+                match j {
+                    0 => Some(50_000.0 + 1_000.0 * x),
+                    1 if i == 15_001 => Some(f32::NAN),
+                    2 if i % 97 == 0 => None,
+                    _ => Some(x * (j + 1) as f32),
+                }
+            })
+            .collect();
+        fields.push(Field::new(format!("f{j}"), DataType::Float32, true));
+        columns.push(Arc::new(arrow::array::Float32Array::from(values)));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+const FEATURES: &str = "f0,f1,f2,f3,f4,f5,f6,f7";
+
+#[test]
+fn float32_inputs_profiled_while_their_tensor_is_built_match_the_columns_own_profile() {
+    // `--on-error fail` sums a float32 input's moments as its tensor is written
+    // (on CPUs with AVX-512); `skip` measures every column on its own. Both must
+    // give the same profile, with a baseline's range too.
+    let env = Env::new();
+    write_parquet(
+        &env.path("reference.parquet"),
+        [float32_features(1, 0.0)],
+        None,
+    );
+    write_parquet(&env.path("today.parquet"), [float32_features(2, 3.0)], None);
+    let model = "TD/models/logreg_multiclass.onnx";
+    env.run(&[
+        "profile",
+        "-m",
+        model,
+        "-i",
+        "reference.parquet",
+        "-o",
+        "base.json",
+        "--features",
+        FEATURES,
+        "-q",
+    ])
+    .expect_code(0);
+    let run = |on_error: &str, batch: &str| {
+        let summary = format!("{on_error}-{batch}.json");
+        env.run(&[
+            "score",
+            "-m",
+            model,
+            "-i",
+            "today.parquet",
+            "-o",
+            "out.parquet",
+            "--overwrite",
+            "--baseline",
+            "base.json",
+            "--on-drift",
+            "warn",
+            "--on-error",
+            on_error,
+            "--batch-size",
+            batch,
+            "--summary-json",
+            &summary,
+            "--features",
+            FEATURES,
+            "-q",
+        ])
+        .expect_code(0);
+        read_json(&env.path(&summary))["profile"]["inputs"].clone()
+    };
+    let skip = run("skip", "8192");
+    for (on_error, batch) in [("fail", "8192"), ("fail", "777")] {
+        let fail = run(on_error, batch);
+        for j in 0..8 {
+            let name = format!("f{j}");
+            let (a, b) = (&skip[&name], &fail[&name]);
+            for key in [
+                "rows",
+                "nulls",
+                "nan",
+                "count",
+                "min",
+                "max",
+                "outside_baseline",
+                "quantiles",
+            ] {
+                assert_eq!(a[key], b[key], "{name} {key} (batch {batch})");
+            }
+            for key in ["mean", "std"] {
+                let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
+                assert!(
+                    (x - y).abs() <= 1e-6 * x.abs().max(1.0),
+                    "{name} {key}: {x} {y} (batch {batch})"
+                );
+            }
+        }
+        assert_eq!(fail["f1"]["nan"], 1);
+        assert_eq!(fail["f2"]["nulls"], 207);
+        assert!(
+            fail["f0"]["outside_baseline"].as_u64().unwrap() > 0,
+            "{}",
+            fail["f0"]
+        );
+    }
+}
+
 #[test]
 fn the_bundled_table_passes_against_itself_and_fails_as_a_corrupted_copy() {
     let env = Env::new();

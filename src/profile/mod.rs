@@ -81,6 +81,9 @@ pub struct ProfilePlan {
     pub columns: Vec<PlanColumn>,
     /// Per model, per input: the features of its tensor (0 when not float32).
     widths: Vec<Vec<usize>>,
+    /// Empty sums of the tapped tensors, with the baseline's ranges; each batch
+    /// starts from a copy (`input_sums`).
+    sums: InputSums,
 }
 
 impl ProfilePlan {
@@ -146,7 +149,13 @@ impl ProfilePlan {
                 vocabulary: None,
             });
         }
-        ProfilePlan { columns, widths }
+        let mut plan = ProfilePlan {
+            columns,
+            widths,
+            sums: InputSums::default(),
+        };
+        plan.sums = plan.empty_sums();
+        plan
     }
 
     /// What the workers need of a baseline: numeric ranges, string vocabularies.
@@ -160,12 +169,18 @@ impl ProfilePlan {
                 _ => {}
             }
         }
+        self.sums = self.empty_sums();
         self
     }
 
     /// Empty sums for the float32 tensors whose moments this plan reads, to
     /// gather as a batch is scored (`ModelSet::score_observed`).
     pub fn input_sums(&self) -> InputSums {
+        self.sums.clone()
+    }
+
+    /// The sums `input_sums` copies, made when the plan or its ranges change.
+    fn empty_sums(&self) -> InputSums {
         let sums = |m: usize, i: usize, f: usize| {
             let mut ranges = vec![None; f];
             let mut tapped = false;

@@ -50,10 +50,6 @@ impl RowSums {
         if !available() || ranges.is_empty() {
             return None;
         }
-        Some(RowSums::unchecked(ranges))
-    }
-
-    fn unchecked(ranges: &[Option<(f64, f64)>]) -> RowSums {
         let f = ranges.len();
         let padded = f.div_ceil(LANES) * LANES;
         let mut lo = vec![f32::NEG_INFINITY; padded];
@@ -63,7 +59,7 @@ impl RowSums {
                 (lo[j], hi[j]) = (*a as f32, *b as f32);
             }
         }
-        RowSums {
+        Some(RowSums {
             f,
             ranged: ranges.iter().any(Option::is_some),
             lo,
@@ -75,7 +71,7 @@ impl RowSums {
             max: vec![f32::NEG_INFINITY; padded],
             outside: vec![0; padded],
             rows: 0,
-        }
+        })
     }
 
     /// Features wide.

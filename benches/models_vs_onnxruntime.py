@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
-"""Model throughput, batchinfer against onnxruntime, one thread, same models, same data.
+"""Model throughput, batchinfer against onnxruntime, same models, same data, same threads.
 
-For each model family and batch size, both engines score the same in-memory rows on
-one thread; the figure is rows per CPU-second (CPU time, so other load on a shared
-machine matters less than for wall time). Median of --repeat runs, measured
-alternately in one run of this script.
+For each model family, thread count and batch size, both engines score the same
+in-memory rows; the figure is rows per CPU-second on one thread (CPU time, so other
+load on a shared machine matters less than for wall time) and rows per wall-second on
+more. Median of --repeat runs, measured alternately in one run of this script.
+
+For dense models (Gemm and MatMul with constant weights) it also prints GFLOP/s and
+the share of the core's fp32 peak. The peak is measured first, by a small loop of
+independent fused multiply-adds (C, built with gcc for the widest vectors the CPU
+has: AVX-512, else AVX2), on one core and on --threads cores at once. The CPU's model
+name heads the output.
 
     pip install -r testdata/requirements.txt
     cargo build --release            # or pass --batchinfer target/debug/batchinfer
-    python benches/models_vs_onnxruntime.py [--rows 65536] [--repeat 5]
+    python benches/models_vs_onnxruntime.py [--rows 65536] [--repeat 5] [--threads 1,2]
+        [--models mlp,dense]
 
 Models and data are generated into target/bench-models/ (not committed).
 """
@@ -36,7 +43,7 @@ FEATURES = [f"f{i}" for i in range(N_FEATURES)]
 
 
 def make(rows):
-    """Bench models as in ../shared/MEASURED.md, trained on synthetic data."""
+    """The bench models, trained on synthetic data."""
     from sklearn.ensemble import (GradientBoostingRegressor, HistGradientBoostingClassifier,
                                   RandomForestClassifier)
     from sklearn.linear_model import LogisticRegression
@@ -109,26 +116,104 @@ def dense_network(rng):
     return m
 
 
-def ort_rows_per_cpu_s(model, x, batch):
+FMA_LOOP = r"""
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+/* 24 independent accumulators in registers: enough to cover an FMA's latency on two ports. */
+#define EACH(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) \
+                X(12) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
+#define DECLARE(i) VEC acc##i = SET1(1.0f + i * 0.01f);
+#define STEP(i) acc##i = FMA(acc##i, a, b);
+#define FOLD(i) STORE(lanes, acc##i); sink += lanes[0];
+int main(int argc, char **argv) {
+    long iters = atol(argv[1]);
+    EACH(DECLARE)
+    VEC a = SET1(0.999999f), b = SET1(1e-7f);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long n = 0; n < iters; n++) { EACH(STEP) }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    float sink = 0, lanes[LANES];
+    EACH(FOLD)
+    double s = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    printf("%.3f %f\\n", (double)iters * 24 * LANES * 2 / s / 1e9, sink);
+    return 0;
+}
+"""
+
+
+def cpu_model():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def fma_peak_gflops(threads):
+    """fp32 GFLOP/s of one core, and of `threads` cores running the loop at once (the best of 5)."""
+    flags = Path("/proc/cpuinfo").read_text()
+    if " avx512f" in flags:
+        isa, cflags = "AVX-512", ["-mavx512f", "-DVEC=__m512", "-DSET1=_mm512_set1_ps",
+                                  "-DFMA=_mm512_fmadd_ps", "-DSTORE=_mm512_storeu_ps", "-DLANES=16"]
+    else:
+        isa, cflags = "AVX2", ["-mavx2", "-mfma", "-DVEC=__m256", "-DSET1=_mm256_set1_ps",
+                               "-DFMA=_mm256_fmadd_ps", "-DSTORE=_mm256_storeu_ps", "-DLANES=8"]
+    OUT.mkdir(parents=True, exist_ok=True)
+    src, exe = OUT / "fma_peak.c", OUT / f"fma_peak_{isa}"
+    src.write_text(FMA_LOOP)
+    subprocess.run(["gcc", "-O2", *cflags, str(src), "-o", str(exe)], check=True)
+    iters = str(200_000_000 // 24)
+
+    def once(n):
+        procs = [subprocess.Popen([str(exe), iters], stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        return sum(float(p.communicate()[0].split()[0]) for p in procs)
+
+    one = max(once(1) for _ in range(5))
+    many = max(once(threads) for _ in range(5)) if threads > 1 else one
+    return isa, one, many
+
+
+def dense_flop_per_row(model):
+    """2 x K x N for each Gemm or MatMul whose right-hand side is a constant [K, N]; None if
+    the model has no such node (trees, linear classifiers)."""
+    m = onnx.load(str(model))
+    shapes = {t.name: list(t.dims) for t in m.graph.initializer}
+    flop = 0
+    for node in m.graph.node:
+        if node.op_type in ("Gemm", "MatMul") and len(node.input) > 1 and node.input[1] in shapes:
+            k, n = shapes[node.input[1]][-2:]
+            if node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute):
+                k, n = n, k
+            flop += 2 * k * n
+    return flop or None
+
+
+def ort_rows_per_s(model, x, batch, threads):
+    """Rows per CPU-second on one thread, rows per wall-second on more."""
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     sess.run(None, {name: x[:batch]})  # warm-up
-    t0 = time.process_time()
+    clock = time.process_time if threads == 1 else time.perf_counter
+    t0 = clock()
     for s in range(0, len(x), batch):
         sess.run(None, {name: x[s:s + batch]})
-    return len(x) / (time.process_time() - t0)
+    return len(x) / (clock() - t0)
 
 
-def batchinfer_rows_per_cpu_s(binary, model, data, rows, batches, repeat):
+def batchinfer_rows_per_s(binary, model, data, rows, batches, threads):
+    """`batchinfer bench`'s rows per CPU-second on one thread, rows per wall-second on more."""
     cmd = [str(binary), "bench", str(model), "--input", str(data), "--features", ",".join(FEATURES),
-           "--threads", "1", "--batch-size", ",".join(map(str, batches)), "--rows", str(rows),
-           "--repeat", str(repeat), "--json"]
+           "--threads", str(threads), "--batch-size", ",".join(map(str, batches)), "--rows", str(rows),
+           "--repeat", "1", "--json"]
     report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-    return {r["batch_size"]: r["rows_per_cpu_s"] for r in report["results"]}, report["model_load_s"]
+    key = "rows_per_cpu_s" if threads == 1 else "rows_per_s"
+    return {r["batch_size"]: r[key] for r in report["results"]}, report["model_load_s"]
 
 
 def main():
@@ -136,37 +221,56 @@ def main():
     ap.add_argument("--rows", type=int, default=65536)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--batch-sizes", default="1024,8192")
+    ap.add_argument("--threads", default="1", help="thread counts, comma-separated (1,2)")
+    ap.add_argument("--models", default="", help="only models whose name contains one of these words")
     ap.add_argument("--batchinfer", default=None)
     args = ap.parse_args()
     batches = [int(b) for b in args.batch_sizes.split(",")]
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    words = [w for w in args.models.split(",") if w]
     binary = Path(args.batchinfer).resolve() if args.batchinfer else next(
         (p for p in [ROOT / "target/release/batchinfer", ROOT / "target/debug/batchinfer"] if p.exists()), None)
     if binary is None:
         sys.exit("build batchinfer first (cargo build --release)")
-    if not (OUT / "data.parquet").exists():
+    data = OUT / "data.parquet"
+    if not data.exists() or pq.ParquetFile(data).metadata.num_rows < args.rows:
         make(args.rows)
     if not (OUT / "onnx_dense_256x256.onnx").exists():
         onnx.save(dense_network(np.random.default_rng(8)), OUT / "onnx_dense_256x256.onnx")
     x = np.stack([pq.read_table(OUT / "data.parquet", columns=[c])[c].to_numpy(zero_copy_only=False).astype(np.float32)
                   for c in FEATURES], axis=1)[: args.rows]
     x = np.ascontiguousarray(x)
-    print(f"machine: {os.cpu_count()} cores; {len(x)} rows x {N_FEATURES} float32; one thread; "
-          f"rows per CPU-second, median of {args.repeat}; batchinfer binary {binary.relative_to(ROOT)}")
-    print(f"| model | batch | batchinfer | onnxruntime | ratio |")
-    print(f"|---|---|---|---|---|")
+    isa, peak_one, peak_all = fma_peak_gflops(max(thread_counts))
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; fp32 FMA peak ({isa} loop): {peak_one:.0f} GFLOP/s "
+          f"on one core, {peak_all:.0f} on {max(thread_counts)} at once")
+    print(f"{len(x)} rows x {N_FEATURES} float32; rows per CPU-second on 1 thread, per wall-second on more; "
+          f"median of {args.repeat}, alternately; batchinfer binary {binary.relative_to(ROOT)}")
+    print("| model | threads | batch | batchinfer | onnxruntime | ratio | GFLOP/s, batchinfer / onnxruntime | share of peak |")
+    print("|---|---|---|---|---|---|---|---|")
     for model in sorted(OUT.glob("*.onnx")):
-        ours = {b: [] for b in batches}
-        theirs = {b: [] for b in batches}
-        load = None
-        for _ in range(args.repeat):  # alternate the two engines
-            res, load = batchinfer_rows_per_cpu_s(binary, model, OUT / "data.parquet", len(x), batches, 1)
+        if words and not any(w in model.stem for w in words):
+            continue
+        flop = dense_flop_per_row(model)
+        for threads in thread_counts:
+            ours = {b: [] for b in batches}
+            theirs = {b: [] for b in batches}
+            load = None
+            for _ in range(args.repeat):  # alternate the two engines
+                res, load = batchinfer_rows_per_s(binary, model, OUT / "data.parquet", len(x), batches, threads)
+                for b in batches:
+                    ours[b].append(res[b])
+                    theirs[b].append(ort_rows_per_s(model, x, b, threads))
+            peak = peak_one if threads == 1 else peak_all
             for b in batches:
-                ours[b].append(res[b])
-                theirs[b].append(ort_rows_per_cpu_s(model, x, b))
-        for b in batches:
-            a, o = statistics.median(ours[b]), statistics.median(theirs[b])
-            print(f"| {model.stem} | {b} | {a:,.0f} | {o:,.0f} | {a / o:.2f} |", flush=True)
-        print(f"| {model.stem} | load+optimise | {load * 1000:.0f} ms | | |")
+                a, o = statistics.median(ours[b]), statistics.median(theirs[b])
+                dense = ""
+                if flop:
+                    ga, go = a * flop / 1e9, o * flop / 1e9
+                    dense = f"{ga:.0f} / {go:.0f} | {ga / peak:.0%} / {go / peak:.0%}"
+                else:
+                    dense = " | "
+                print(f"| {model.stem} | {threads} | {b} | {a:,.0f} | {o:,.0f} | {a / o:.2f} | {dense} |", flush=True)
+        print(f"| {model.stem} | load+optimise | | {load * 1000:.0f} ms | | | | |")
 
 
 if __name__ == "__main__":

@@ -151,8 +151,8 @@ def cpu_model():
     return "unknown CPU"
 
 
-def fma_peak_gflops(threads):
-    """fp32 GFLOP/s of one core, and of `threads` cores running the loop at once (the best of 5)."""
+def fma_peak_gflops(thread_counts):
+    """fp32 GFLOP/s of as many cores running the loop at once as each thread count (the best of 5)."""
     flags = Path("/proc/cpuinfo").read_text()
     if " avx512f" in flags:
         isa, cflags = "AVX-512", ["-mavx512f", "-DVEC=__m512", "-DSET1=_mm512_set1_ps",
@@ -170,9 +170,7 @@ def fma_peak_gflops(threads):
         procs = [subprocess.Popen([str(exe), iters], stdout=subprocess.PIPE, text=True) for _ in range(n)]
         return sum(float(p.communicate()[0].split()[0]) for p in procs)
 
-    one = max(once(1) for _ in range(5))
-    many = max(once(threads) for _ in range(5)) if threads > 1 else one
-    return isa, one, many
+    return isa, {n: max(once(n) for _ in range(5)) for n in thread_counts}
 
 
 def dense_flop_per_row(model):
@@ -237,12 +235,12 @@ def main():
         make(args.rows)
     if not (OUT / "onnx_dense_256x256.onnx").exists():
         onnx.save(dense_network(np.random.default_rng(8)), OUT / "onnx_dense_256x256.onnx")
-    x = np.stack([pq.read_table(OUT / "data.parquet", columns=[c])[c].to_numpy(zero_copy_only=False).astype(np.float32)
+    x = np.stack([pq.read_table(data, columns=[c])[c].to_numpy(zero_copy_only=False).astype(np.float32)
                   for c in FEATURES], axis=1)[: args.rows]
     x = np.ascontiguousarray(x)
-    isa, peak_one, peak_all = fma_peak_gflops(max(thread_counts))
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; fp32 FMA peak ({isa} loop): {peak_one:.0f} GFLOP/s "
-          f"on one core, {peak_all:.0f} on {max(thread_counts)} at once")
+    isa, peaks = fma_peak_gflops(thread_counts)
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; fp32 FMA peak ({isa} loop), GFLOP/s: "
+          + ", ".join(f"{g:.0f} on {n} core{'s' * (n > 1)} at once" for n, g in peaks.items()))
     print(f"{len(x)} rows x {N_FEATURES} float32; rows per CPU-second on 1 thread, per wall-second on more; "
           f"median of {args.repeat}, alternately; batchinfer binary {binary.relative_to(ROOT)}")
     print("| model | threads | batch | batchinfer | onnxruntime | ratio | GFLOP/s, batchinfer / onnxruntime | share of peak |")
@@ -256,19 +254,16 @@ def main():
             theirs = {b: [] for b in batches}
             load = None
             for _ in range(args.repeat):  # alternate the two engines
-                res, load = batchinfer_rows_per_s(binary, model, OUT / "data.parquet", len(x), batches, threads)
+                res, load = batchinfer_rows_per_s(binary, model, data, len(x), batches, threads)
                 for b in batches:
                     ours[b].append(res[b])
                     theirs[b].append(ort_rows_per_s(model, x, b, threads))
-            peak = peak_one if threads == 1 else peak_all
             for b in batches:
                 a, o = statistics.median(ours[b]), statistics.median(theirs[b])
-                dense = ""
+                dense = " | "
                 if flop:
                     ga, go = a * flop / 1e9, o * flop / 1e9
-                    dense = f"{ga:.0f} / {go:.0f} | {ga / peak:.0%} / {go / peak:.0%}"
-                else:
-                    dense = " | "
+                    dense = f"{ga:.0f} / {go:.0f} | {ga / peaks[threads]:.0%} / {go / peaks[threads]:.0%}"
                 print(f"| {model.stem} | {threads} | {b} | {a:,.0f} | {o:,.0f} | {a / o:.2f} | {dense} |", flush=True)
         print(f"| {model.stem} | load+optimise | | {load * 1000:.0f} ms | | | | |")
 
